@@ -1,0 +1,159 @@
+//! The one error type of the crate.
+
+use std::fmt;
+
+/// Everything that can go wrong with a ring.
+///
+/// Variants carry the value and the limit involved, so a message is enough
+/// for an operator to act on.
+///
+/// ```
+/// use fusion_ring::{PriorityClass, RingError, UltraFastRing};
+///
+/// let ring = UltraFastRing::new(8)?;
+/// let err = ring.send_fast(&[0u8; 41], PriorityClass::Normal).unwrap_err();
+/// assert_eq!(err, RingError::TooLarge { len: 41, max: 40 });
+/// assert_eq!(err.to_string(), "message of 41 bytes exceeds the limit of 40 bytes");
+/// # Ok::<(), RingError>(())
+/// ```
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RingError {
+    /// No free slot: the message was not sent and the ring is unchanged.
+    #[error("ring is full: no free slot")]
+    Full,
+    /// No message to receive.
+    #[error("ring is empty: no message to receive")]
+    Empty,
+    /// The message is larger than the path allows.
+    #[error("message of {len} bytes exceeds the limit of {max} bytes")]
+    TooLarge {
+        /// Length of the rejected message.
+        len: usize,
+        /// Largest length this path accepts.
+        max: usize,
+    },
+    /// The receive buffer is shorter than the next message, which stays queued.
+    #[error("receive buffer too small: the next message needs {needed} bytes, the buffer has {got}")]
+    BufferTooSmall {
+        /// Length of the waiting message.
+        needed: usize,
+        /// Length of the buffer that was passed.
+        got: usize,
+    },
+    /// A blocking call ran out of time; nothing was sent or consumed.
+    #[error("timed out")]
+    Timeout,
+    /// The other side of the ring has no live participant.
+    #[error("peer disconnected")]
+    Disconnected,
+    /// The capacity is not a power of two in the supported range.
+    #[error("invalid capacity {capacity}: must be a power of two between {min} and {max}")]
+    InvalidCapacity {
+        /// The rejected capacity.
+        capacity: usize,
+        /// Smallest accepted capacity.
+        min: usize,
+        /// Largest accepted capacity.
+        max: usize,
+    },
+    /// A segment name that cannot be used.
+    #[error("invalid segment name {name:?}: {reason}")]
+    InvalidName {
+        /// The rejected name.
+        name: String,
+        /// Why it was rejected.
+        reason: &'static str,
+    },
+    /// The zero-copy arena has no block of the size asked for.
+    #[error("zero-copy arena exhausted: no free block for {len} bytes")]
+    ArenaExhausted {
+        /// Requested payload length.
+        len: usize,
+    },
+    /// A named segment already exists (creation uses `O_EXCL`).
+    #[error("segment {name} already exists")]
+    AlreadyExists {
+        /// The segment name.
+        name: String,
+    },
+    /// No segment of that name.
+    #[error("segment {name} does not exist")]
+    NotFound {
+        /// The segment name.
+        name: String,
+    },
+    /// The segment was made by an incompatible version of this library.
+    #[error("segment {segment} has layout version {found}, this library reads version {expected}")]
+    VersionMismatch {
+        /// Which segment.
+        segment: String,
+        /// Version found in the segment.
+        found: u32,
+        /// Version this build understands.
+        expected: u32,
+    },
+    /// The segment failed validation.
+    #[error(transparent)]
+    Corrupt(#[from] CorruptError),
+    /// An operating-system call failed.
+    #[error("{op} failed: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The OS error.
+        #[source]
+        source: IoError,
+    },
+}
+
+/// Why a segment was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("segment {segment} is corrupt: {what}")]
+pub struct CorruptError {
+    /// Which segment (name, or `memfd` / `fd N`).
+    pub segment: String,
+    /// What is wrong with it.
+    pub what: String,
+}
+
+impl CorruptError {
+    pub(crate) fn new(segment: impl Into<String>, what: impl Into<String>) -> Self {
+        Self {
+            segment: segment.into(),
+            what: what.into(),
+        }
+    }
+}
+
+/// An OS error kept comparable (`RingError` is `PartialEq` for tests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IoError(pub i32);
+
+impl IoError {
+    /// The raw `errno`.
+    pub fn raw_os_error(&self) -> i32 {
+        self.0
+    }
+}
+
+impl fmt::Display for IoError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", std::io::Error::from_raw_os_error(self.0))
+    }
+}
+
+impl std::error::Error for IoError {}
+
+impl RingError {
+    #[cfg(not(fusion_ring_loom))]
+    pub(crate) fn io(op: &'static str, errno: rustix::io::Errno) -> Self {
+        RingError::Io {
+            op,
+            source: IoError(errno.raw_os_error()),
+        }
+    }
+}
+
+/// Shorthand used throughout the crate.
+pub type Result<T, E = RingError> = std::result::Result<T, E>;

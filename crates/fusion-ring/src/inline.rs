@@ -1,0 +1,85 @@
+//! The inline path's constants and the seeds' free functions.
+
+use crate::{PriorityClass, Result, Ring};
+
+/// Largest message that travels inline in a slot (the 40-byte payload).
+pub const INLINE_MAX: usize = crate::layout::SLOT_PAYLOAD;
+
+/// Whether a message of `len` bytes travels inline.
+///
+/// ```
+/// use fusion_ring::{fits_inline, INLINE_MAX};
+/// assert!(fits_inline(0) && fits_inline(INLINE_MAX));
+/// assert!(!fits_inline(INLINE_MAX + 1));
+/// ```
+#[inline(always)]
+pub const fn fits_inline(len: usize) -> bool {
+    len <= INLINE_MAX
+}
+
+/// Sends `data` (at most [`INLINE_MAX`] bytes) inline with
+/// [`PriorityClass::Normal`].
+///
+/// ```
+/// use fusion_ring::{fits_inline, send_inline, UltraFastRing};
+/// let ring = UltraFastRing::new(16)?;
+/// let data = b"tick 42";
+/// if fits_inline(data.len()) {
+///     send_inline(&ring, data)?;
+/// }
+/// assert_eq!(ring.as_ring().len(), 1);
+/// # Ok::<(), fusion_ring::RingError>(())
+/// ```
+pub fn send_inline<R: AsRef<Ring>>(ring: &R, data: &[u8]) -> Result<()> {
+    ring.as_ref().send_inline_with(1, |_| (data, PriorityClass::Normal)).map(drop)
+}
+
+/// One message of a batch: bytes and priority class.
+///
+/// ```
+/// use fusion_ring::{BatchMessage, PriorityClass};
+/// let m = BatchMessage::new(b"msg1", PriorityClass::Normal);
+/// assert_eq!(m.data(), b"msg1");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchMessage<'a> {
+    data: &'a [u8],
+    priority: PriorityClass,
+}
+
+impl<'a> BatchMessage<'a> {
+    /// A batch entry.
+    pub const fn new(data: &'a [u8], priority: PriorityClass) -> Self {
+        Self { data, priority }
+    }
+    /// Its bytes.
+    pub const fn data(&self) -> &'a [u8] {
+        self.data
+    }
+    /// Its priority class.
+    pub const fn priority(&self) -> PriorityClass {
+        self.priority
+    }
+}
+
+/// Sends a batch with one claim; returns how many messages were sent (all
+/// of them unless the ring filled up: a prefix is sent, the rest are not).
+/// Every message is checked before anything is sent: one too large gives
+/// `TooLarge` and sends nothing. On a ring without an arena every message
+/// must fit inline.
+///
+/// ```
+/// use fusion_ring::{send_batch, BatchMessage, PriorityClass, UltraFastRing};
+/// let ring = UltraFastRing::new(256)?;
+/// let messages = [
+///     BatchMessage::new(b"msg1", PriorityClass::Normal),
+///     BatchMessage::new(b"msg2", PriorityClass::Normal),
+///     BatchMessage::new(b"msg3", PriorityClass::RealTime),
+/// ];
+/// assert_eq!(send_batch(&ring, &messages)?, 3);
+/// # Ok::<(), fusion_ring::RingError>(())
+/// ```
+pub fn send_batch<R: AsRef<Ring>>(ring: &R, messages: &[BatchMessage<'_>]) -> Result<usize> {
+    ring.as_ref()
+        .send_inline_with(messages.len(), |i| (messages[i].data, messages[i].priority))
+}

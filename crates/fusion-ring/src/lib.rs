@@ -1,0 +1,111 @@
+//! # fusion-ring
+//!
+//! Lock-free message rings in shared memory, for moving messages between
+//! threads and, above all, between processes on one Linux machine with no
+//! system call, lock or allocation on the hot path.
+//!
+//! - Messages of up to [`INLINE_MAX`] (40) bytes travel inline in a 64-byte
+//!   slot; [`UltraFastRing`] is that path with the least overhead.
+//! - Many producers and many consumers, in any processes, claim slots with
+//!   one CAS each; a batch claims many slots with one CAS.
+//! - Every message carries a [`PriorityClass`] and a send timestamp from
+//!   [`Clock`]; each of the five classes has its own stats lane.
+//! - A ring is one segment: anonymous ([`Ring::new`], a memfd that children
+//!   inherit and that can be sent over a Unix socket, see [`Ring::as_fd`] /
+//!   [`Ring::from_fd`]) or named under `/dev/shm` ([`Ring::create`] /
+//!   [`Ring::open`]).
+//!
+//! ## Segment layout
+//! ```text
+//! +--------------------+ 0
+//! | SegmentHeader      |  magic, layout version + hash, capacity, offsets
+//! +--------------------+ 4096
+//! | ControlBlock       |  producer_head | producer_tail | consumer_head |
+//! |                    |  consumer_tail (one 64-B line each) | reserved
+//! +--------------------+
+//! | participants x 64  |  pid + start time + role, 5 lanes of counters
+//! +--------------------+
+//! | slots x capacity   |  seq u64 | stamp u64 | len u32 kind u8 prio u8 | 40 B
+//! +--------------------+
+//! ```
+//!
+//! ## Example: two processes
+//! ```no_run
+//! use fusion_ring::{Config, PriorityClass, UltraFastRing};
+//!
+//! // process A
+//! let ring = UltraFastRing::create("orders", &Config::new(1024))?;
+//! ring.send_fast(b"BUY 100 @ 42.5", PriorityClass::High)?;
+//!
+//! // process B
+//! let ring = UltraFastRing::open("orders")?;
+//! let mut buf = [0u8; 40];
+//! let (len, prio, latency) = ring.recv_fast(&mut buf)?;
+//! # Ok::<(), fusion_ring::RingError>(())
+//! ```
+//!
+//! ## Trust
+//! The other side of shared memory is another program. Everything read from
+//! the segment is an atomic and is validated before use: opening checks the
+//! header against the real file size, and slot lengths, kinds, priorities
+//! and sequence words are range-checked. A peer that scribbles on the
+//! segment can make this side get [`RingError::Corrupt`] or wrong message
+//! bytes, not undefined behaviour. (Hardening against every hostile pattern,
+//! peer-death recovery and fuzzing are tracked separately.)
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks, missing_docs)]
+#![cfg_attr(fusion_ring_loom, allow(dead_code, unused_imports))]
+
+mod atomic;
+mod clock;
+mod error;
+mod layout;
+mod priority;
+mod protocol;
+
+#[cfg(not(fusion_ring_loom))]
+mod config;
+#[cfg(not(fusion_ring_loom))]
+mod inline;
+#[cfg(not(fusion_ring_loom))]
+mod participant;
+#[cfg(not(fusion_ring_loom))]
+mod ring;
+#[cfg(not(fusion_ring_loom))]
+mod segment;
+#[cfg(not(fusion_ring_loom))]
+mod stats;
+#[cfg(not(fusion_ring_loom))]
+mod ultra;
+
+pub use clock::Clock;
+pub use error::{CorruptError, IoError, Result, RingError};
+pub use priority::PriorityClass;
+
+#[cfg(not(fusion_ring_loom))]
+pub use config::{Config, DEFAULT_CAPACITY};
+#[cfg(not(fusion_ring_loom))]
+pub use inline::{fits_inline, send_batch, send_inline, BatchMessage, INLINE_MAX};
+#[cfg(not(fusion_ring_loom))]
+pub use ring::{InlineMessage, Ring, RingStats};
+#[cfg(not(fusion_ring_loom))]
+pub use stats::LaneStats;
+#[cfg(not(fusion_ring_loom))]
+pub use ultra::{UltraFastRing, UltraStats};
+
+/// Removes a named ring's name from `/dev/shm`. Handles already open keep
+/// working; the memory is freed when the last one is dropped.
+///
+/// ```
+/// use fusion_ring::{remove_named, Config, Ring, RingError};
+/// let name = format!("doc-remove-{}", std::process::id());
+/// let ring = Ring::create(&name, &Config::new(8).unlink_on_drop(false))?;
+/// remove_named(&name)?;
+/// assert!(matches!(Ring::open(&name), Err(RingError::NotFound { .. })));
+/// # Ok::<(), RingError>(())
+/// ```
+#[cfg(not(fusion_ring_loom))]
+pub fn remove_named(name: &str) -> Result<()> {
+    segment::unlink_named(name)
+}

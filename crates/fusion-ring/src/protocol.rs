@@ -1,0 +1,333 @@
+//! The slot protocol (Vyukov's bounded MPMC queue over per-slot sequence
+//! words), written against a [`ControlBlock`] and a slot array and knowing
+//! nothing of mmap, so loom can check it on ordinary values.
+//!
+//! A slot's sequence word tells who may touch it, for position `pos`
+//! (slot index `pos & mask`):
+//!
+//! | `seq`            | meaning                                        |
+//! |------------------|------------------------------------------------|
+//! | `pos`            | free: the producer that claims `pos` may write |
+//! | `pos + 1`        | holds message `pos`: a consumer may claim it   |
+//! | `pos + capacity` | released: free for the producer of the next lap |
+//!
+//! Producer: read `producer_head`, check the slot is free, claim with one CAS
+//! on `producer_head` (a batch checks the next k slots and claims k with one
+//! CAS), write, publish with a `Release` store of `pos + 1`.
+//! Consumer: check the slot holds `pos`, read its length (so a too-small
+//! buffer is reported before anything is claimed), claim with one CAS on
+//! `consumer_head`, read, release with a `Release` store of `pos + capacity`.
+//!
+//! Between claim and publish/release the claimer owns the slot exclusively:
+//! nobody else can reach `seq == pos` (producers) or `seq == pos + 1`
+//! (consumers) for it, because the head has moved past `pos`.
+//!
+//! # Orderings
+//! - SYNC POINT "message visible": the producer's `Release` store of
+//!   `pos + 1` pairs with the consumer's `Acquire` load that sees `pos + 1`;
+//!   the slot's stamp, meta and payload written before are visible after.
+//! - SYNC POINT "slot free": the consumer's `Release` store of `pos + capacity`
+//!   pairs with the next-lap producer's `Acquire` load that sees it; the
+//!   consumer's reads of the old content happen before the producer's writes.
+//! - The head CASes are `Relaxed`: they only arbitrate which claimer owns a
+//!   position; all data visibility goes through the sequence words above.
+//! - Slot contents are `Relaxed` atomics, ordered by those two edges.
+//!
+//! # Untrusted peers
+//! Every word here may be scribbled on by another process. A sequence word
+//! ahead of its head with the head not moving is reported as corruption
+//! instead of spinning; lengths and kinds are validated by the callers.
+
+use core::ptr::NonNull;
+
+use crate::atomic::{fence, Ordering};
+use crate::layout::{ControlBlock, Slot, SLOT_PAYLOAD};
+
+/// Words of a slot payload.
+pub(crate) const PAYLOAD_WORDS: usize = SLOT_PAYLOAD / 8;
+
+/// Why a claim did not succeed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ClaimError {
+    /// No free slot (producer side).
+    Full,
+    /// No published message (consumer side).
+    Empty,
+    /// The next message is `needed` bytes, more than the caller's buffer.
+    TooSmall { needed: usize },
+    /// A sequence word contradicts its head: the segment was scribbled on.
+    Corrupt { pos: u64, seq: u64 },
+}
+
+/// A run of claimed positions `pos .. pos + count`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Claim {
+    pub(crate) pos: u64,
+    pub(crate) count: u64,
+}
+
+/// What a consumer read out of a slot.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SlotContent {
+    pub(crate) stamp: u64,
+    pub(crate) meta: u64,
+    pub(crate) payload: [u64; PAYLOAD_WORDS],
+}
+
+/// The protocol over one control block and its slot array.
+pub(crate) struct RingCore {
+    ctrl: NonNull<ControlBlock>,
+    slots: NonNull<Slot>,
+    mask: u64,
+}
+
+// SAFETY: RingCore only hands out shared references to atomics; the owner
+// guarantees the memory outlives it (see `RingCore::new`).
+unsafe impl Send for RingCore {}
+// SAFETY: as above; all access goes through atomics.
+unsafe impl Sync for RingCore {}
+
+impl RingCore {
+    /// # Safety
+    /// `ctrl` must point to a valid `ControlBlock` and `slots` to `capacity`
+    /// valid, 64-byte aligned `Slot`s, both alive for as long as the
+    /// returned value (and every copy of its pointers) is used.
+    /// `capacity` must be a power of two >= 2.
+    pub(crate) unsafe fn new(ctrl: NonNull<ControlBlock>, slots: NonNull<Slot>, capacity: u64) -> Self {
+        debug_assert!(capacity.is_power_of_two() && capacity >= 2);
+        Self {
+            ctrl,
+            slots,
+            mask: capacity - 1,
+        }
+    }
+
+    #[inline(always)]
+    pub(crate) fn capacity(&self) -> u64 {
+        self.mask + 1
+    }
+
+    #[inline(always)]
+    pub(crate) fn ctrl(&self) -> &ControlBlock {
+        // SAFETY: `new`'s contract: ctrl is valid for our lifetime.
+        unsafe { self.ctrl.as_ref() }
+    }
+
+    #[inline(always)]
+    pub(crate) fn slot(&self, pos: u64) -> &Slot {
+        // SAFETY: `pos & mask` < capacity, and `new`'s contract says the
+        // array holds `capacity` valid slots for our lifetime.
+        unsafe { &*self.slots.as_ptr().add((pos & self.mask) as usize) }
+    }
+
+    #[inline(always)]
+    fn prefetch(&self, pos: u64) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let p = self.slot(pos) as *const Slot as *const i8;
+            // SAFETY: prefetch never faults and has no architectural effect;
+            // `p` points into the slot array anyway.
+            unsafe { core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p) };
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = pos;
+    }
+
+    /// Claims up to `max` (>= 1) consecutive free slots with one CAS.
+    #[inline]
+    pub(crate) fn claim_send(&self, max: u64) -> Result<Claim, ClaimError> {
+        let head = &self.ctrl().producer_head.value;
+        let mut pos = head.load(Ordering::Relaxed);
+        loop {
+            let slot = self.slot(pos);
+            // SYNC POINT "slot free" (Acquire; pairs with `release`).
+            let seq = slot.seq.load(Ordering::Acquire);
+            let diff = seq.wrapping_sub(pos) as i64;
+            if diff == 0 {
+                let mut count = 1;
+                while count < max
+                    // SYNC POINT "slot free" for each further slot of a batch.
+                    && self.slot(pos + count).seq.load(Ordering::Acquire) == pos + count
+                {
+                    count += 1;
+                }
+                // Relaxed: the CAS only decides ownership (module docs).
+                match head.compare_exchange_weak(
+                    pos,
+                    pos + count,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => {
+                        self.prefetch(pos + count);
+                        return Ok(Claim { pos, count });
+                    }
+                    Err(current) => pos = current,
+                }
+            } else if diff < 0 {
+                // The slot still holds the message of the previous lap.
+                return Err(ClaimError::Full);
+            } else {
+                // Another producer claimed `pos` since we read the head.
+                let current = head.load(Ordering::Relaxed);
+                if current == pos {
+                    return Err(ClaimError::Corrupt { pos, seq });
+                }
+                pos = current;
+            }
+            crate::atomic::spin_hint();
+        }
+    }
+
+    /// Writes a claimed slot and publishes it to consumers.
+    #[inline(always)]
+    pub(crate) fn publish(&self, pos: u64, stamp: u64, meta: u64, payload: &[u64; PAYLOAD_WORDS]) {
+        let slot = self.slot(pos);
+        slot.stamp.store(stamp, Ordering::Relaxed);
+        slot.meta.store(meta, Ordering::Relaxed);
+        for (word, value) in slot.payload.iter().zip(payload) {
+            word.store(*value, Ordering::Relaxed);
+        }
+        // SYNC POINT "message visible" (Release; pairs with `claim_recv`).
+        slot.seq.store(pos + 1, Ordering::Release);
+    }
+
+    /// Claims up to `max` (>= 1) consecutive published messages with one CAS.
+    ///
+    /// With `buf_len = Some(n)`, a first message longer than `n` bytes is
+    /// reported as `TooSmall` and left in the ring.
+    #[inline]
+    pub(crate) fn claim_recv(&self, max: u64, buf_len: Option<usize>) -> Result<Claim, ClaimError> {
+        let head = &self.ctrl().consumer_head.value;
+        let mut pos = head.load(Ordering::Relaxed);
+        loop {
+            let slot = self.slot(pos);
+            // SYNC POINT "message visible" (Acquire; pairs with `publish`).
+            let seq = slot.seq.load(Ordering::Acquire);
+            let diff = seq.wrapping_sub(pos + 1) as i64;
+            if diff == 0 {
+                if let Some(limit) = buf_len {
+                    let len = slot.meta.load(Ordering::Relaxed) as u32 as usize;
+                    if len > limit {
+                        // Seqlock-style re-check that the length we read is
+                        // message `pos`'s and `pos` is still the next one:
+                        // the Acquire fence keeps the meta load before them.
+                        fence(Ordering::Acquire);
+                        if slot.seq.load(Ordering::Relaxed) == seq
+                            && head.load(Ordering::Relaxed) == pos
+                        {
+                            return Err(ClaimError::TooSmall { needed: len });
+                        }
+                        pos = head.load(Ordering::Relaxed);
+                        continue;
+                    }
+                }
+                let mut count = 1;
+                while count < max
+                    // SYNC POINT "message visible" for each further slot.
+                    && self.slot(pos + count).seq.load(Ordering::Acquire) == pos + count + 1
+                {
+                    count += 1;
+                }
+                // Relaxed: the CAS only decides ownership (module docs).
+                match head.compare_exchange_weak(
+                    pos,
+                    pos + count,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => {
+                        self.prefetch(pos + count);
+                        return Ok(Claim { pos, count });
+                    }
+                    Err(current) => pos = current,
+                }
+            } else if diff < 0 {
+                return Err(ClaimError::Empty);
+            } else {
+                // Another consumer claimed `pos` since we read the head.
+                let current = head.load(Ordering::Relaxed);
+                if current == pos {
+                    return Err(ClaimError::Corrupt { pos, seq });
+                }
+                pos = current;
+            }
+            crate::atomic::spin_hint();
+        }
+    }
+
+    /// Reads a slot the caller has claimed for receiving.
+    #[inline(always)]
+    pub(crate) fn read(&self, pos: u64) -> SlotContent {
+        let slot = self.slot(pos);
+        let mut payload = [0u64; PAYLOAD_WORDS];
+        for (value, word) in payload.iter_mut().zip(&slot.payload) {
+            *value = word.load(Ordering::Relaxed);
+        }
+        SlotContent {
+            stamp: slot.stamp.load(Ordering::Relaxed),
+            meta: slot.meta.load(Ordering::Relaxed),
+            payload,
+        }
+    }
+
+    /// Hands a consumed slot back to producers (next lap).
+    #[inline(always)]
+    pub(crate) fn release(&self, pos: u64) {
+        // SYNC POINT "slot free" (Release; pairs with `claim_send`).
+        self.slot(pos).seq.store(pos + self.capacity(), Ordering::Release);
+    }
+
+    /// Messages published or being written and not yet claimed by a
+    /// consumer (a snapshot; exact only when the ring is quiet).
+    pub(crate) fn len(&self) -> u64 {
+        let ctrl = self.ctrl();
+        // Relaxed: a heuristic snapshot, read in this order so that a
+        // concurrent consumer cannot make it negative in practice.
+        let tail = ctrl.consumer_head.value.load(Ordering::Relaxed);
+        let head = ctrl.producer_head.value.load(Ordering::Relaxed);
+        head.saturating_sub(tail).min(self.capacity())
+    }
+}
+
+/// Packs up to 40 bytes into payload words (little-endian, zero padded).
+#[inline(always)]
+pub(crate) fn pack_payload(data: &[u8]) -> [u64; PAYLOAD_WORDS] {
+    let mut bytes = [0u8; SLOT_PAYLOAD];
+    bytes[..data.len()].copy_from_slice(data);
+    let mut words = [0u64; PAYLOAD_WORDS];
+    for (w, chunk) in words.iter_mut().zip(bytes.chunks_exact(8)) {
+        *w = u64::from_le_bytes(chunk.try_into().expect("8-byte chunk"));
+    }
+    words
+}
+
+/// Unpacks payload words into bytes.
+#[inline(always)]
+pub(crate) fn unpack_payload(words: &[u64; PAYLOAD_WORDS]) -> [u8; SLOT_PAYLOAD] {
+    let mut bytes = [0u8; SLOT_PAYLOAD];
+    for (chunk, w) in bytes.chunks_exact_mut(8).zip(words) {
+        chunk.copy_from_slice(&w.to_le_bytes());
+    }
+    bytes
+}
+
+/// Initial sequence word of slot `index` in a fresh ring.
+pub(crate) fn initial_seq(index: u64) -> u64 {
+    index
+}
+
+#[cfg(all(test, not(fusion_ring_loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_packing_round_trips_every_length() {
+        for len in 0..=SLOT_PAYLOAD {
+            let data: Vec<u8> = (0..len as u8).map(|i| i.wrapping_mul(37) ^ 0xA5).collect();
+            let bytes = unpack_payload(&pack_payload(&data));
+            assert_eq!(&bytes[..len], &data[..]);
+            assert!(bytes[len..].iter().all(|&b| b == 0));
+        }
+    }
+}

@@ -1,0 +1,390 @@
+//! The shared-memory segment: creating, opening and validating it.
+//!
+//! Three ways to get one: an anonymous `memfd` (sealed against shrinking and
+//! growing, inherited across `fork`, handed to other processes as a file
+//! descriptor), a named POSIX shared-memory file under `/dev/shm` (created
+//! with `O_EXCL`, mode 0600 by default), or an inherited / received fd.
+//!
+//! Opening validates, before touching anything else: the real file size
+//! against the header page, the magic, the layout version and hash, the
+//! capacity, every region offset (recomputed from the capacity) and the size
+//! the header claims against the real file size.
+//!
+//! Truncation: a memfd cannot shrink once sealed. A named file can be
+//! truncated by any process with write access while mapped, which makes the
+//! next access fault with `SIGBUS`; the 0600 default keeps that to the
+//! owner's processes. Prefer memfd when peers are not trusted.
+
+mod mapping;
+
+use core::ptr::NonNull;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use rustix::fs::{fcntl_add_seals, fcntl_get_seals, fstat, ftruncate, memfd_create, MemfdFlags, Mode, SealFlags};
+use rustix::io::Errno;
+use rustix::shm;
+
+use crate::atomic::Ordering;
+use crate::error::CorruptError;
+use crate::layout::{
+    check_capacity, ControlBlock, Geometry, ParticipantEntry, SegmentHeader, Slot, LAYOUT_HASH,
+    LAYOUT_VERSION, MAGIC, MAX_PARTICIPANTS, PAGE, SLOT_SIZE,
+};
+use crate::{Config, RingError, Result};
+use mapping::Mapping;
+
+/// How long an opener waits for a creator that has made the file but not yet
+/// written its header.
+const INIT_WAIT: Duration = Duration::from_millis(500);
+
+/// A mapped, validated ring segment.
+#[derive(Debug)]
+pub(crate) struct Segment {
+    map: Mapping,
+    fd: OwnedFd,
+    geometry: Geometry,
+    /// For messages: the name, `memfd` or `fd`.
+    label: String,
+    /// Name to unlink on drop (creator of a named segment only).
+    unlink: Option<String>,
+}
+
+impl Segment {
+    /// A new anonymous segment backed by a sealed memfd.
+    pub(crate) fn create_anonymous(capacity: usize) -> Result<Self> {
+        check_capacity(capacity)?;
+        let geometry = Geometry::for_capacity(capacity);
+        let fd = memfd_create("fusion-ring", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)
+            .map_err(|e| RingError::io("memfd_create", e))?;
+        ftruncate(&fd, geometry.total_size as u64).map_err(|e| RingError::io("ftruncate", e))?;
+        // No shrinking (SIGBUS for mappers), no growing, no further seals
+        // (a peer could otherwise add F_SEAL_FUTURE_WRITE and stop new opens).
+        fcntl_add_seals(&fd, SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL)
+            .map_err(|e| RingError::io("fcntl(F_ADD_SEALS)", e))?;
+        let map = Mapping::map_shared(fd.as_fd(), geometry.total_size)?;
+        let seg = Segment {
+            map,
+            fd,
+            geometry,
+            label: "memfd".into(),
+            unlink: None,
+        };
+        seg.initialize();
+        Ok(seg)
+    }
+
+    /// A new named segment under /dev/shm (`O_CREAT | O_EXCL`).
+    pub(crate) fn create_named(name: &str, config: &Config) -> Result<Self> {
+        config.validate()?;
+        let name = shm_name(name)?;
+        let geometry = Geometry::for_capacity(config.capacity());
+        let fd = shm::open(
+            name.as_str(),
+            shm::OFlags::CREATE | shm::OFlags::EXCL | shm::OFlags::RDWR,
+            Mode::from_raw_mode(config.file_mode()),
+        )
+        .map_err(|e| match e {
+            Errno::EXIST => RingError::AlreadyExists { name: name.clone() },
+            e => RingError::io("shm_open", e),
+        })?;
+        let built = (|| {
+            // The umask may have removed bits: apply the mode exactly.
+            rustix::fs::fchmod(&fd, Mode::from_raw_mode(config.file_mode()))
+                .map_err(|e| RingError::io("fchmod", e))?;
+            ftruncate(&fd, geometry.total_size as u64).map_err(|e| RingError::io("ftruncate", e))?;
+            Mapping::map_shared(fd.as_fd(), geometry.total_size)
+        })();
+        let map = match built {
+            Ok(map) => map,
+            Err(e) => {
+                let _ = shm::unlink(name.as_str());
+                return Err(e);
+            }
+        };
+        let seg = Segment {
+            map,
+            fd,
+            geometry,
+            label: name.clone(),
+            unlink: config.unlinks_on_drop().then_some(name),
+        };
+        seg.initialize();
+        Ok(seg)
+    }
+
+    /// Opens an existing named segment.
+    pub(crate) fn open_named(name: &str) -> Result<Self> {
+        let name = shm_name(name)?;
+        let fd = shm::open(name.as_str(), shm::OFlags::RDWR, Mode::empty()).map_err(|e| match e {
+            Errno::NOENT => RingError::NotFound { name: name.clone() },
+            e => RingError::io("shm_open", e),
+        })?;
+        Self::validate(fd, name)
+    }
+
+    /// Adopts a segment from a file descriptor (received over a socket or
+    /// inherited). A memfd without `F_SEAL_SHRINK` gets it added if possible.
+    pub(crate) fn from_fd(fd: OwnedFd) -> Result<Self> {
+        let label = format!("fd {}", std::os::fd::AsRawFd::as_raw_fd(&fd));
+        if let Ok(seals) = fcntl_get_seals(&fd) {
+            if !seals.contains(SealFlags::SHRINK) && !seals.contains(SealFlags::SEAL) {
+                let _ = fcntl_add_seals(&fd, SealFlags::SHRINK);
+            }
+        }
+        Self::validate(fd, label)
+    }
+
+    fn validate(fd: OwnedFd, label: String) -> Result<Self> {
+        let corrupt = |what: String| RingError::Corrupt(CorruptError::new(label.clone(), what));
+        let file_size = fstat(&fd).map_err(|e| RingError::io("fstat", e))?.st_size as u64;
+        if file_size < PAGE as u64 {
+            return Err(corrupt(format!(
+                "file is {file_size} bytes, smaller than the {PAGE}-byte ring header"
+            )));
+        }
+        // Map the header page only, until the header says how big the ring is.
+        let head_map = Mapping::map_shared(fd.as_fd(), PAGE)?;
+        // SAFETY: the mapping is PAGE bytes, page aligned, and SegmentHeader
+        // is PAGE bytes of atomics (any bit pattern valid).
+        let header = unsafe { head_map.as_ptr().cast::<SegmentHeader>().as_ref() };
+        let geometry = read_header(header, file_size).map_err(|e| match e {
+            HeaderError::Version(found) => RingError::VersionMismatch {
+                segment: label.clone(),
+                found,
+                expected: LAYOUT_VERSION,
+            },
+            HeaderError::Corrupt(what) => corrupt(what),
+        })?;
+        drop(head_map);
+        let map = Mapping::map_shared(fd.as_fd(), geometry.total_size)?;
+        Ok(Segment {
+            map,
+            fd,
+            geometry,
+            label,
+            unlink: None,
+        })
+    }
+
+    /// Writes a fresh header and slot array; the magic goes last.
+    fn initialize(&self) {
+        let g = &self.geometry;
+        for i in 0..g.capacity {
+            // Relaxed: nobody else can see the segment before the magic's
+            // Release store below.
+            self.slot_array_entry(i)
+                .seq
+                .store(crate::protocol::initial_seq(i as u64), Ordering::Relaxed);
+        }
+        let h = self.header();
+        h.layout_version.store(LAYOUT_VERSION, Ordering::Relaxed);
+        h.header_size.store(PAGE as u32, Ordering::Relaxed);
+        h.layout_hash.store(LAYOUT_HASH, Ordering::Relaxed);
+        h.total_size.store(g.total_size as u64, Ordering::Relaxed);
+        h.capacity.store(g.capacity as u64, Ordering::Relaxed);
+        h.slot_size.store(SLOT_SIZE as u32, Ordering::Relaxed);
+        h.max_participants.store(MAX_PARTICIPANTS as u32, Ordering::Relaxed);
+        h.control_offset.store(g.control_offset as u64, Ordering::Relaxed);
+        h.participants_offset.store(g.participants_offset as u64, Ordering::Relaxed);
+        h.slots_offset.store(g.slots_offset as u64, Ordering::Relaxed);
+        h.arena_offset.store(g.arena_offset as u64, Ordering::Relaxed);
+        h.arena_len.store(g.arena_len as u64, Ordering::Relaxed);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        h.created_unix_ns.store(now, Ordering::Relaxed);
+        h.creator_pid.store(rustix::process::getpid().as_raw_nonzero().get() as u32, Ordering::Relaxed);
+        h.ticks_per_ns_bits.store(crate::Clock::ticks_per_ns().to_bits(), Ordering::Relaxed);
+        // SYNC POINT "segment initialised": pairs with the Acquire load of
+        // the magic in `read_header`; every store above is visible to an
+        // opener that sees the magic.
+        h.magic.store(MAGIC, Ordering::Release);
+    }
+
+    pub(crate) fn geometry(&self) -> &Geometry {
+        &self.geometry
+    }
+
+    pub(crate) fn label(&self) -> &str {
+        &self.label
+    }
+
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    fn at<T>(&self, offset: usize) -> NonNull<T> {
+        debug_assert!(offset + core::mem::size_of::<T>() <= self.map.len());
+        // SAFETY: offsets come from the validated geometry and lie inside
+        // the mapping (checked against the file size on open / set on create).
+        unsafe { self.map.as_ptr().add(offset).cast() }
+    }
+
+    pub(crate) fn header(&self) -> &SegmentHeader {
+        // SAFETY: offset 0, PAGE bytes mapped; SegmentHeader is atomics only.
+        unsafe { self.at::<SegmentHeader>(0).as_ref() }
+    }
+
+    pub(crate) fn control(&self) -> NonNull<ControlBlock> {
+        self.at(self.geometry.control_offset)
+    }
+
+    pub(crate) fn slots(&self) -> NonNull<Slot> {
+        self.at(self.geometry.slots_offset)
+    }
+
+    fn slot_array_entry(&self, i: usize) -> &Slot {
+        assert!(i < self.geometry.capacity);
+        // SAFETY: i < capacity; the slot array holds `capacity` slots of
+        // atomics inside the mapping.
+        unsafe { self.slots().add(i).as_ref() }
+    }
+
+    pub(crate) fn participants(&self) -> &[ParticipantEntry] {
+        // SAFETY: the participant region holds MAX_PARTICIPANTS entries of
+        // atomics inside the mapping, suitably aligned (page-aligned start).
+        unsafe {
+            core::slice::from_raw_parts(
+                self.at::<ParticipantEntry>(self.geometry.participants_offset).as_ptr(),
+                MAX_PARTICIPANTS,
+            )
+        }
+    }
+}
+
+impl Drop for Segment {
+    fn drop(&mut self) {
+        if let Some(name) = self.unlink.take() {
+            let _ = shm::unlink(name.as_str());
+        }
+    }
+}
+
+enum HeaderError {
+    Version(u32),
+    Corrupt(String),
+}
+
+/// Reads and checks a header; returns the geometry it describes.
+fn read_header(h: &SegmentHeader, file_size: u64) -> Result<Geometry, HeaderError> {
+    use HeaderError::Corrupt;
+    // A creator that has just made the file may not have written the header
+    // yet: wait a little for the magic.
+    let deadline = Instant::now() + INIT_WAIT;
+    let magic = loop {
+        // SYNC POINT "segment initialised" (Acquire; pairs with `initialize`).
+        let m = h.magic.load(Ordering::Acquire);
+        if m != 0 || Instant::now() >= deadline {
+            break m;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    if magic == 0 {
+        return Err(Corrupt("not initialised: the magic is still zero".into()));
+    }
+    if magic != MAGIC {
+        return Err(Corrupt(format!(
+            "not a fusion-ring segment: magic {:02x?}, expected {:02x?}",
+            magic.to_le_bytes(),
+            MAGIC.to_le_bytes()
+        )));
+    }
+    let r64 = |a: &crate::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    let r32 = |a: &crate::atomic::AtomicU32| a.load(Ordering::Relaxed);
+    let version = r32(&h.layout_version);
+    if version != LAYOUT_VERSION {
+        return Err(HeaderError::Version(version));
+    }
+    let hash = r64(&h.layout_hash);
+    if hash != LAYOUT_HASH {
+        return Err(Corrupt(format!(
+            "layout hash {hash:#018x} does not match this build's {LAYOUT_HASH:#018x}"
+        )));
+    }
+    let fixed = [
+        ("header size", r32(&h.header_size) as u64, PAGE as u64),
+        ("slot size", r32(&h.slot_size) as u64, SLOT_SIZE as u64),
+        ("participant count", r32(&h.max_participants) as u64, MAX_PARTICIPANTS as u64),
+    ];
+    for (what, found, expected) in fixed {
+        if found != expected {
+            return Err(Corrupt(format!("{what} is {found}, expected {expected}")));
+        }
+    }
+    let capacity = r64(&h.capacity);
+    let capacity = usize::try_from(capacity).map_err(|_| Corrupt(format!("capacity {capacity} is out of range")))?;
+    check_capacity(capacity).map_err(|e| Corrupt(e.to_string()))?;
+    let g = Geometry::for_capacity(capacity);
+    let regions = [
+        ("control offset", r64(&h.control_offset), g.control_offset),
+        ("participants offset", r64(&h.participants_offset), g.participants_offset),
+        ("slots offset", r64(&h.slots_offset), g.slots_offset),
+        ("arena offset", r64(&h.arena_offset), g.arena_offset),
+        ("arena length", r64(&h.arena_len), g.arena_len),
+        ("total size", r64(&h.total_size), g.total_size),
+    ];
+    for (what, found, expected) in regions {
+        if found != expected as u64 {
+            return Err(Corrupt(format!(
+                "{what} is {found}, but a ring of capacity {capacity} has {expected}"
+            )));
+        }
+    }
+    if file_size < g.total_size as u64 {
+        return Err(Corrupt(format!(
+            "file is truncated: {file_size} bytes, the header needs {}",
+            g.total_size
+        )));
+    }
+    Ok(g)
+}
+
+/// Normalises a segment name to the `/name` form `shm_open` wants.
+pub(crate) fn shm_name(name: &str) -> Result<String> {
+    let bad = |reason| RingError::InvalidName {
+        name: name.to_string(),
+        reason,
+    };
+    let body = name.strip_prefix('/').unwrap_or(name);
+    if body.is_empty() {
+        return Err(bad("empty"));
+    }
+    if body.len() > 254 {
+        return Err(bad("longer than 254 bytes"));
+    }
+    if body.contains('/') {
+        return Err(bad("contains '/' after the leading one"));
+    }
+    if body.contains('\0') {
+        return Err(bad("contains a NUL byte"));
+    }
+    if body == "." || body == ".." {
+        return Err(bad("is '.' or '..'"));
+    }
+    Ok(format!("/{body}"))
+}
+
+/// Removes a named segment (no check of who uses it).
+pub(crate) fn unlink_named(name: &str) -> Result<()> {
+    let name = shm_name(name)?;
+    shm::unlink(name.as_str()).map_err(|e| match e {
+        Errno::NOENT => RingError::NotFound { name },
+        e => RingError::io("shm_unlink", e),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_normalised_and_checked() {
+        assert_eq!(shm_name("q").unwrap(), "/q");
+        assert_eq!(shm_name("/q").unwrap(), "/q");
+        for bad in ["", "/", "a/b", "/a/b", "..", "a\0b"] {
+            assert!(matches!(shm_name(bad), Err(RingError::InvalidName { .. })), "{bad:?}");
+        }
+        assert!(shm_name(&"x".repeat(255)).is_err());
+    }
+}

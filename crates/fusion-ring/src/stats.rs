@@ -1,0 +1,266 @@
+//! Per-lane statistics, kept in the segment so other processes can read them.
+//!
+//! Each ring handle owns one [`ParticipantEntry`] and is its only writer, so
+//! it updates counters with a plain load + store (no atomic read-modify-write,
+//! no cache line shared with the other side). Readers sum all entries. When a
+//! handle is dropped its counters are folded into entry 0 with `fetch_add`;
+//! a handle that finds no free entry shares entry 0 and uses `fetch_add`.
+
+use crate::atomic::{AtomicU64, Ordering};
+use crate::layout::{LaneCounters, ParticipantEntry, LATENCY_BUCKETS, MAX_PARTICIPANTS};
+use crate::PriorityClass;
+
+/// Counters of one priority lane.
+///
+/// ```
+/// use fusion_ring::{PriorityClass, UltraFastRing};
+/// let ring = UltraFastRing::new(8)?;
+/// ring.send_fast(b"hi", PriorityClass::High)?;
+/// let mut buf = [0u8; 40];
+/// ring.recv_fast(&mut buf)?;
+/// let lane = ring.stats().lanes[PriorityClass::High.lane()];
+/// assert_eq!((lane.sent, lane.received, lane.received_bytes), (1, 1, 2));
+/// assert!(lane.latency_percentile(0.5) >= lane.latency_min);
+/// # Ok::<(), fusion_ring::RingError>(())
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LaneStats {
+    /// Messages sent on this lane.
+    pub sent: u64,
+    /// Payload bytes sent.
+    pub sent_bytes: u64,
+    /// Of `sent`, how many travelled inline.
+    pub inline_sent: u64,
+    /// Of `sent`, how many travelled zero-copy.
+    pub zerocopy_sent: u64,
+    /// Messages received on this lane.
+    pub received: u64,
+    /// Payload bytes received.
+    pub received_bytes: u64,
+    /// Sum of send-to-receive latencies, in clock ticks.
+    pub latency_sum: u64,
+    /// Smallest latency seen (0 if none).
+    pub latency_min: u64,
+    /// Largest latency seen.
+    pub latency_max: u64,
+    /// Log2 histogram: bucket `i` counts latencies in `[2^(i-1), 2^i)` ticks
+    /// (bucket 0: latency 0; the last bucket: everything above).
+    pub latency_hist: [u64; LATENCY_BUCKETS],
+}
+
+impl LaneStats {
+    /// Mean latency in ticks (0 if nothing was received).
+    pub fn avg_latency(&self) -> f64 {
+        if self.received == 0 {
+            0.0
+        } else {
+            self.latency_sum as f64 / self.received as f64
+        }
+    }
+
+    /// Upper bound (in ticks) of the histogram bucket holding quantile `q`
+    /// (0.0..=1.0); 0 if nothing was received.
+    pub fn latency_percentile(&self, q: f64) -> u64 {
+        let total: u64 = self.latency_hist.iter().sum();
+        if total == 0 {
+            return 0;
+        }
+        let rank = ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
+        let mut seen = 0;
+        for (i, n) in self.latency_hist.iter().enumerate() {
+            seen += n;
+            if seen >= rank {
+                return if i + 1 == LATENCY_BUCKETS {
+                    self.latency_max
+                } else {
+                    (1u64 << i).min(self.latency_max.max(1))
+                };
+            }
+        }
+        self.latency_max
+    }
+
+    fn add(&mut self, o: &LaneStats) {
+        self.sent += o.sent;
+        self.sent_bytes += o.sent_bytes;
+        self.inline_sent += o.inline_sent;
+        self.zerocopy_sent += o.zerocopy_sent;
+        self.received += o.received;
+        self.received_bytes += o.received_bytes;
+        self.latency_sum += o.latency_sum;
+        if o.received > 0 {
+            self.latency_min = if self.latency_min == 0 {
+                o.latency_min
+            } else {
+                self.latency_min.min(o.latency_min)
+            };
+        }
+        self.latency_max = self.latency_max.max(o.latency_max);
+        for (a, b) in self.latency_hist.iter_mut().zip(&o.latency_hist) {
+            *a += b;
+        }
+    }
+}
+
+/// Histogram bucket of a latency.
+#[inline(always)]
+pub(crate) fn bucket(latency: u64) -> usize {
+    ((u64::BITS - latency.leading_zeros()) as usize).min(LATENCY_BUCKETS - 1)
+}
+
+/// Adds `v` to a counter this handle owns (see module docs).
+#[inline(always)]
+fn bump(counter: &AtomicU64, v: u64, shared: bool) {
+    if shared {
+        counter.fetch_add(v, Ordering::Relaxed);
+    } else {
+        // Relaxed load + store: this handle is the counter's only writer;
+        // readers only need eventually-visible, untorn values.
+        counter.store(counter.load(Ordering::Relaxed).wrapping_add(v), Ordering::Relaxed);
+    }
+}
+
+/// Writes one participant entry's counters.
+pub(crate) struct StatsWriter<'a> {
+    pub(crate) entry: &'a ParticipantEntry,
+    pub(crate) shared: bool,
+}
+
+impl StatsWriter<'_> {
+    #[inline(always)]
+    pub(crate) fn record_send(&self, lane: usize, count: u64, bytes: u64, zerocopy: bool) {
+        let l = &self.entry.lanes[lane];
+        bump(&l.sent, count, self.shared);
+        bump(&l.sent_bytes, bytes, self.shared);
+        bump(if zerocopy { &l.zerocopy_sent } else { &l.inline_sent }, count, self.shared);
+    }
+
+    #[inline(always)]
+    pub(crate) fn record_recv(&self, lane: usize, bytes: u64, latency: u64) {
+        let l = &self.entry.lanes[lane];
+        bump(&l.received, 1, self.shared);
+        bump(&l.received_bytes, bytes, self.shared);
+        bump(&l.latency_sum, latency, self.shared);
+        bump(&l.latency_hist[bucket(latency)], 1, self.shared);
+        // Relaxed: min/max are statistics; races between sharers may lose
+        // an extreme value but never tear one.
+        if latency > l.latency_max.load(Ordering::Relaxed) {
+            l.latency_max.store(latency, Ordering::Relaxed);
+        }
+        let min1 = l.latency_min_plus1.load(Ordering::Relaxed);
+        if min1 == 0 || latency + 1 < min1 {
+            l.latency_min_plus1.store(latency.saturating_add(1), Ordering::Relaxed);
+        }
+    }
+}
+
+/// Snapshot of one lane's counters.
+pub(crate) fn read_lane(l: &LaneCounters) -> LaneStats {
+    let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    let mut hist = [0u64; LATENCY_BUCKETS];
+    for (h, a) in hist.iter_mut().zip(&l.latency_hist) {
+        *h = r(a);
+    }
+    LaneStats {
+        sent: r(&l.sent),
+        sent_bytes: r(&l.sent_bytes),
+        inline_sent: r(&l.inline_sent),
+        zerocopy_sent: r(&l.zerocopy_sent),
+        received: r(&l.received),
+        received_bytes: r(&l.received_bytes),
+        latency_sum: r(&l.latency_sum),
+        latency_min: r(&l.latency_min_plus1).saturating_sub(1),
+        latency_max: r(&l.latency_max),
+        latency_hist: hist,
+    }
+}
+
+/// Sums the lanes of every entry in use (and the retired entry 0).
+pub(crate) fn aggregate(entries: &[ParticipantEntry]) -> [LaneStats; 5] {
+    let mut out = [LaneStats::default(); PriorityClass::COUNT];
+    for (i, e) in entries.iter().enumerate().take(MAX_PARTICIPANTS) {
+        // Acquire: pairs with the Release that frees an entry after folding
+        // it, so a freed entry is skipped rather than counted twice.
+        if i != 0 && e.id.state.load(Ordering::Acquire) == 0 {
+            continue;
+        }
+        for (o, l) in out.iter_mut().zip(&e.lanes) {
+            o.add(&read_lane(l));
+        }
+    }
+    out
+}
+
+/// Moves `from`'s counters into `into` (atomically added) and zeroes `from`.
+pub(crate) fn fold_into(from: &ParticipantEntry, into: &ParticipantEntry) {
+    for (f, t) in from.lanes.iter().zip(&into.lanes) {
+        let s = read_lane(f);
+        let add = |a: &AtomicU64, v: u64| {
+            if v != 0 {
+                a.fetch_add(v, Ordering::Relaxed);
+            }
+        };
+        add(&t.sent, s.sent);
+        add(&t.sent_bytes, s.sent_bytes);
+        add(&t.inline_sent, s.inline_sent);
+        add(&t.zerocopy_sent, s.zerocopy_sent);
+        add(&t.received, s.received);
+        add(&t.received_bytes, s.received_bytes);
+        add(&t.latency_sum, s.latency_sum);
+        for (a, v) in t.latency_hist.iter().zip(s.latency_hist) {
+            add(a, v);
+        }
+        t.latency_max.fetch_max(s.latency_max, Ordering::Relaxed);
+        if s.received > 0 {
+            let mine = s.latency_min + 1;
+            let _ = t.latency_min_plus1.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |cur| {
+                (cur == 0 || mine < cur).then_some(mine)
+            });
+        }
+        let zero = |a: &AtomicU64| a.store(0, Ordering::Relaxed);
+        for a in [
+            &f.sent,
+            &f.sent_bytes,
+            &f.inline_sent,
+            &f.zerocopy_sent,
+            &f.received,
+            &f.received_bytes,
+            &f.latency_sum,
+            &f.latency_min_plus1,
+            &f.latency_max,
+        ] {
+            zero(a);
+        }
+        f.latency_hist.iter().for_each(zero);
+    }
+}
+
+#[cfg(all(test, not(fusion_ring_loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_are_log2() {
+        assert_eq!(bucket(0), 0);
+        assert_eq!(bucket(1), 1);
+        assert_eq!(bucket(2), 2);
+        assert_eq!(bucket(3), 2);
+        assert_eq!(bucket(4), 3);
+        assert_eq!(bucket(u64::MAX), LATENCY_BUCKETS - 1);
+    }
+
+    #[test]
+    fn percentile_walks_the_histogram() {
+        let mut s = LaneStats {
+            received: 4,
+            latency_max: 100,
+            ..Default::default()
+        };
+        s.latency_hist[bucket(3)] = 3; // three in [2, 4)
+        s.latency_hist[bucket(100)] = 1; // one in [64, 128)
+        assert_eq!(s.latency_percentile(0.5), 4);
+        assert_eq!(s.latency_percentile(0.75), 4);
+        assert_eq!(s.latency_percentile(1.0), 100);
+        assert_eq!(LaneStats::default().latency_percentile(0.5), 0);
+    }
+}
