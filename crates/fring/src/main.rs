@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 use fusion_ring::{Clock, Config, PriorityClass, RingError, UltraFastRing};
 
 #[derive(Parser)]
-#[command(name = "fring", version, about = "fusion-ring: shared-memory IPC rings for Linux")]
+#[command(
+    name = "fring",
+    version,
+    about = "fusion-ring: shared-memory IPC rings for Linux"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -61,7 +65,10 @@ fn demo(messages: u64, capacity: usize) -> Result<(), Box<dyn std::error::Error>
     let mut child = Command::new(exe)
         .args(["demo-consumer", &name, &messages.to_string()])
         .spawn()?;
-    println!("streaming {messages} messages of 0..=40 bytes to process {} through /dev/shm/{name}", child.id());
+    println!(
+        "streaming {messages} messages of 0..=40 bytes to process {} through /dev/shm/{name}",
+        child.id()
+    );
     let start = Instant::now();
     let mut buf = [0u8; 40];
     for i in 0..messages {
@@ -110,7 +117,12 @@ fn demo_consumer(name: &str, messages: u64) -> Result<(), Box<dyn std::error::Er
         };
         let want_len = demo_message(i, &mut want);
         if buf[..len] != want[..want_len] {
-            return Err(format!("message {i}: got {:?}, expected {:?}", &buf[..len], &want[..want_len]).into());
+            return Err(format!(
+                "message {i}: got {:?}, expected {:?}",
+                &buf[..len],
+                &want[..want_len]
+            )
+            .into());
         }
     }
     Ok(())

@@ -34,7 +34,9 @@ pub enum RingError {
         max: usize,
     },
     /// The receive buffer is shorter than the next message, which stays queued.
-    #[error("receive buffer too small: the next message needs {needed} bytes, the buffer has {got}")]
+    #[error(
+        "receive buffer too small: the next message needs {needed} bytes, the buffer has {got}"
+    )]
     BufferTooSmall {
         /// Length of the waiting message.
         needed: usize,

@@ -31,7 +31,9 @@ pub const fn fits_inline(len: usize) -> bool {
 /// # Ok::<(), fusion_ring::RingError>(())
 /// ```
 pub fn send_inline<R: AsRef<Ring>>(ring: &R, data: &[u8]) -> Result<()> {
-    ring.as_ref().send_inline_with(1, |_| (data, PriorityClass::Normal)).map(drop)
+    ring.as_ref()
+        .send_inline_with(1, |_| (data, PriorityClass::Normal))
+        .map(drop)
 }
 
 /// One message of a batch: bytes and priority class.

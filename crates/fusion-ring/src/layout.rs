@@ -193,8 +193,7 @@ impl Geometry {
     /// The layout of a ring of `capacity` slots (validated by the caller).
     pub(crate) const fn for_capacity(capacity: usize) -> Self {
         let control_offset = PAGE;
-        let participants_offset =
-            page_up(control_offset + core::mem::size_of::<ControlBlock>());
+        let participants_offset = page_up(control_offset + core::mem::size_of::<ControlBlock>());
         let slots_offset = page_up(
             participants_offset + MAX_PARTICIPANTS * core::mem::size_of::<ParticipantEntry>(),
         );

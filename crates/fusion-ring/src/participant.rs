@@ -21,7 +21,11 @@ pub(crate) fn register(entries: &[ParticipantEntry]) -> (usize, bool) {
     for (i, e) in entries.iter().enumerate().take(MAX_PARTICIPANTS).skip(1) {
         // Acquire: pairs with the Release in `unregister`, so the zeroed
         // counters of the previous owner are seen before we write ours.
-        if e.id.state.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+        if e.id
+            .state
+            .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+        {
             e.id.pid.store(pid, Ordering::Relaxed);
             e.id.start_time.store(start, Ordering::Relaxed);
             e.id.role.store(0, Ordering::Relaxed);

@@ -93,7 +93,11 @@ impl RingCore {
     /// valid, 64-byte aligned `Slot`s, both alive for as long as the
     /// returned value (and every copy of its pointers) is used.
     /// `capacity` must be a power of two >= 2.
-    pub(crate) unsafe fn new(ctrl: NonNull<ControlBlock>, slots: NonNull<Slot>, capacity: u64) -> Self {
+    pub(crate) unsafe fn new(
+        ctrl: NonNull<ControlBlock>,
+        slots: NonNull<Slot>,
+        capacity: u64,
+    ) -> Self {
         debug_assert!(capacity.is_power_of_two() && capacity >= 2);
         Self {
             ctrl,
@@ -275,7 +279,9 @@ impl RingCore {
     #[inline(always)]
     pub(crate) fn release(&self, pos: u64) {
         // SYNC POINT "slot free" (Release; pairs with `claim_send`).
-        self.slot(pos).seq.store(pos + self.capacity(), Ordering::Release);
+        self.slot(pos)
+            .seq
+            .store(pos + self.capacity(), Ordering::Release);
     }
 
     /// Messages published or being written and not yet claimed by a

@@ -13,7 +13,7 @@ use crate::participant::{self, ROLE_RECEIVER, ROLE_SENDER};
 use crate::protocol::{pack_payload, unpack_payload, ClaimError, RingCore, SlotContent};
 use crate::segment::Segment;
 use crate::stats::{aggregate, LaneStats, StatsWriter};
-use crate::{Clock, Config, PriorityClass, RingError, Result, INLINE_MAX};
+use crate::{Clock, Config, PriorityClass, Result, RingError, INLINE_MAX};
 
 /// The low-level view of a ring: one handle on a shared segment.
 ///
@@ -136,9 +136,13 @@ fn decode(c: &SlotContent) -> Decoded {
             len: len as usize,
             priority,
         },
-        Some(SlotKind::Inline) => Decoded::Bad(format!("inline slot length {len} exceeds {INLINE_MAX}")),
+        Some(SlotKind::Inline) => {
+            Decoded::Bad(format!("inline slot length {len} exceeds {INLINE_MAX}"))
+        }
         Some(SlotKind::Tombstone) => Decoded::Tombstone,
-        Some(SlotKind::ZeroCopy) => Decoded::Bad("zero-copy slot on a ring without an arena".into()),
+        Some(SlotKind::ZeroCopy) => {
+            Decoded::Bad("zero-copy slot on a ring without an arena".into())
+        }
         None => Decoded::Bad(format!("slot kind {kind} is unknown")),
     }
 }
@@ -148,13 +152,17 @@ impl Ring {
     /// anonymous shared-memory segment (memfd), shareable with children
     /// (fork) and other processes (see [`Ring::as_fd`]).
     pub fn new(capacity: usize) -> Result<Self> {
-        Ok(Self::from_segment(Arc::new(Segment::create_anonymous(capacity)?)))
+        Ok(Self::from_segment(Arc::new(Segment::create_anonymous(
+            capacity,
+        )?)))
     }
 
     /// Creates a named ring under `/dev/shm` (`O_EXCL`: fails with
     /// [`RingError::AlreadyExists`] if the name is taken).
     pub fn create(name: &str, config: &Config) -> Result<Self> {
-        Ok(Self::from_segment(Arc::new(Segment::create_named(name, config)?)))
+        Ok(Self::from_segment(Arc::new(Segment::create_named(
+            name, config,
+        )?)))
     }
 
     /// Opens a named ring created by another handle or process.
@@ -257,9 +265,9 @@ impl Ring {
             ClaimError::Full => RingError::Full,
             ClaimError::Empty => RingError::Empty,
             ClaimError::TooSmall { needed } => RingError::BufferTooSmall { needed, got: 0 },
-            ClaimError::Corrupt { pos, seq } => {
-                self.corrupt(format!("slot sequence {seq} contradicts head position {pos}"))
-            }
+            ClaimError::Corrupt { pos, seq } => self.corrupt(format!(
+                "slot sequence {seq} contradicts head position {pos}"
+            )),
         }
     }
 
@@ -278,19 +286,26 @@ impl Ring {
         for i in 0..n {
             let len = msg(i).0.len();
             if len > INLINE_MAX {
-                return Err(RingError::TooLarge { len, max: INLINE_MAX });
+                return Err(RingError::TooLarge {
+                    len,
+                    max: INLINE_MAX,
+                });
             }
         }
         if self.roles.get() & ROLE_SENDER == 0 {
             self.note_role(ROLE_SENDER);
         }
-        let claim = self.core.claim_send(n as u64).map_err(|e| self.claim_error(e))?;
+        let claim = self
+            .core
+            .claim_send(n as u64)
+            .map_err(|e| self.claim_error(e))?;
         let stamp = Clock::now();
         let stats = self.stats_writer();
         for k in 0..claim.count {
             let (data, priority) = msg(k as usize);
             let meta = pack_meta(data.len() as u32, SlotKind::Inline, priority as u8);
-            self.core.publish(claim.pos + k, stamp, meta, &pack_payload(data));
+            self.core
+                .publish(claim.pos + k, stamp, meta, &pack_payload(data));
             stats.record_send(priority.lane(), 1, data.len() as u64, false);
         }
         Ok(claim.count as usize)
@@ -305,7 +320,10 @@ impl Ring {
         loop {
             let limit = (buf.len() < INLINE_MAX).then_some(buf.len());
             let claim = self.core.claim_recv(1, limit).map_err(|e| match e {
-                ClaimError::TooSmall { needed } => RingError::BufferTooSmall { needed, got: buf.len() },
+                ClaimError::TooSmall { needed } => RingError::BufferTooSmall {
+                    needed,
+                    got: buf.len(),
+                },
                 e => self.claim_error(e),
             })?;
             let content = self.core.read(claim.pos);
@@ -316,11 +334,14 @@ impl Ring {
                     let bytes = unpack_payload(&content.payload);
                     buf[..len].copy_from_slice(&bytes[..len]);
                     let latency = now.saturating_sub(content.stamp);
-                    self.stats_writer().record_recv(priority.lane(), len as u64, latency);
+                    self.stats_writer()
+                        .record_recv(priority.lane(), len as u64, latency);
                     return Ok((len, priority, latency));
                 }
                 Decoded::Tombstone => continue,
-                Decoded::Bad(what) => return Err(self.corrupt(format!("at position {}: {what}", claim.pos))),
+                Decoded::Bad(what) => {
+                    return Err(self.corrupt(format!("at position {}: {what}", claim.pos)))
+                }
             }
         }
     }
@@ -333,7 +354,10 @@ impl Ring {
         if self.roles.get() & ROLE_RECEIVER == 0 {
             self.note_role(ROLE_RECEIVER);
         }
-        let claim = self.core.claim_recv(out.len() as u64, None).map_err(|e| self.claim_error(e))?;
+        let claim = self
+            .core
+            .claim_recv(out.len() as u64, None)
+            .map_err(|e| self.claim_error(e))?;
         let now = Clock::now();
         let stats = self.stats_writer();
         let mut n = 0;

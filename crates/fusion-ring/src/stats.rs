@@ -116,7 +116,10 @@ fn bump(counter: &AtomicU64, v: u64, shared: bool) {
     } else {
         // Relaxed load + store: this handle is the counter's only writer;
         // readers only need eventually-visible, untorn values.
-        counter.store(counter.load(Ordering::Relaxed).wrapping_add(v), Ordering::Relaxed);
+        counter.store(
+            counter.load(Ordering::Relaxed).wrapping_add(v),
+            Ordering::Relaxed,
+        );
     }
 }
 
@@ -132,7 +135,15 @@ impl StatsWriter<'_> {
         let l = &self.entry.lanes[lane];
         bump(&l.sent, count, self.shared);
         bump(&l.sent_bytes, bytes, self.shared);
-        bump(if zerocopy { &l.zerocopy_sent } else { &l.inline_sent }, count, self.shared);
+        bump(
+            if zerocopy {
+                &l.zerocopy_sent
+            } else {
+                &l.inline_sent
+            },
+            count,
+            self.shared,
+        );
     }
 
     #[inline(always)]
@@ -149,7 +160,8 @@ impl StatsWriter<'_> {
         }
         let min1 = l.latency_min_plus1.load(Ordering::Relaxed);
         if min1 == 0 || latency + 1 < min1 {
-            l.latency_min_plus1.store(latency.saturating_add(1), Ordering::Relaxed);
+            l.latency_min_plus1
+                .store(latency.saturating_add(1), Ordering::Relaxed);
         }
     }
 }
@@ -213,9 +225,11 @@ pub(crate) fn fold_into(from: &ParticipantEntry, into: &ParticipantEntry) {
         t.latency_max.fetch_max(s.latency_max, Ordering::Relaxed);
         if s.received > 0 {
             let mine = s.latency_min + 1;
-            let _ = t.latency_min_plus1.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |cur| {
-                (cur == 0 || mine < cur).then_some(mine)
-            });
+            let _ = t
+                .latency_min_plus1
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |cur| {
+                    (cur == 0 || mine < cur).then_some(mine)
+                });
         }
         let zero = |a: &AtomicU64| a.store(0, Ordering::Relaxed);
         for a in [

@@ -84,7 +84,9 @@ impl UltraFastRing {
     /// slot is free; in both cases nothing is sent and the ring is unchanged.
     #[inline]
     pub fn send_fast(&self, data: &[u8], priority: PriorityClass) -> Result<()> {
-        self.ring.send_inline_with(1, |_| (data, priority)).map(drop)
+        self.ring
+            .send_inline_with(1, |_| (data, priority))
+            .map(drop)
     }
 
     /// Receives the next message into `buffer`: `(size, priority,
@@ -102,7 +104,8 @@ impl UltraFastRing {
     /// many were sent (a prefix, if the ring filled up; `Full` if none).
     /// All are checked first: one over 40 bytes gives `TooLarge`, nothing sent.
     pub fn send_batch(&self, messages: &[&[u8]], priority: PriorityClass) -> Result<usize> {
-        self.ring.send_inline_with(messages.len(), |i| (messages[i], priority))
+        self.ring
+            .send_inline_with(messages.len(), |i| (messages[i], priority))
     }
 
     /// Receives up to `out.len()` messages with a single claim; returns how
@@ -131,7 +134,11 @@ impl UltraFastRing {
         UltraStats {
             sent,
             received,
-            avg_latency: if received == 0 { 0.0 } else { latency as f64 / received as f64 },
+            avg_latency: if received == 0 {
+                0.0
+            } else {
+                latency as f64 / received as f64
+            },
             lanes,
         }
     }

@@ -5,7 +5,7 @@ use std::os::fd::BorrowedFd;
 
 use rustix::mm::{mmap, munmap, MapFlags, ProtFlags};
 
-use crate::{RingError, Result};
+use crate::{Result, RingError};
 
 /// `len` bytes of a file mapped read-write and shared; unmapped on drop.
 ///

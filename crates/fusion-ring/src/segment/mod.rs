@@ -21,7 +21,9 @@ use core::ptr::NonNull;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use rustix::fs::{fcntl_add_seals, fcntl_get_seals, fstat, ftruncate, memfd_create, MemfdFlags, Mode, SealFlags};
+use rustix::fs::{
+    fcntl_add_seals, fcntl_get_seals, fstat, ftruncate, memfd_create, MemfdFlags, Mode, SealFlags,
+};
 use rustix::io::Errno;
 use rustix::shm;
 
@@ -31,7 +33,7 @@ use crate::layout::{
     check_capacity, ControlBlock, Geometry, ParticipantEntry, SegmentHeader, Slot, LAYOUT_HASH,
     LAYOUT_VERSION, MAGIC, MAX_PARTICIPANTS, PAGE, SLOT_SIZE,
 };
-use crate::{Config, RingError, Result};
+use crate::{Config, Result, RingError};
 use mapping::Mapping;
 
 /// How long an opener waits for a creator that has made the file but not yet
@@ -55,8 +57,11 @@ impl Segment {
     pub(crate) fn create_anonymous(capacity: usize) -> Result<Self> {
         check_capacity(capacity)?;
         let geometry = Geometry::for_capacity(capacity);
-        let fd = memfd_create("fusion-ring", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)
-            .map_err(|e| RingError::io("memfd_create", e))?;
+        let fd = memfd_create(
+            "fusion-ring",
+            MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
+        )
+        .map_err(|e| RingError::io("memfd_create", e))?;
         ftruncate(&fd, geometry.total_size as u64).map_err(|e| RingError::io("ftruncate", e))?;
         // No shrinking (SIGBUS for mappers), no growing, no further seals
         // (a peer could otherwise add F_SEAL_FUTURE_WRITE and stop new opens).
@@ -92,7 +97,8 @@ impl Segment {
             // The umask may have removed bits: apply the mode exactly.
             rustix::fs::fchmod(&fd, Mode::from_raw_mode(config.file_mode()))
                 .map_err(|e| RingError::io("fchmod", e))?;
-            ftruncate(&fd, geometry.total_size as u64).map_err(|e| RingError::io("ftruncate", e))?;
+            ftruncate(&fd, geometry.total_size as u64)
+                .map_err(|e| RingError::io("ftruncate", e))?;
             Mapping::map_shared(fd.as_fd(), geometry.total_size)
         })();
         let map = match built {
@@ -116,10 +122,11 @@ impl Segment {
     /// Opens an existing named segment.
     pub(crate) fn open_named(name: &str) -> Result<Self> {
         let name = shm_name(name)?;
-        let fd = shm::open(name.as_str(), shm::OFlags::RDWR, Mode::empty()).map_err(|e| match e {
-            Errno::NOENT => RingError::NotFound { name: name.clone() },
-            e => RingError::io("shm_open", e),
-        })?;
+        let fd =
+            shm::open(name.as_str(), shm::OFlags::RDWR, Mode::empty()).map_err(|e| match e {
+                Errno::NOENT => RingError::NotFound { name: name.clone() },
+                e => RingError::io("shm_open", e),
+            })?;
         Self::validate(fd, name)
     }
 
@@ -184,18 +191,27 @@ impl Segment {
         h.total_size.store(g.total_size as u64, Ordering::Relaxed);
         h.capacity.store(g.capacity as u64, Ordering::Relaxed);
         h.slot_size.store(SLOT_SIZE as u32, Ordering::Relaxed);
-        h.max_participants.store(MAX_PARTICIPANTS as u32, Ordering::Relaxed);
-        h.control_offset.store(g.control_offset as u64, Ordering::Relaxed);
-        h.participants_offset.store(g.participants_offset as u64, Ordering::Relaxed);
-        h.slots_offset.store(g.slots_offset as u64, Ordering::Relaxed);
-        h.arena_offset.store(g.arena_offset as u64, Ordering::Relaxed);
+        h.max_participants
+            .store(MAX_PARTICIPANTS as u32, Ordering::Relaxed);
+        h.control_offset
+            .store(g.control_offset as u64, Ordering::Relaxed);
+        h.participants_offset
+            .store(g.participants_offset as u64, Ordering::Relaxed);
+        h.slots_offset
+            .store(g.slots_offset as u64, Ordering::Relaxed);
+        h.arena_offset
+            .store(g.arena_offset as u64, Ordering::Relaxed);
         h.arena_len.store(g.arena_len as u64, Ordering::Relaxed);
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
         h.created_unix_ns.store(now, Ordering::Relaxed);
-        h.creator_pid.store(rustix::process::getpid().as_raw_nonzero().get() as u32, Ordering::Relaxed);
-        h.ticks_per_ns_bits.store(crate::Clock::ticks_per_ns().to_bits(), Ordering::Relaxed);
+        h.creator_pid.store(
+            rustix::process::getpid().as_raw_nonzero().get() as u32,
+            Ordering::Relaxed,
+        );
+        h.ticks_per_ns_bits
+            .store(crate::Clock::ticks_per_ns().to_bits(), Ordering::Relaxed);
         // SYNC POINT "segment initialised": pairs with the Acquire load of
         // the magic in `read_header`; every store above is visible to an
         // opener that sees the magic.
@@ -246,7 +262,8 @@ impl Segment {
         // atomics inside the mapping, suitably aligned (page-aligned start).
         unsafe {
             core::slice::from_raw_parts(
-                self.at::<ParticipantEntry>(self.geometry.participants_offset).as_ptr(),
+                self.at::<ParticipantEntry>(self.geometry.participants_offset)
+                    .as_ptr(),
                 MAX_PARTICIPANTS,
             )
         }
@@ -305,7 +322,11 @@ fn read_header(h: &SegmentHeader, file_size: u64) -> Result<Geometry, HeaderErro
     let fixed = [
         ("header size", r32(&h.header_size) as u64, PAGE as u64),
         ("slot size", r32(&h.slot_size) as u64, SLOT_SIZE as u64),
-        ("participant count", r32(&h.max_participants) as u64, MAX_PARTICIPANTS as u64),
+        (
+            "participant count",
+            r32(&h.max_participants) as u64,
+            MAX_PARTICIPANTS as u64,
+        ),
     ];
     for (what, found, expected) in fixed {
         if found != expected {
@@ -313,12 +334,17 @@ fn read_header(h: &SegmentHeader, file_size: u64) -> Result<Geometry, HeaderErro
         }
     }
     let capacity = r64(&h.capacity);
-    let capacity = usize::try_from(capacity).map_err(|_| Corrupt(format!("capacity {capacity} is out of range")))?;
+    let capacity = usize::try_from(capacity)
+        .map_err(|_| Corrupt(format!("capacity {capacity} is out of range")))?;
     check_capacity(capacity).map_err(|e| Corrupt(e.to_string()))?;
     let g = Geometry::for_capacity(capacity);
     let regions = [
         ("control offset", r64(&h.control_offset), g.control_offset),
-        ("participants offset", r64(&h.participants_offset), g.participants_offset),
+        (
+            "participants offset",
+            r64(&h.participants_offset),
+            g.participants_offset,
+        ),
         ("slots offset", r64(&h.slots_offset), g.slots_offset),
         ("arena offset", r64(&h.arena_offset), g.arena_offset),
         ("arena length", r64(&h.arena_len), g.arena_len),
@@ -383,7 +409,10 @@ mod tests {
         assert_eq!(shm_name("q").unwrap(), "/q");
         assert_eq!(shm_name("/q").unwrap(), "/q");
         for bad in ["", "/", "a/b", "/a/b", "..", "a\0b"] {
-            assert!(matches!(shm_name(bad), Err(RingError::InvalidName { .. })), "{bad:?}");
+            assert!(
+                matches!(shm_name(bad), Err(RingError::InvalidName { .. })),
+                "{bad:?}"
+            );
         }
         assert!(shm_name(&"x".repeat(255)).is_err());
     }
