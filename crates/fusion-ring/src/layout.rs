@@ -8,8 +8,9 @@
 //!                     reserved for RingSync / credits / coalescing
 //! participants_offset ParticipantEntry x MAX_PARTICIPANTS: identity line +
 //!                     LaneCounters[5], each written by one handle only
-//! slots_offset        Slot x capacity (64 B each, 64-B aligned)
 //! arena_offset        zero-copy arena (arena_len bytes; 0 in layout v1)
+//! slots_offset        Slot x capacity (64 B each, page aligned); the file
+//!                     ends with the last slot
 //! ```
 //!
 //! Every field is a fixed-width little-endian integer; everything another
@@ -191,14 +192,18 @@ const fn page_up(n: usize) -> usize {
 
 impl Geometry {
     /// The layout of a ring of `capacity` slots (validated by the caller).
+    ///
+    /// The slot array comes last and the file ends exactly where it ends, so
+    /// the file size pins the capacity down: a header whose capacity field
+    /// was changed no longer matches the size of its file.
     pub(crate) const fn for_capacity(capacity: usize) -> Self {
         let control_offset = PAGE;
         let participants_offset = page_up(control_offset + core::mem::size_of::<ControlBlock>());
-        let slots_offset = page_up(
+        let arena_offset = page_up(
             participants_offset + MAX_PARTICIPANTS * core::mem::size_of::<ParticipantEntry>(),
         );
-        let arena_offset = page_up(slots_offset + capacity * SLOT_SIZE);
         let arena_len = 0;
+        let slots_offset = page_up(arena_offset + arena_len);
         Geometry {
             capacity,
             control_offset,
@@ -206,7 +211,7 @@ impl Geometry {
             slots_offset,
             arena_offset,
             arena_len,
-            total_size: arena_offset + arena_len,
+            total_size: slots_offset + capacity * SLOT_SIZE,
         }
     }
 }
@@ -304,14 +309,16 @@ mod tests {
             assert_eq!(g.control_offset, PAGE);
             assert!(g.participants_offset >= g.control_offset + size_of::<ControlBlock>());
             assert!(
-                g.slots_offset
+                g.arena_offset
                     >= g.participants_offset + MAX_PARTICIPANTS * size_of::<ParticipantEntry>()
             );
-            assert!(g.arena_offset >= g.slots_offset + (1 << shift) * SLOT_SIZE);
+            assert!(g.slots_offset >= g.arena_offset + g.arena_len);
             for off in [g.participants_offset, g.slots_offset, g.arena_offset] {
                 assert_eq!(off % PAGE, 0, "{g:?}");
             }
-            assert_eq!(g.total_size, g.arena_offset + g.arena_len);
+            assert_eq!(g.total_size, g.slots_offset + (1 << shift) * SLOT_SIZE);
+            // Distinct capacities give distinct file sizes (see for_capacity).
+            assert_ne!(g.total_size, Geometry::for_capacity(1 << (shift + 1)).total_size);
         }
     }
 

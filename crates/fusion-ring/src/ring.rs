@@ -330,6 +330,14 @@ impl Ring {
             self.core.release(claim.pos);
             let now = Clock::now();
             match decode(&content) {
+                // The length was checked against `buf` before the claim, but
+                // a scribbling peer may have changed it since.
+                Decoded::Inline { len, .. } if len > buf.len() => {
+                    return Err(self.corrupt(format!(
+                        "at position {}: length changed to {len} while being received",
+                        claim.pos
+                    )))
+                }
                 Decoded::Inline { len, priority } => {
                     let bytes = unpack_payload(&content.payload);
                     buf[..len].copy_from_slice(&bytes[..len]);

@@ -363,6 +363,12 @@ fn read_header(h: &SegmentHeader, file_size: u64) -> Result<Geometry, HeaderErro
             g.total_size
         )));
     }
+    if file_size > g.total_size as u64 {
+        return Err(Corrupt(format!(
+            "file is {file_size} bytes, but a ring of capacity {capacity} is exactly {}",
+            g.total_size
+        )));
+    }
     Ok(g)
 }
 
