@@ -25,6 +25,10 @@ use crate::atomic::{AtomicU32, AtomicU64};
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"FRING\0v\x01");
 /// Bumped on every incompatible change of the structures below.
 pub(crate) const LAYOUT_VERSION: u32 = 1;
+/// Header flag: producers do not timestamp messages (see `Config::timestamps`).
+pub(crate) const FLAG_NO_TIMESTAMPS: u32 = 1;
+/// Every flag this build knows.
+pub(crate) const KNOWN_FLAGS: u32 = FLAG_NO_TIMESTAMPS;
 /// Size of a slot.
 pub(crate) const SLOT_SIZE: usize = 64;
 /// Header bytes of a slot (sequence, timestamp, meta).
@@ -69,6 +73,7 @@ pub(crate) struct SegmentHeader {
     pub(crate) arena_len: AtomicU64,
     pub(crate) created_unix_ns: AtomicU64,
     pub(crate) creator_pid: AtomicU32,
+    /// `FLAG_*` bits, fixed at creation.
     pub(crate) flags: AtomicU32,
     /// Creator's calibrated ticks per ns, as `f64::to_bits` (for tools that
     /// read the segment from another process).

@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use crate::atomic::Ordering;
 use crate::error::CorruptError;
-use crate::layout::{pack_meta, unpack_meta, ParticipantEntry, SlotKind, SLOT_PAYLOAD};
+use crate::layout::{pack_meta, FLAG_NO_TIMESTAMPS, unpack_meta, ParticipantEntry, SlotKind, SLOT_PAYLOAD};
 use crate::participant::{self, ROLE_RECEIVER, ROLE_SENDER};
-use crate::protocol::{pack_payload, unpack_payload, ClaimError, RingCore, SlotContent};
+use crate::protocol::{pack_payload, unpack_payload, unpack_payload_into, ClaimError, RingCore, SlotContent};
 use crate::segment::Segment;
 use crate::stats::{aggregate, LaneStats, StatsWriter};
 use crate::{Clock, Config, PriorityClass, Result, RingError, INLINE_MAX};
@@ -37,6 +37,8 @@ pub struct Ring {
     entry_index: usize,
     shared_stats: bool,
     owner_pid: u32,
+    /// Producers stamp messages (header flag, fixed at creation).
+    timestamps: bool,
     roles: Cell<u32>,
     segment: Arc<Segment>,
     _not_sync: PhantomData<Cell<()>>,
@@ -126,7 +128,24 @@ enum Decoded {
     Bad(String),
 }
 
+/// Fast path of [`decode`]: a well-formed inline slot.
+#[inline(always)]
 fn decode(c: &SlotContent) -> Decoded {
+    let (len, kind, prio) = unpack_meta(c.meta);
+    if kind == SlotKind::Inline as u8 && len as usize <= INLINE_MAX {
+        if let Some(priority) = PriorityClass::from_u8(prio) {
+            return Decoded::Inline {
+                len: len as usize,
+                priority,
+            };
+        }
+    }
+    decode_unusual(c)
+}
+
+#[cold]
+#[inline(never)]
+fn decode_unusual(c: &SlotContent) -> Decoded {
     let (len, kind, prio) = unpack_meta(c.meta);
     let Some(priority) = PriorityClass::from_u8(prio) else {
         return Decoded::Bad(format!("slot priority {prio} is not one of the 5 classes"));
@@ -147,13 +166,26 @@ fn decode(c: &SlotContent) -> Decoded {
     }
 }
 
+/// Ticks since `stamp` (`None` for an unstamped message), reading the
+/// clock unless the caller already has `now`.
+#[inline(always)]
+fn latency_since(stamp: u64, now: Option<u64>) -> Option<u64> {
+    (stamp != 0).then(|| now.unwrap_or_else(Clock::now).saturating_sub(stamp))
+}
+
 impl Ring {
     /// A new ring of `capacity` slots (power of two, 2..=2^24) in an
     /// anonymous shared-memory segment (memfd), shareable with children
     /// (fork) and other processes (see [`Ring::as_fd`]).
     pub fn new(capacity: usize) -> Result<Self> {
+        Self::with_config(&Config::new(capacity))
+    }
+
+    /// A new anonymous ring (memfd) with the given [`Config`] (its mode and
+    /// unlink options only matter for named rings).
+    pub fn with_config(config: &Config) -> Result<Self> {
         Ok(Self::from_segment(Arc::new(Segment::create_anonymous(
-            capacity,
+            config,
         )?)))
     }
 
@@ -233,6 +265,7 @@ impl Ring {
             entry_index,
             shared_stats,
             owner_pid: participant::current_pid(),
+            timestamps: segment.flags() & FLAG_NO_TIMESTAMPS == 0,
             roles: Cell::new(0),
             segment,
             _not_sync: PhantomData,
@@ -299,7 +332,7 @@ impl Ring {
             .core
             .claim_send(n as u64)
             .map_err(|e| self.claim_error(e))?;
-        let stamp = Clock::now();
+        let stamp = if self.timestamps { Clock::now() } else { 0 };
         let stats = self.stats_writer();
         for k in 0..claim.count {
             let (data, priority) = msg(k as usize);
@@ -328,7 +361,6 @@ impl Ring {
             })?;
             let content = self.core.read(claim.pos);
             self.core.release(claim.pos);
-            let now = Clock::now();
             match decode(&content) {
                 // The length was checked against `buf` before the claim, but
                 // a scribbling peer may have changed it since.
@@ -339,12 +371,11 @@ impl Ring {
                     )))
                 }
                 Decoded::Inline { len, priority } => {
-                    let bytes = unpack_payload(&content.payload);
-                    buf[..len].copy_from_slice(&bytes[..len]);
-                    let latency = now.saturating_sub(content.stamp);
+                    unpack_payload_into(&content.payload, &mut buf[..len]);
+                    let latency = latency_since(content.stamp, None);
                     self.stats_writer()
                         .record_recv(priority.lane(), len as u64, latency);
-                    return Ok((len, priority, latency));
+                    return Ok((len, priority, latency.unwrap_or(0)));
                 }
                 Decoded::Tombstone => continue,
                 Decoded::Bad(what) => {
@@ -366,7 +397,7 @@ impl Ring {
             .core
             .claim_recv(out.len() as u64, None)
             .map_err(|e| self.claim_error(e))?;
-        let now = Clock::now();
+        let now = self.timestamps.then(Clock::now);
         let stats = self.stats_writer();
         let mut n = 0;
         let mut bad = None;
@@ -376,12 +407,12 @@ impl Ring {
             self.core.release(claim.pos + k);
             match decode(&content) {
                 Decoded::Inline { len, priority } => {
-                    let latency = now.saturating_sub(content.stamp);
+                    let latency = latency_since(content.stamp, now);
                     out[n] = InlineMessage {
                         data: unpack_payload(&content.payload),
                         len: len as u8,
                         priority,
-                        latency_cycles: latency,
+                        latency_cycles: latency.unwrap_or(0),
                     };
                     stats.record_recv(priority.lane(), len as u64, latency);
                     n += 1;

@@ -49,12 +49,16 @@ pub struct LaneStats {
 }
 
 impl LaneStats {
-    /// Mean latency in ticks (0 if nothing was received).
+    /// Number of received messages that carried a timestamp.
+    pub fn timed(&self) -> u64 {
+        self.latency_hist.iter().sum()
+    }
+
+    /// Mean latency in ticks of the timestamped messages (0 if none).
     pub fn avg_latency(&self) -> f64 {
-        if self.received == 0 {
-            0.0
-        } else {
-            self.latency_sum as f64 / self.received as f64
+        match self.timed() {
+            0 => 0.0,
+            n => self.latency_sum as f64 / n as f64,
         }
     }
 
@@ -147,10 +151,11 @@ impl StatsWriter<'_> {
     }
 
     #[inline(always)]
-    pub(crate) fn record_recv(&self, lane: usize, bytes: u64, latency: u64) {
+    pub(crate) fn record_recv(&self, lane: usize, bytes: u64, latency: Option<u64>) {
         let l = &self.entry.lanes[lane];
         bump(&l.received, 1, self.shared);
         bump(&l.received_bytes, bytes, self.shared);
+        let Some(latency) = latency else { return };
         bump(&l.latency_sum, latency, self.shared);
         bump(&l.latency_hist[bucket(latency)], 1, self.shared);
         // Relaxed: min/max are statistics; races between sharers may lose

@@ -48,6 +48,11 @@ impl UltraFastRing {
         Ring::new(capacity).map(Self::from)
     }
 
+    /// A new anonymous ring with the given [`Config`].
+    pub fn with_config(config: &Config) -> Result<Self> {
+        Ring::with_config(config).map(Self::from)
+    }
+
     /// A ring of [`crate::DEFAULT_CAPACITY`] (256) slots.
     pub fn with_default_capacity() -> Result<Self> {
         Self::new(crate::DEFAULT_CAPACITY)
@@ -131,13 +136,14 @@ impl UltraFastRing {
         let sent = lanes.iter().map(|l| l.sent).sum();
         let received = lanes.iter().map(|l| l.received).sum();
         let latency: u64 = lanes.iter().map(|l| l.latency_sum).sum();
+        let timed: u64 = lanes.iter().map(LaneStats::timed).sum();
         UltraStats {
             sent,
             received,
-            avg_latency: if received == 0 {
+            avg_latency: if timed == 0 {
                 0.0
             } else {
-                latency as f64 / received as f64
+                latency as f64 / timed as f64
             },
             lanes,
         }

@@ -31,7 +31,7 @@ use crate::atomic::Ordering;
 use crate::error::CorruptError;
 use crate::layout::{
     check_capacity, ControlBlock, Geometry, ParticipantEntry, SegmentHeader, Slot, LAYOUT_HASH,
-    LAYOUT_VERSION, MAGIC, MAX_PARTICIPANTS, PAGE, SLOT_SIZE,
+    LAYOUT_VERSION, MAGIC, MAX_PARTICIPANTS, PAGE, SLOT_SIZE, KNOWN_FLAGS,
 };
 use crate::{Config, Result, RingError};
 use mapping::Mapping;
@@ -48,15 +48,18 @@ pub(crate) struct Segment {
     geometry: Geometry,
     /// For messages: the name, `memfd` or `fd`.
     label: String,
-    /// Name to unlink on drop (creator of a named segment only).
-    unlink: Option<String>,
+    /// Name to unlink on drop (creator of a named segment only, and only
+    /// by the creating process: a forked child's copy does not unlink).
+    unlink: Option<(String, u32)>,
+    /// `FLAG_*` bits from the header.
+    flags: u32,
 }
 
 impl Segment {
     /// A new anonymous segment backed by a sealed memfd.
-    pub(crate) fn create_anonymous(capacity: usize) -> Result<Self> {
-        check_capacity(capacity)?;
-        let geometry = Geometry::for_capacity(capacity);
+    pub(crate) fn create_anonymous(config: &Config) -> Result<Self> {
+        config.validate()?;
+        let geometry = Geometry::for_capacity(config.capacity());
         let fd = memfd_create(
             "fusion-ring",
             MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
@@ -74,6 +77,7 @@ impl Segment {
             geometry,
             label: "memfd".into(),
             unlink: None,
+            flags: config.header_flags(),
         };
         seg.initialize();
         Ok(seg)
@@ -113,7 +117,10 @@ impl Segment {
             fd,
             geometry,
             label: name.clone(),
-            unlink: config.unlinks_on_drop().then_some(name),
+            unlink: config
+                .unlinks_on_drop()
+                .then(|| (name, crate::participant::current_pid())),
+            flags: config.header_flags(),
         };
         seg.initialize();
         Ok(seg)
@@ -155,7 +162,7 @@ impl Segment {
         // SAFETY: the mapping is PAGE bytes, page aligned, and SegmentHeader
         // is PAGE bytes of atomics (any bit pattern valid).
         let header = unsafe { head_map.as_ptr().cast::<SegmentHeader>().as_ref() };
-        let geometry = read_header(header, file_size).map_err(|e| match e {
+        let (geometry, flags) = read_header(header, file_size).map_err(|e| match e {
             HeaderError::Version(found) => RingError::VersionMismatch {
                 segment: label.clone(),
                 found,
@@ -171,6 +178,7 @@ impl Segment {
             geometry,
             label,
             unlink: None,
+            flags,
         })
     }
 
@@ -206,6 +214,7 @@ impl Segment {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
         h.created_unix_ns.store(now, Ordering::Relaxed);
+        h.flags.store(self.flags, Ordering::Relaxed);
         h.creator_pid.store(
             rustix::process::getpid().as_raw_nonzero().get() as u32,
             Ordering::Relaxed,
@@ -220,6 +229,10 @@ impl Segment {
 
     pub(crate) fn geometry(&self) -> &Geometry {
         &self.geometry
+    }
+
+    pub(crate) fn flags(&self) -> u32 {
+        self.flags
     }
 
     pub(crate) fn label(&self) -> &str {
@@ -272,8 +285,10 @@ impl Segment {
 
 impl Drop for Segment {
     fn drop(&mut self) {
-        if let Some(name) = self.unlink.take() {
-            let _ = shm::unlink(name.as_str());
+        if let Some((name, pid)) = self.unlink.take() {
+            if pid == crate::participant::current_pid() {
+                let _ = shm::unlink(name.as_str());
+            }
         }
     }
 }
@@ -284,7 +299,7 @@ enum HeaderError {
 }
 
 /// Reads and checks a header; returns the geometry it describes.
-fn read_header(h: &SegmentHeader, file_size: u64) -> Result<Geometry, HeaderError> {
+fn read_header(h: &SegmentHeader, file_size: u64) -> Result<(Geometry, u32), HeaderError> {
     use HeaderError::Corrupt;
     // A creator that has just made the file may not have written the header
     // yet: wait a little for the magic.
@@ -369,7 +384,11 @@ fn read_header(h: &SegmentHeader, file_size: u64) -> Result<Geometry, HeaderErro
             g.total_size
         )));
     }
-    Ok(g)
+    let flags = r32(&h.flags);
+    if flags & !KNOWN_FLAGS != 0 {
+        return Err(Corrupt(format!("unknown header flags {flags:#x}")));
+    }
+    Ok((g, flags))
 }
 
 /// Normalises a segment name to the `/name` form `shm_open` wants.
