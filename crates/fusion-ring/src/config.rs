@@ -1,13 +1,24 @@
 //! How a ring is created.
 
 use crate::layout::check_capacity;
-use crate::Result;
+use crate::{Result, RingError};
 
 /// Default number of slots (the seeds' `with_default_capacity`).
 pub const DEFAULT_CAPACITY: usize = 256;
+/// Default size of the zero-copy arena's block area: 32 MiB. (Memory is
+/// only committed as blocks are first used.)
+pub const DEFAULT_ARENA_BYTES: usize = 32 << 20;
+/// Default largest message: 1 MiB.
+pub const DEFAULT_MAX_MESSAGE: usize = 1 << 20;
+/// Largest arena block area: 64 GiB (block indexes are 32-bit, 64-B units).
+pub const MAX_ARENA_BYTES: usize = 64 << 30;
 
-/// Options for creating a ring: capacity, and for named segments the file
-/// mode and whether dropping the creator removes the name.
+/// Options for creating a ring: capacity, zero-copy arena size and largest
+/// message, timestamps and wake-ups, and for named segments the file mode
+/// and whether dropping the creator removes the name.
+///
+/// Defaults: 256 slots, a 32 MiB arena, 1 MiB messages, timestamps and
+/// wake-ups on, mode 0600, name removed with the creator.
 ///
 /// ```
 /// use fusion_ring::Config;
@@ -22,6 +33,9 @@ pub struct Config {
     mode: u32,
     unlink_on_drop: bool,
     timestamps: bool,
+    arena_bytes: usize,
+    max_message: usize,
+    wakeups: bool,
 }
 
 impl Default for Config {
@@ -39,6 +53,9 @@ impl Config {
             mode: 0o600,
             unlink_on_drop: true,
             timestamps: true,
+            arena_bytes: DEFAULT_ARENA_BYTES,
+            max_message: DEFAULT_MAX_MESSAGE,
+            wakeups: true,
         }
     }
 
@@ -81,11 +98,59 @@ impl Config {
     }
 
     pub(crate) fn header_flags(&self) -> u32 {
-        if self.timestamps {
-            0
-        } else {
-            crate::layout::FLAG_NO_TIMESTAMPS
+        let mut flags = 0;
+        if !self.timestamps {
+            flags |= crate::layout::FLAG_NO_TIMESTAMPS;
         }
+        if self.wakeups {
+            flags |= crate::layout::FLAG_WAKEUPS;
+        }
+        flags
+    }
+
+    pub(crate) fn geometry(&self) -> crate::layout::Geometry {
+        crate::layout::Geometry::new(self.capacity, self.arena_bytes, self.max_message_size())
+    }
+
+    /// Size of the zero-copy arena's block area in bytes (rounded up to 64;
+    /// 0: no arena, inline messages only). Pages are committed on first use.
+    pub fn arena_bytes(mut self, bytes: usize) -> Self {
+        self.arena_bytes = bytes.next_multiple_of(64);
+        self
+    }
+
+    /// Largest message the ring accepts (zero-copy above 40 bytes). It must
+    /// fit the arena: one block of its size class, header included.
+    pub fn max_message(mut self, bytes: usize) -> Self {
+        self.max_message = bytes;
+        self
+    }
+
+    /// Whether senders and receivers wake blocked peers (default `true`).
+    /// It costs a `SeqCst` fence per send and per receive; a ring made
+    /// without it can still be waited on, by polling (see [`crate::RingSync`]).
+    pub fn wakeups(mut self, on: bool) -> Self {
+        self.wakeups = on;
+        self
+    }
+
+    /// Bytes of arena block area.
+    pub fn arena_size(&self) -> usize {
+        self.arena_bytes
+    }
+
+    /// Largest message.
+    pub fn max_message_size(&self) -> usize {
+        if self.arena_bytes == 0 {
+            crate::INLINE_MAX
+        } else {
+            self.max_message
+        }
+    }
+
+    /// Whether wake-ups are on.
+    pub fn has_wakeups(&self) -> bool {
+        self.wakeups
     }
 
     /// Number of slots.
@@ -103,8 +168,55 @@ impl Config {
         self.unlink_on_drop
     }
 
-    /// Checks the capacity (`InvalidCapacity` names the value and the range).
+    /// Checks every setting (`InvalidCapacity` / `InvalidConfig` name the
+    /// value and the limit).
+    ///
+    /// ```
+    /// use fusion_ring::{Config, RingError};
+    /// let err = Config::new(64).arena_bytes(1 << 20).max_message(4 << 20).validate();
+    /// assert!(matches!(err, Err(RingError::InvalidConfig { field: "max_message", .. })));
+    /// ```
     pub fn validate(&self) -> Result<()> {
-        check_capacity(self.capacity)
+        check_capacity(self.capacity)?;
+        if self.arena_bytes == 0 {
+            return Ok(());
+        }
+        let bad = |field, value: usize, reason: String| {
+            Err(RingError::InvalidConfig {
+                field,
+                value: value as u64,
+                reason,
+            })
+        };
+        if self.arena_bytes > MAX_ARENA_BYTES {
+            return bad(
+                "arena_bytes",
+                self.arena_bytes,
+                format!("the limit is {MAX_ARENA_BYTES}"),
+            );
+        }
+        let largest = crate::arena::class_payload(crate::layout::MAX_CLASSES - 1);
+        if self.max_message <= crate::INLINE_MAX || self.max_message > largest {
+            return bad(
+                "max_message",
+                self.max_message,
+                format!(
+                    "must be between {} and {largest} with an arena",
+                    crate::INLINE_MAX + 1
+                ),
+            );
+        }
+        let block = crate::arena::block_size(crate::arena::class_for(self.max_message));
+        if block > self.arena_bytes {
+            return bad(
+                "max_message",
+                self.max_message,
+                format!(
+                    "its {block}-byte block does not fit the {}-byte arena",
+                    self.arena_bytes
+                ),
+            );
+        }
+        Ok(())
     }
 }

@@ -59,6 +59,16 @@ pub enum RingError {
         /// Largest accepted capacity.
         max: usize,
     },
+    /// A configuration value out of its range.
+    #[error("invalid config: {field} = {value}: {reason}")]
+    InvalidConfig {
+        /// Which setting.
+        field: &'static str,
+        /// The rejected value.
+        value: u64,
+        /// The rule it breaks, with the limit.
+        reason: String,
+    },
     /// A segment name that cannot be used.
     #[error("invalid segment name {name:?}: {reason}")]
     InvalidName {

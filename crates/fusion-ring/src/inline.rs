@@ -82,6 +82,30 @@ impl<'a> BatchMessage<'a> {
 /// # Ok::<(), fusion_ring::RingError>(())
 /// ```
 pub fn send_batch<R: AsRef<Ring>>(ring: &R, messages: &[BatchMessage<'_>]) -> Result<usize> {
-    ring.as_ref()
-        .send_inline_with(messages.len(), |i| (messages[i].data, messages[i].priority))
+    ring.as_ref().send_batch_mixed(messages)
+}
+
+/// The seeds' `allocate_zerocopy_buffer`, in safe form: a writable block of
+/// `len` bytes in the ring's arena (see [`crate::Loan`]).
+///
+/// ```
+/// use fusion_ring::{allocate_zerocopy_buffer, send_zerocopy, FusionRing};
+/// let ring = FusionRing::new(16)?;
+/// let mut buf = allocate_zerocopy_buffer(&ring, 4096)?;
+/// buf.copy_from_slice(&[9u8; 4096]);
+/// send_zerocopy(&ring, buf).map_err(|e| e.error)?;
+/// assert_eq!(ring.recv_zerocopy()?.len(), 4096);
+/// # Ok::<(), fusion_ring::RingError>(())
+/// ```
+pub fn allocate_zerocopy_buffer<R: AsRef<Ring>>(ring: &R, len: usize) -> Result<crate::Loan<'_>> {
+    crate::Loan::new(ring.as_ref(), len)
+}
+
+/// The seeds' `send_zerocopy`: sends a filled buffer with
+/// [`PriorityClass::Normal`] and no copy; on failure the buffer comes back.
+pub fn send_zerocopy<'r, R: AsRef<Ring>>(
+    ring: &'r R,
+    loan: crate::Loan<'r>,
+) -> std::result::Result<(), crate::LoanError<'r>> {
+    ring.as_ref().send_loan(loan, PriorityClass::Normal)
 }

@@ -5,10 +5,13 @@
 //!                     capacity, the offset of every region, creator, tick rate
 //! control_offset      ControlBlock: one 64-B line each for producer_head,
 //!                     producer_tail, consumer_head, consumer_tail, then lines
-//!                     reserved for RingSync / credits / coalescing
+//!                     reserved for credits / coalescing
+//! sync_offset         SyncBlock: the not-empty and not-full event counts
 //! participants_offset ParticipantEntry x MAX_PARTICIPANTS: identity line +
 //!                     LaneCounters[5], each written by one handle only
-//! arena_offset        zero-copy arena (arena_len bytes; 0 in layout v1)
+//! arena_offset        ArenaControl (bump pointer, free-list heads), then the
+//!                     block area: [BlockHeader | payload] ... (absent when
+//!                     the ring has no arena)
 //! slots_offset        Slot x capacity (64 B each, page aligned); the file
 //!                     ends with the last slot
 //! ```
@@ -28,7 +31,9 @@ pub(crate) const LAYOUT_VERSION: u32 = 1;
 /// Header flag: producers do not timestamp messages (see `Config::timestamps`).
 pub(crate) const FLAG_NO_TIMESTAMPS: u32 = 1;
 /// Every flag this build knows.
-pub(crate) const KNOWN_FLAGS: u32 = FLAG_NO_TIMESTAMPS;
+pub(crate) const KNOWN_FLAGS: u32 = FLAG_NO_TIMESTAMPS | FLAG_WAKEUPS;
+/// Header flag: senders and receivers wake blocked peers (see `sync`).
+pub(crate) const FLAG_WAKEUPS: u32 = 2;
 /// Size of a slot.
 pub(crate) const SLOT_SIZE: usize = 64;
 /// Header bytes of a slot (sequence, timestamp, meta).
@@ -78,7 +83,9 @@ pub(crate) struct SegmentHeader {
     /// Creator's calibrated ticks per ns, as `f64::to_bits` (for tools that
     /// read the segment from another process).
     pub(crate) ticks_per_ns_bits: AtomicU64,
-    _reserved: [u8; PAGE - 112],
+    /// Largest message the arena accepts (bytes; 40 without an arena).
+    pub(crate) max_message: AtomicU64,
+    _reserved: [u8; PAGE - 120],
 }
 
 /// The ring's shared counters, each on its own cache line.
@@ -179,15 +186,78 @@ pub(crate) struct ParticipantEntry {
     pub(crate) lanes: [LaneCounters; 5],
 }
 
-/// Where every region of a segment lies; derived from the capacity alone.
+/// Bytes of a block header in the arena (the payload follows it).
+pub(crate) const BLOCK_HEADER: usize = 64;
+/// Payload capacity of size class 0; class `c` holds `MIN_BLOCK_PAYLOAD << c`.
+pub(crate) const MIN_BLOCK_PAYLOAD: usize = 64;
+/// Number of size classes (class 23 holds 512 MiB).
+pub(crate) const MAX_CLASSES: usize = 24;
+
+/// Head of the zero-copy arena: the carving pointer and one lock-free free
+/// list per size class.
+#[repr(C)]
+pub(crate) struct ArenaControl {
+    /// Bytes of the block area carved so far (blocks are never un-carved).
+    pub(crate) bump: CacheLine<AtomicU64>,
+    /// Free-list heads, tagged: `tag << 32 | (block index + 1)`, 0 = empty;
+    /// a block's index is its offset in the block area / 64.
+    pub(crate) free: [CacheLine<AtomicU64>; MAX_CLASSES],
+    /// Blocks carved per class (only written when carving: rare).
+    pub(crate) carved: [AtomicU64; MAX_CLASSES],
+}
+
+/// Header of an arena block; the payload follows.
+#[repr(C, align(64))]
+pub(crate) struct BlockHeader {
+    /// Owners: the loan, the queued message, or receive guards.
+    pub(crate) refcount: AtomicU32,
+    /// Bumped each time the block is freed: a descriptor names the
+    /// generation it was sent with, so a stale descriptor is detected.
+    pub(crate) generation: AtomicU32,
+    /// Payload length of the current message.
+    pub(crate) len: AtomicU32,
+    /// Size class (fixed when the block is carved).
+    pub(crate) class: AtomicU32,
+    /// Free-list link: index + 1 of the next free block, 0 = end.
+    pub(crate) next: AtomicU64,
+    /// Pid of the process that allocated it (for reclaiming after a crash).
+    pub(crate) owner_pid: AtomicU32,
+    _pad: u32,
+}
+
+/// The blocking layer's words: one event count per direction, each on its
+/// own line (see `sync`).
+#[repr(C)]
+pub(crate) struct SyncBlock {
+    /// Bumped (and futex-woken) when a message is published to a waiter.
+    pub(crate) not_empty: CacheLine<EventCount>,
+    /// Bumped (and futex-woken) when a slot is released to a waiter.
+    pub(crate) not_full: CacheLine<EventCount>,
+}
+
+/// A futex word and the number of waiters announced on it.
+#[repr(C)]
+pub(crate) struct EventCount {
+    pub(crate) seq: AtomicU32,
+    pub(crate) waiters: AtomicU32,
+}
+
+/// Where every region of a segment lies; derived from the capacity, the
+/// arena size and the maximum message alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Geometry {
     pub(crate) capacity: usize,
     pub(crate) control_offset: usize,
+    pub(crate) sync_offset: usize,
     pub(crate) participants_offset: usize,
-    pub(crate) slots_offset: usize,
+    /// The arena region: `ArenaControl`, then the block area.
     pub(crate) arena_offset: usize,
     pub(crate) arena_len: usize,
+    /// Start and length of the block area (0 length: no arena).
+    pub(crate) blocks_offset: usize,
+    pub(crate) blocks_len: usize,
+    pub(crate) max_message: usize,
+    pub(crate) slots_offset: usize,
     pub(crate) total_size: usize,
 }
 
@@ -196,28 +266,45 @@ const fn page_up(n: usize) -> usize {
 }
 
 impl Geometry {
-    /// The layout of a ring of `capacity` slots (validated by the caller).
+    /// The layout of a ring (arguments validated by the caller: see
+    /// `Config::validate`). `blocks_len` 0 means no arena.
     ///
     /// The slot array comes last and the file ends exactly where it ends, so
     /// the file size pins the capacity down: a header whose capacity field
     /// was changed no longer matches the size of its file.
-    pub(crate) const fn for_capacity(capacity: usize) -> Self {
+    pub(crate) const fn new(capacity: usize, blocks_len: usize, max_message: usize) -> Self {
         let control_offset = PAGE;
-        let participants_offset = page_up(control_offset + core::mem::size_of::<ControlBlock>());
+        let sync_offset = control_offset + core::mem::size_of::<ControlBlock>();
+        let participants_offset = page_up(sync_offset + core::mem::size_of::<SyncBlock>());
         let arena_offset = page_up(
             participants_offset + MAX_PARTICIPANTS * core::mem::size_of::<ParticipantEntry>(),
         );
-        let arena_len = 0;
+        let (arena_len, blocks_offset, max_message) = if blocks_len == 0 {
+            (0, arena_offset, SLOT_PAYLOAD)
+        } else {
+            let ctrl = page_up(core::mem::size_of::<ArenaControl>());
+            (ctrl + blocks_len, arena_offset + ctrl, max_message)
+        };
         let slots_offset = page_up(arena_offset + arena_len);
         Geometry {
             capacity,
             control_offset,
+            sync_offset,
             participants_offset,
-            slots_offset,
             arena_offset,
             arena_len,
+            blocks_offset,
+            blocks_len,
+            max_message,
+            slots_offset,
             total_size: slots_offset + capacity * SLOT_SIZE,
         }
+    }
+
+    /// A ring without an arena.
+    #[cfg(test)]
+    pub(crate) const fn for_capacity(capacity: usize) -> Self {
+        Self::new(capacity, 0, 0)
     }
 }
 
@@ -238,12 +325,12 @@ pub(crate) fn check_capacity(capacity: usize) -> crate::Result<()> {
 /// build whose structures differ in any of them has another hash.
 pub(crate) const LAYOUT_HASH: u64 = {
     use core::mem::{offset_of, size_of};
-    let parts: [u64; 20] = [
+    let parts: [u64; 24] = [
         LAYOUT_VERSION as u64,
         size_of::<SegmentHeader>() as u64,
         offset_of!(SegmentHeader, capacity) as u64,
         offset_of!(SegmentHeader, slots_offset) as u64,
-        offset_of!(SegmentHeader, ticks_per_ns_bits) as u64,
+        offset_of!(SegmentHeader, max_message) as u64,
         size_of::<ControlBlock>() as u64,
         offset_of!(ControlBlock, producer_head) as u64,
         offset_of!(ControlBlock, consumer_head) as u64,
@@ -259,6 +346,10 @@ pub(crate) const LAYOUT_HASH: u64 = {
         offset_of!(LaneCounters, latency_hist) as u64,
         MAX_PARTICIPANTS as u64,
         LATENCY_BUCKETS as u64,
+        size_of::<SyncBlock>() as u64,
+        size_of::<ArenaControl>() as u64,
+        size_of::<BlockHeader>() as u64,
+        MAX_CLASSES as u64,
     ];
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     let mut i = 0;
@@ -286,6 +377,12 @@ const _: () = {
     assert!(offset_of!(SegmentHeader, capacity) == 32);
     assert!(offset_of!(SegmentHeader, slots_offset) == 64);
     assert!(offset_of!(SegmentHeader, ticks_per_ns_bits) == 104);
+    assert!(offset_of!(SegmentHeader, max_message) == 112);
+    assert!(size_of::<SyncBlock>() == 128);
+    assert!(size_of::<EventCount>() == 8);
+    assert!(size_of::<BlockHeader>() == BLOCK_HEADER);
+    assert!(offset_of!(BlockHeader, next) == 16);
+    assert!(size_of::<ArenaControl>() == 64 + MAX_CLASSES * 64 + MAX_CLASSES * 8);
     assert!(size_of::<CacheLine<AtomicU64>>() == 64);
     assert!(size_of::<ControlBlock>() == 16 * 64);
     assert!(offset_of!(ControlBlock, producer_head) == 0);
@@ -300,7 +397,9 @@ const _: () = {
     assert!(size_of::<ParticipantId>() == 64);
     assert!(size_of::<LaneCounters>() == 256);
     assert!(size_of::<ParticipantEntry>() == 64 + 5 * 256);
-    assert!(Geometry::for_capacity(MIN_CAPACITY).slots_offset % PAGE == 0);
+    assert!(Geometry::new(MIN_CAPACITY, 0, 0)
+        .slots_offset
+        .is_multiple_of(PAGE));
 };
 
 #[cfg(all(test, not(fusion_ring_loom)))]
@@ -322,8 +421,18 @@ mod tests {
                 assert_eq!(off % PAGE, 0, "{g:?}");
             }
             assert_eq!(g.total_size, g.slots_offset + (1 << shift) * SLOT_SIZE);
+            let a = Geometry::new(1 << shift, 1 << 20, 4096);
+            assert!(a.blocks_offset >= a.arena_offset + size_of::<ArenaControl>());
+            assert_eq!(a.blocks_offset % 64, 0);
+            assert_eq!(a.blocks_offset + a.blocks_len, a.arena_offset + a.arena_len);
+            assert!(a.slots_offset >= a.arena_offset + a.arena_len);
+            assert!(a.sync_offset >= a.control_offset + size_of::<ControlBlock>());
+            assert!(a.participants_offset >= a.sync_offset + size_of::<SyncBlock>());
             // Distinct capacities give distinct file sizes (see for_capacity).
-            assert_ne!(g.total_size, Geometry::for_capacity(1 << (shift + 1)).total_size);
+            assert_ne!(
+                g.total_size,
+                Geometry::for_capacity(1 << (shift + 1)).total_size
+            );
         }
     }
 

@@ -57,6 +57,7 @@
 #![warn(clippy::undocumented_unsafe_blocks, missing_docs)]
 #![cfg_attr(fusion_ring_loom, allow(dead_code, unused_imports))]
 
+mod arena;
 mod atomic;
 mod clock;
 mod error;
@@ -64,8 +65,13 @@ mod layout;
 mod priority;
 mod protocol;
 
+#[cfg(all(test, fusion_ring_loom))]
+mod loom_tests;
+
 #[cfg(not(fusion_ring_loom))]
 mod config;
+#[cfg(not(fusion_ring_loom))]
+mod fusion;
 #[cfg(not(fusion_ring_loom))]
 mod inline;
 #[cfg(not(fusion_ring_loom))]
@@ -77,22 +83,38 @@ mod segment;
 #[cfg(not(fusion_ring_loom))]
 mod stats;
 #[cfg(not(fusion_ring_loom))]
+mod sync;
+#[cfg(not(fusion_ring_loom))]
 mod ultra;
+#[cfg(not(fusion_ring_loom))]
+mod zerocopy;
 
 pub use clock::Clock;
 pub use error::{CorruptError, IoError, Result, RingError};
 pub use priority::PriorityClass;
 
+pub use arena::ArenaUsage;
 #[cfg(not(fusion_ring_loom))]
-pub use config::{Config, DEFAULT_CAPACITY};
+pub use config::{
+    Config, DEFAULT_ARENA_BYTES, DEFAULT_CAPACITY, DEFAULT_MAX_MESSAGE, MAX_ARENA_BYTES,
+};
 #[cfg(not(fusion_ring_loom))]
-pub use inline::{fits_inline, send_batch, send_inline, BatchMessage, INLINE_MAX};
+pub use fusion::{FusionRing, FusionStats};
+#[cfg(not(fusion_ring_loom))]
+pub use inline::{
+    allocate_zerocopy_buffer, fits_inline, send_batch, send_inline, send_zerocopy, BatchMessage,
+    INLINE_MAX,
+};
 #[cfg(not(fusion_ring_loom))]
 pub use ring::{InlineMessage, Ring, RingStats};
 #[cfg(not(fusion_ring_loom))]
 pub use stats::LaneStats;
 #[cfg(not(fusion_ring_loom))]
+pub use sync::RingSync;
+#[cfg(not(fusion_ring_loom))]
 pub use ultra::{UltraFastRing, UltraStats};
+#[cfg(not(fusion_ring_loom))]
+pub use zerocopy::{Loan, LoanError, Payload};
 
 /// Removes a named ring's name from `/dev/shm`. Handles already open keep
 /// working; the memory is freed when the last one is dropped.

@@ -198,10 +198,10 @@ impl RingCore {
 
     /// Claims up to `max` (>= 1) consecutive published messages with one CAS.
     ///
-    /// With `buf_len = Some(n)`, a first message longer than `n` bytes is
+    /// With `limit = Some(n)`, a first message longer than `n` bytes is
     /// reported as `TooSmall` and left in the ring.
     #[inline]
-    pub(crate) fn claim_recv(&self, max: u64, buf_len: Option<usize>) -> Result<Claim, ClaimError> {
+    pub(crate) fn claim_recv(&self, max: u64, limit: Option<usize>) -> Result<Claim, ClaimError> {
         let head = &self.ctrl().consumer_head.value;
         let mut pos = head.load(Ordering::Relaxed);
         loop {
@@ -210,7 +210,7 @@ impl RingCore {
             let seq = slot.seq.load(Ordering::Acquire);
             let diff = seq.wrapping_sub(pos + 1) as i64;
             if diff == 0 {
-                if let Some(limit) = buf_len {
+                if let Some(limit) = limit {
                     let len = slot.meta.load(Ordering::Relaxed) as u32 as usize;
                     if len > limit {
                         // Seqlock-style re-check that the length we read is
@@ -227,10 +227,17 @@ impl RingCore {
                     }
                 }
                 let mut count = 1;
-                while count < max
+                while count < max {
+                    let next = self.slot(pos + count);
                     // SYNC POINT "message visible" for each further slot.
-                    && self.slot(pos + count).seq.load(Ordering::Acquire) == pos + count + 1
-                {
+                    if next.seq.load(Ordering::Acquire) != pos + count + 1 {
+                        break;
+                    }
+                    // A batch stops before a message too long for the caller.
+                    if limit.is_some_and(|l| next.meta.load(Ordering::Relaxed) as u32 as usize > l)
+                    {
+                        break;
+                    }
                     count += 1;
                 }
                 // Relaxed: the CAS only decides ownership (module docs).
@@ -282,6 +289,19 @@ impl RingCore {
         self.slot(pos)
             .seq
             .store(pos + self.capacity(), Ordering::Release);
+    }
+
+    /// Whether the next position to receive holds a published message.
+    pub(crate) fn readable(&self) -> bool {
+        // Relaxed head, Acquire seq: a hint for waiters, who then claim.
+        let pos = self.ctrl().consumer_head.value.load(Ordering::Relaxed);
+        self.slot(pos).seq.load(Ordering::Acquire) == pos + 1
+    }
+
+    /// Whether the next position to send into is free.
+    pub(crate) fn writable(&self) -> bool {
+        let pos = self.ctrl().producer_head.value.load(Ordering::Relaxed);
+        self.slot(pos).seq.load(Ordering::Acquire) == pos
     }
 
     /// Messages published or being written and not yet claimed by a

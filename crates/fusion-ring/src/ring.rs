@@ -6,14 +6,24 @@ use core::ptr::NonNull;
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::sync::Arc;
 
+use crate::arena::{Arena, ArenaUsage, Descriptor};
 use crate::atomic::Ordering;
 use crate::error::CorruptError;
-use crate::layout::{pack_meta, FLAG_NO_TIMESTAMPS, unpack_meta, ParticipantEntry, SlotKind, SLOT_PAYLOAD};
+use crate::layout::{
+    pack_meta, unpack_meta, ParticipantEntry, SlotKind, SyncBlock, FLAG_NO_TIMESTAMPS,
+    FLAG_WAKEUPS, SLOT_PAYLOAD,
+};
 use crate::participant::{self, ROLE_RECEIVER, ROLE_SENDER};
-use crate::protocol::{pack_payload, unpack_payload, unpack_payload_into, ClaimError, RingCore, SlotContent};
+use crate::protocol::{
+    pack_payload, unpack_payload, unpack_payload_into, ClaimError, RingCore, SlotContent,
+    PAYLOAD_WORDS,
+};
 use crate::segment::Segment;
 use crate::stats::{aggregate, LaneStats, StatsWriter};
-use crate::{Clock, Config, PriorityClass, Result, RingError, INLINE_MAX};
+use crate::sync;
+use crate::{
+    BatchMessage, Clock, Config, Loan, LoanError, PriorityClass, Result, RingError, INLINE_MAX,
+};
 
 /// The low-level view of a ring: one handle on a shared segment.
 ///
@@ -39,6 +49,10 @@ pub struct Ring {
     owner_pid: u32,
     /// Producers stamp messages (header flag, fixed at creation).
     timestamps: bool,
+    /// Senders and receivers wake blocked peers (header flag).
+    wakeups: bool,
+    sync: NonNull<SyncBlock>,
+    arena: Option<Arena>,
     roles: Cell<u32>,
     segment: Arc<Segment>,
     _not_sync: PhantomData<Cell<()>>,
@@ -121,49 +135,40 @@ impl InlineMessage {
     }
 }
 
-/// A slot's content, checked.
+/// What a slot holds, checked.
 enum Decoded {
-    Inline { len: usize, priority: PriorityClass },
+    Inline {
+        len: usize,
+        priority: PriorityClass,
+    },
+    Block {
+        desc: Descriptor,
+        priority: PriorityClass,
+    },
     Tombstone,
     Bad(String),
 }
 
-/// Fast path of [`decode`]: a well-formed inline slot.
-#[inline(always)]
-fn decode(c: &SlotContent) -> Decoded {
-    let (len, kind, prio) = unpack_meta(c.meta);
-    if kind == SlotKind::Inline as u8 && len as usize <= INLINE_MAX {
-        if let Some(priority) = PriorityClass::from_u8(prio) {
-            return Decoded::Inline {
-                len: len as usize,
-                priority,
-            };
-        }
-    }
-    decode_unusual(c)
+/// A message to put into a slot (sizes already checked by the caller).
+#[derive(Clone, Copy)]
+pub(crate) enum Outgoing<'m> {
+    Inline(&'m [u8]),
+    Block(Descriptor),
 }
 
-#[cold]
-#[inline(never)]
-fn decode_unusual(c: &SlotContent) -> Decoded {
-    let (len, kind, prio) = unpack_meta(c.meta);
-    let Some(priority) = PriorityClass::from_u8(prio) else {
-        return Decoded::Bad(format!("slot priority {prio} is not one of the 5 classes"));
-    };
-    match SlotKind::from_u8(kind) {
-        Some(SlotKind::Inline) if len as usize <= INLINE_MAX => Decoded::Inline {
-            len: len as usize,
-            priority,
-        },
-        Some(SlotKind::Inline) => {
-            Decoded::Bad(format!("inline slot length {len} exceeds {INLINE_MAX}"))
-        }
-        Some(SlotKind::Tombstone) => Decoded::Tombstone,
-        Some(SlotKind::ZeroCopy) => {
-            Decoded::Bad("zero-copy slot on a ring without an arena".into())
-        }
-        None => Decoded::Bad(format!("slot kind {kind} is unknown")),
-    }
+/// The body of a received message.
+pub(crate) enum Body {
+    Inline([u64; PAYLOAD_WORDS]),
+    /// A checked block: this receiver now holds the message's reference.
+    Block(Descriptor),
+}
+
+/// A message taken out of the ring.
+pub(crate) struct Received {
+    pub(crate) body: Body,
+    pub(crate) len: usize,
+    pub(crate) priority: PriorityClass,
+    pub(crate) latency: Option<u64>,
 }
 
 /// Ticks since `stamp` (`None` for an unstamped message), reading the
@@ -259,6 +264,14 @@ impl Ring {
         let core = unsafe { RingCore::new(segment.control(), segment.slots(), g.capacity as u64) };
         let (entry_index, shared_stats) = participant::register(segment.participants());
         let entry = NonNull::from(&segment.participants()[entry_index]);
+        let arena = segment.arena_parts().map(|(ctrl, blocks)| {
+            let waker = (segment.flags() & FLAG_WAKEUPS != 0)
+                .then(|| NonNull::from(&segment.sync_block().not_full.value));
+            // SAFETY: control block, block area and event count all lie in
+            // the segment's mapping (validated geometry), which `segment`
+            // keeps alive with the handle and every payload that clones it.
+            unsafe { Arena::new(ctrl, blocks, g.blocks_len, g.max_message, waker) }
+        });
         Ring {
             core,
             entry,
@@ -266,6 +279,9 @@ impl Ring {
             shared_stats,
             owner_pid: participant::current_pid(),
             timestamps: segment.flags() & FLAG_NO_TIMESTAMPS == 0,
+            wakeups: segment.flags() & FLAG_WAKEUPS != 0,
+            sync: NonNull::from(segment.sync_block()),
+            arena,
             roles: Cell::new(0),
             segment,
             _not_sync: PhantomData,
@@ -304,26 +320,104 @@ impl Ring {
         }
     }
 
-    /// Sends `n` inline messages with one claim; `msg(i)` gives the i-th.
-    /// All are checked before anything is claimed. Returns how many were
-    /// sent (fewer than `n` if the ring filled up; `Full` if none fitted).
+    /// The ring's arena, if it has one.
+    pub(crate) fn arena(&self) -> Option<&Arena> {
+        self.arena.as_ref()
+    }
+
+    pub(crate) fn segment(&self) -> &Arc<Segment> {
+        &self.segment
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.owner_pid
+    }
+
+    pub(crate) fn has_wakeups(&self) -> bool {
+        self.wakeups
+    }
+
+    /// The event counts of the blocking layer.
+    pub(crate) fn sync_block(&self) -> &SyncBlock {
+        // SAFETY: points into the mapping kept alive by `segment`.
+        unsafe { self.sync.as_ref() }
+    }
+
+    /// Whether the next slot to receive holds a published message.
+    pub(crate) fn readable(&self) -> bool {
+        self.core.readable()
+    }
+
+    /// Whether the next slot to send into is free.
+    pub(crate) fn writable(&self) -> bool {
+        self.core.writable()
+    }
+
+    /// Largest message this ring carries (40 without an arena).
+    pub fn max_message(&self) -> usize {
+        self.arena.as_ref().map_or(INLINE_MAX, Arena::max_message)
+    }
+
+    /// Classifies a slot's content, checking zero-copy descriptors against
+    /// the arena.
     #[inline(always)]
-    pub(crate) fn send_inline_with<'m>(
+    fn decode(&self, c: &SlotContent) -> Decoded {
+        let (len, kind, prio) = unpack_meta(c.meta);
+        if kind == SlotKind::Inline as u8 && len as usize <= INLINE_MAX {
+            if let Some(priority) = PriorityClass::from_u8(prio) {
+                return Decoded::Inline {
+                    len: len as usize,
+                    priority,
+                };
+            }
+        }
+        self.decode_unusual(c)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn decode_unusual(&self, c: &SlotContent) -> Decoded {
+        let (len, kind, prio) = unpack_meta(c.meta);
+        let Some(priority) = PriorityClass::from_u8(prio) else {
+            return Decoded::Bad(format!("slot priority {prio} is not one of the 5 classes"));
+        };
+        match SlotKind::from_u8(kind) {
+            Some(SlotKind::Inline) => {
+                Decoded::Bad(format!("inline slot length {len} exceeds {INLINE_MAX}"))
+            }
+            Some(SlotKind::Tombstone) => Decoded::Tombstone,
+            Some(SlotKind::ZeroCopy) => {
+                let Some(arena) = &self.arena else {
+                    return Decoded::Bad("zero-copy slot on a ring without an arena".into());
+                };
+                let desc = Descriptor::from_words(&c.payload);
+                if desc.len != len {
+                    return Decoded::Bad(format!(
+                        "slot length {len} differs from its descriptor's {}",
+                        desc.len
+                    ));
+                }
+                match arena.check(&desc) {
+                    Ok(()) => Decoded::Block { desc, priority },
+                    Err(what) => Decoded::Bad(what),
+                }
+            }
+            None => Decoded::Bad(format!("slot kind {kind} is unknown")),
+        }
+    }
+
+    /// Sends `n` messages with one claim; `msg(k)` gives the k-th (its size
+    /// already checked). Returns how many were sent: a prefix, fewer than
+    /// `n` if the ring filled up; `Full` if none fitted. The caller still
+    /// owns the blocks of unsent messages.
+    #[inline(always)]
+    pub(crate) fn send_with<'m>(
         &self,
         n: usize,
-        msg: impl Fn(usize) -> (&'m [u8], PriorityClass),
+        msg: impl Fn(usize) -> (Outgoing<'m>, PriorityClass),
     ) -> Result<usize> {
         if n == 0 {
             return Ok(0);
-        }
-        for i in 0..n {
-            let len = msg(i).0.len();
-            if len > INLINE_MAX {
-                return Err(RingError::TooLarge {
-                    len,
-                    max: INLINE_MAX,
-                });
-            }
         }
         if self.roles.get() & ROLE_SENDER == 0 {
             self.note_role(ROLE_SENDER);
@@ -335,97 +429,284 @@ impl Ring {
         let stamp = if self.timestamps { Clock::now() } else { 0 };
         let stats = self.stats_writer();
         for k in 0..claim.count {
-            let (data, priority) = msg(k as usize);
-            let meta = pack_meta(data.len() as u32, SlotKind::Inline, priority as u8);
-            self.core
-                .publish(claim.pos + k, stamp, meta, &pack_payload(data));
-            stats.record_send(priority.lane(), 1, data.len() as u64, false);
+            let (out, priority) = msg(k as usize);
+            match out {
+                Outgoing::Inline(data) => {
+                    let meta = pack_meta(data.len() as u32, SlotKind::Inline, priority as u8);
+                    self.core
+                        .publish(claim.pos + k, stamp, meta, &pack_payload(data));
+                    stats.record_send(priority.lane(), 1, data.len() as u64, false);
+                }
+                Outgoing::Block(desc) => {
+                    let meta = pack_meta(desc.len, SlotKind::ZeroCopy, priority as u8);
+                    self.core
+                        .publish(claim.pos + k, stamp, meta, &desc.to_words());
+                    stats.record_send(priority.lane(), 1, desc.len as u64, true);
+                }
+            }
+        }
+        if self.wakeups {
+            sync::notify(&self.sync_block().not_empty.value);
         }
         Ok(claim.count as usize)
     }
 
-    /// Receives one inline message into `buf`.
+    /// Sends `n` inline messages with one claim; all are checked first.
     #[inline(always)]
-    pub(crate) fn recv_inline(&self, buf: &mut [u8]) -> Result<(usize, PriorityClass, u64)> {
+    pub(crate) fn send_inline_with<'m>(
+        &self,
+        n: usize,
+        msg: impl Fn(usize) -> (&'m [u8], PriorityClass),
+    ) -> Result<usize> {
+        for i in 0..n {
+            let len = msg(i).0.len();
+            if len > INLINE_MAX {
+                return Err(RingError::TooLarge {
+                    len,
+                    max: INLINE_MAX,
+                });
+            }
+        }
+        self.send_with(n, |k| {
+            let (data, priority) = msg(k);
+            (Outgoing::Inline(data), priority)
+        })
+    }
+
+    /// Claims up to `max` messages; `limit`: the first must be at most that
+    /// long (else `BufferTooSmall`, nothing taken) and the batch stops
+    /// before any longer one. Calls `each` for every message taken, in
+    /// order; every claimed slot is released, whatever it held.
+    #[inline(always)]
+    pub(crate) fn recv_with(
+        &self,
+        max: usize,
+        limit: Option<usize>,
+        mut each: impl FnMut(Received),
+    ) -> Result<usize> {
         if self.roles.get() & ROLE_RECEIVER == 0 {
             self.note_role(ROLE_RECEIVER);
         }
         loop {
-            let limit = (buf.len() < INLINE_MAX).then_some(buf.len());
-            let claim = self.core.claim_recv(1, limit).map_err(|e| match e {
-                ClaimError::TooSmall { needed } => RingError::BufferTooSmall {
-                    needed,
-                    got: buf.len(),
-                },
-                e => self.claim_error(e),
-            })?;
-            let content = self.core.read(claim.pos);
-            self.core.release(claim.pos);
-            match decode(&content) {
-                // The length was checked against `buf` before the claim, but
-                // a scribbling peer may have changed it since.
-                Decoded::Inline { len, .. } if len > buf.len() => {
-                    return Err(self.corrupt(format!(
-                        "at position {}: length changed to {len} while being received",
-                        claim.pos
-                    )))
-                }
-                Decoded::Inline { len, priority } => {
-                    unpack_payload_into(&content.payload, &mut buf[..len]);
-                    let latency = latency_since(content.stamp, None);
-                    self.stats_writer()
-                        .record_recv(priority.lane(), len as u64, latency);
-                    return Ok((len, priority, latency.unwrap_or(0)));
-                }
-                Decoded::Tombstone => continue,
-                Decoded::Bad(what) => {
-                    return Err(self.corrupt(format!("at position {}: {what}", claim.pos)))
-                }
+            let claim = self
+                .core
+                .claim_recv(max as u64, limit)
+                .map_err(|e| match e {
+                    ClaimError::TooSmall { needed } => RingError::BufferTooSmall {
+                        needed,
+                        got: limit.unwrap_or(0),
+                    },
+                    e => self.claim_error(e),
+                })?;
+            let now = if claim.count > 1 && self.timestamps {
+                Some(Clock::now())
+            } else {
+                None
+            };
+            let stats = self.stats_writer();
+            let (mut taken, mut bad) = (0, None);
+            for k in 0..claim.count {
+                let pos = claim.pos + k;
+                let content = self.core.read(pos);
+                self.core.release(pos);
+                let (body, len, priority) = match self.decode(&content) {
+                    Decoded::Inline { len, priority } => {
+                        (Body::Inline(content.payload), len, priority)
+                    }
+                    Decoded::Block { desc, priority } => {
+                        (Body::Block(desc), desc.len as usize, priority)
+                    }
+                    Decoded::Tombstone => continue,
+                    Decoded::Bad(what) => {
+                        bad = Some(format!("at position {pos}: {what}"));
+                        continue;
+                    }
+                };
+                let latency = latency_since(content.stamp, now);
+                stats.record_recv(priority.lane(), len as u64, latency);
+                each(Received {
+                    body,
+                    len,
+                    priority,
+                    latency,
+                });
+                taken += 1;
+            }
+            if self.wakeups {
+                sync::notify(&self.sync_block().not_full.value);
+            }
+            match (taken, bad) {
+                (0, Some(what)) => return Err(self.corrupt(what)),
+                (0, None) => continue, // only tombstones: look again
+                (n, _) => return Ok(n),
             }
         }
     }
 
-    /// Receives up to `out.len()` inline messages with one claim.
+    /// Receives one message by copying it into `buf` (inline bytes, or the
+    /// block's payload, whose reference is then dropped).
+    #[inline(always)]
+    pub(crate) fn recv_copy(&self, buf: &mut [u8]) -> Result<(usize, PriorityClass, u64)> {
+        // Without an arena no message is longer than 40 bytes: a buffer that
+        // big needs no length check before the claim.
+        let limit = (buf.len() < self.max_message()).then_some(buf.len());
+        let mut got = None;
+        self.recv_with(1, limit, |r| got = Some(r))?;
+        let r = got.expect("recv_with took one message");
+        let result = (r.len, r.priority, r.latency.unwrap_or(0));
+        match r.body {
+            // The length was checked against `buf` before the claim, but a
+            // scribbling peer may have changed it since.
+            _ if r.len > buf.len() => {
+                if let Body::Block(d) = r.body {
+                    self.release_block(d.offset);
+                }
+                Err(self.corrupt(format!("length changed to {} while being received", r.len)))
+            }
+            Body::Inline(words) => {
+                unpack_payload_into(&words, &mut buf[..r.len]);
+                Ok(result)
+            }
+            Body::Block(d) => {
+                let arena = self.arena.as_ref().expect("checked block implies an arena");
+                // SAFETY: the block was checked to lie inside the arena with
+                // room for `len` bytes, and we hold a reference to it, so no
+                // well-behaved process writes it until we release it.
+                unsafe {
+                    core::ptr::copy_nonoverlapping(
+                        arena.payload_ptr(d.offset).as_ptr(),
+                        buf.as_mut_ptr(),
+                        r.len,
+                    )
+                };
+                self.release_block(d.offset);
+                Ok(result)
+            }
+        }
+    }
+
+    /// Drops one reference to a block; wakes blocked senders if it was freed.
+    pub(crate) fn release_block(&self, offset: u64) {
+        if let Some(arena) = &self.arena {
+            if arena.release(offset) {
+                arena.notify_freed();
+            }
+        }
+    }
+
+    /// Sends a filled loan (no copy); on failure the loan comes back.
+    pub(crate) fn send_loan<'r>(
+        &'r self,
+        loan: Loan<'r>,
+        priority: PriorityClass,
+    ) -> std::result::Result<(), LoanError<'r>> {
+        let desc = loan.descriptor();
+        match self.send_with(1, |_| (Outgoing::Block(desc), priority)) {
+            Ok(_) => {
+                // The queued message now holds the block's reference.
+                let _ = loan.into_outgoing();
+                Ok(())
+            }
+            Err(error) => Err(LoanError { error, loan }),
+        }
+    }
+
+    /// Arena blocks and bytes in use (zero without an arena).
+    pub fn arena_usage(&self) -> ArenaUsage {
+        self.arena.as_ref().map(Arena::usage).unwrap_or_default()
+    }
+
+    /// Sends a batch of mixed sizes with one claim per chunk of 64: blocks
+    /// for the large messages are taken and filled first. Returns how many
+    /// were sent (a prefix if the ring or arena filled up).
+    pub(crate) fn send_batch_mixed(&self, messages: &[BatchMessage<'_>]) -> Result<usize> {
+        const CHUNK: usize = 64;
+        let max = self.max_message();
+        if let Some(m) = messages.iter().find(|m| m.data().len() > max) {
+            return Err(RingError::TooLarge {
+                len: m.data().len(),
+                max,
+            });
+        }
+        let mut sent = 0;
+        for chunk in messages.chunks(CHUNK) {
+            let mut blocks: [Option<Descriptor>; CHUNK] = [None; CHUNK];
+            let give_back = |blocks: &[Option<Descriptor>]| {
+                for d in blocks.iter().flatten() {
+                    self.release_block(d.offset);
+                }
+            };
+            for (i, m) in chunk.iter().enumerate() {
+                if m.data().len() <= INLINE_MAX {
+                    continue;
+                }
+                match Loan::new(self, m.data().len()) {
+                    Ok(mut loan) => {
+                        loan.copy_from_slice(m.data());
+                        blocks[i] = Some(loan.descriptor());
+                        let _ = loan.into_outgoing();
+                    }
+                    Err(e) => {
+                        give_back(&blocks[..i]);
+                        return if sent == 0 { Err(e) } else { Ok(sent) };
+                    }
+                }
+            }
+            let n = match self.send_with(chunk.len(), |k| {
+                let out = match blocks[k] {
+                    Some(d) => Outgoing::Block(d),
+                    None => Outgoing::Inline(chunk[k].data()),
+                };
+                (out, chunk[k].priority())
+            }) {
+                Ok(n) => n,
+                Err(e) => {
+                    give_back(&blocks[..chunk.len()]);
+                    return if sent == 0 { Err(e) } else { Ok(sent) };
+                }
+            };
+            give_back(&blocks[n..chunk.len()]);
+            sent += n;
+            if n < chunk.len() {
+                break;
+            }
+        }
+        Ok(sent)
+    }
+
+    /// Receives up to `out.len()` inline messages with one claim; stops
+    /// before a message longer than 40 bytes (which stays queued).
     pub(crate) fn recv_inline_batch(&self, out: &mut [InlineMessage]) -> Result<usize> {
         if out.is_empty() {
             return Ok(0);
         }
-        if self.roles.get() & ROLE_RECEIVER == 0 {
-            self.note_role(ROLE_RECEIVER);
-        }
-        let claim = self
-            .core
-            .claim_recv(out.len() as u64, None)
-            .map_err(|e| self.claim_error(e))?;
-        let now = self.timestamps.then(Clock::now);
-        let stats = self.stats_writer();
         let mut n = 0;
-        let mut bad = None;
-        for k in 0..claim.count {
-            let content = self.core.read(claim.pos + k);
-            // Every claimed slot is released, whatever it held.
-            self.core.release(claim.pos + k);
-            match decode(&content) {
-                Decoded::Inline { len, priority } => {
-                    let latency = latency_since(content.stamp, now);
-                    out[n] = InlineMessage {
-                        data: unpack_payload(&content.payload),
-                        len: len as u8,
-                        priority,
-                        latency_cycles: latency.unwrap_or(0),
+        self.recv_with(out.len(), Some(INLINE_MAX), |r| {
+            let mut data = [0u8; SLOT_PAYLOAD];
+            match r.body {
+                Body::Inline(words) => data = unpack_payload(&words),
+                Body::Block(d) => {
+                    let arena = self.arena.as_ref().expect("checked block implies an arena");
+                    let len = r.len.min(INLINE_MAX);
+                    // SAFETY: as in `recv_copy`; at most `len` <= block bytes.
+                    unsafe {
+                        core::ptr::copy_nonoverlapping(
+                            arena.payload_ptr(d.offset).as_ptr(),
+                            data.as_mut_ptr(),
+                            len,
+                        )
                     };
-                    stats.record_recv(priority.lane(), len as u64, latency);
-                    n += 1;
+                    self.release_block(d.offset);
                 }
-                Decoded::Tombstone => {}
-                Decoded::Bad(what) => bad = Some(format!("at position {}: {what}", claim.pos + k)),
             }
-        }
-        match (n, bad) {
-            (0, Some(what)) => Err(self.corrupt(what)),
-            (0, None) => Err(RingError::Empty),
-            (n, _) => Ok(n),
-        }
+            out[n] = InlineMessage {
+                data,
+                len: r.len.min(INLINE_MAX) as u8,
+                priority: r.priority,
+                latency_cycles: r.latency.unwrap_or(0),
+            };
+            n += 1;
+        })
     }
 }
 

@@ -44,8 +44,11 @@ pub struct UltraFastRing {
 impl UltraFastRing {
     /// A ring of `capacity` slots (power of two, 2..=2^24) in an anonymous
     /// shared segment; `InvalidCapacity` otherwise.
+    ///
+    /// The ring has no zero-copy arena and no wake-ups (the hot path pays
+    /// for neither); use [`UltraFastRing::with_config`] for other settings.
     pub fn new(capacity: usize) -> Result<Self> {
-        Ring::new(capacity).map(Self::from)
+        Self::with_config(&Config::new(capacity).arena_bytes(0).wakeups(false))
     }
 
     /// A new anonymous ring with the given [`Config`].
@@ -54,6 +57,7 @@ impl UltraFastRing {
     }
 
     /// A ring of [`crate::DEFAULT_CAPACITY`] (256) slots.
+    /// (Like [`UltraFastRing::new`]: no arena, no wake-ups.)
     pub fn with_default_capacity() -> Result<Self> {
         Self::new(crate::DEFAULT_CAPACITY)
     }
@@ -102,7 +106,7 @@ impl UltraFastRing {
     /// is shorter than the message, which then stays in the ring.
     #[inline]
     pub fn recv_fast(&self, buffer: &mut [u8]) -> Result<(usize, PriorityClass, u64)> {
-        self.ring.recv_inline(buffer)
+        self.ring.recv_copy(buffer)
     }
 
     /// Sends several messages of one class with a single claim; returns how

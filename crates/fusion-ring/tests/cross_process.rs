@@ -166,7 +166,7 @@ impl Spin {
         } else {
             std::thread::yield_now();
         }
-        self.0 % 1024 == 0
+        self.0.is_multiple_of(1024)
     }
 }
 

@@ -30,8 +30,8 @@ use rustix::shm;
 use crate::atomic::Ordering;
 use crate::error::CorruptError;
 use crate::layout::{
-    check_capacity, ControlBlock, Geometry, ParticipantEntry, SegmentHeader, Slot, LAYOUT_HASH,
-    LAYOUT_VERSION, MAGIC, MAX_PARTICIPANTS, PAGE, SLOT_SIZE, KNOWN_FLAGS,
+    check_capacity, ArenaControl, ControlBlock, Geometry, ParticipantEntry, SegmentHeader, Slot,
+    SyncBlock, KNOWN_FLAGS, LAYOUT_HASH, LAYOUT_VERSION, MAGIC, MAX_PARTICIPANTS, PAGE, SLOT_SIZE,
 };
 use crate::{Config, Result, RingError};
 use mapping::Mapping;
@@ -59,7 +59,7 @@ impl Segment {
     /// A new anonymous segment backed by a sealed memfd.
     pub(crate) fn create_anonymous(config: &Config) -> Result<Self> {
         config.validate()?;
-        let geometry = Geometry::for_capacity(config.capacity());
+        let geometry = config.geometry();
         let fd = memfd_create(
             "fusion-ring",
             MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
@@ -87,7 +87,7 @@ impl Segment {
     pub(crate) fn create_named(name: &str, config: &Config) -> Result<Self> {
         config.validate()?;
         let name = shm_name(name)?;
-        let geometry = Geometry::for_capacity(config.capacity());
+        let geometry = config.geometry();
         let fd = shm::open(
             name.as_str(),
             shm::OFlags::CREATE | shm::OFlags::EXCL | shm::OFlags::RDWR,
@@ -210,6 +210,7 @@ impl Segment {
         h.arena_offset
             .store(g.arena_offset as u64, Ordering::Relaxed);
         h.arena_len.store(g.arena_len as u64, Ordering::Relaxed);
+        h.max_message.store(g.max_message as u64, Ordering::Relaxed);
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
@@ -257,6 +258,22 @@ impl Segment {
 
     pub(crate) fn control(&self) -> NonNull<ControlBlock> {
         self.at(self.geometry.control_offset)
+    }
+
+    pub(crate) fn sync_block(&self) -> &SyncBlock {
+        // SAFETY: the sync block lies inside the mapping at a 64-aligned
+        // offset of the validated geometry; it is atomics only.
+        unsafe { self.at::<SyncBlock>(self.geometry.sync_offset).as_ref() }
+    }
+
+    /// The arena's control block and block area, if the ring has an arena.
+    pub(crate) fn arena_parts(&self) -> Option<(NonNull<ArenaControl>, NonNull<u8>)> {
+        (self.geometry.blocks_len > 0).then(|| {
+            (
+                self.at(self.geometry.arena_offset),
+                self.at(self.geometry.blocks_offset),
+            )
+        })
     }
 
     pub(crate) fn slots(&self) -> NonNull<Slot> {
@@ -352,7 +369,31 @@ fn read_header(h: &SegmentHeader, file_size: u64) -> Result<(Geometry, u32), Hea
     let capacity = usize::try_from(capacity)
         .map_err(|_| Corrupt(format!("capacity {capacity} is out of range")))?;
     check_capacity(capacity).map_err(|e| Corrupt(e.to_string()))?;
-    let g = Geometry::for_capacity(capacity);
+    let arena_len = r64(&h.arena_len);
+    let max_message = r64(&h.max_message);
+    let arena_ctrl = core::mem::size_of::<ArenaControl>().next_multiple_of(PAGE) as u64;
+    let blocks_len = if arena_len == 0 {
+        0
+    } else if arena_len <= arena_ctrl || !(arena_len - arena_ctrl).is_multiple_of(64) {
+        return Err(Corrupt(format!(
+            "arena length {arena_len} is not a valid arena size"
+        )));
+    } else {
+        arena_len - arena_ctrl
+    };
+    let config = Config::new(capacity)
+        .arena_bytes(usize::try_from(blocks_len).unwrap_or(usize::MAX))
+        .max_message(usize::try_from(max_message).unwrap_or(usize::MAX));
+    config
+        .validate()
+        .map_err(|e| Corrupt(format!("header describes an impossible ring: {e}")))?;
+    let g = config.geometry();
+    if g.max_message as u64 != max_message {
+        return Err(Corrupt(format!(
+            "max message is {max_message}, but a ring without an arena has {}",
+            g.max_message
+        )));
+    }
     let regions = [
         ("control offset", r64(&h.control_offset), g.control_offset),
         (

@@ -1,0 +1,97 @@
+//! A lock-free LIFO free list (Treiber stack) of arena blocks, linked by
+//! index through the blocks' headers, with a tagged head against ABA.
+//!
+//! The head word is `tag << 32 | (index + 1)`; 0 in the low half is the
+//! empty list. Every successful push or pop increments the tag, so a pop
+//! whose snapshot of the head went stale (the block was popped, reused and
+//! pushed back meanwhile) fails its CAS instead of installing a stale link.
+//!
+//! - SYNC POINT "block free": push's CAS is `Release` (the freer's accesses
+//!   to the block, and the link it wrote, happen before), pop's head load is
+//!   `Acquire` (pairs with it).
+//! - Links read during a pop may be stale or scribbled on; they are
+//!   range-checked by the caller's `node` function, and a failed check ends
+//!   the pop (the list is reported empty) instead of following garbage.
+
+use crate::atomic::{AtomicU64, Ordering};
+use crate::layout::BlockHeader;
+
+const INDEX_MASK: u64 = 0xffff_ffff;
+
+/// One class's free list: its head word and a way to reach a block's header
+/// by index (`None` for an index that is out of range or not of this class).
+pub(crate) struct FreeList<'a, F> {
+    head: &'a AtomicU64,
+    node: F,
+}
+
+impl<'a, F> FreeList<'a, F>
+where
+    F: Fn(u64) -> Option<&'a BlockHeader>,
+{
+    pub(crate) fn new(head: &'a AtomicU64, node: F) -> Self {
+        Self { head, node }
+    }
+
+    /// Pushes block `index`.
+    pub(crate) fn push(&self, index: u64) {
+        let Some(block) = (self.node)(index) else {
+            return;
+        };
+        let mut head = self.head.load(Ordering::Relaxed);
+        loop {
+            // Relaxed: published by the Release CAS below.
+            block.next.store(head & INDEX_MASK, Ordering::Relaxed);
+            let new = (head >> 32).wrapping_add(1) << 32 | (index + 1);
+            // SYNC POINT "block free" (Release; pairs with `pop`).
+            match self
+                .head
+                .compare_exchange_weak(head, new, Ordering::Release, Ordering::Relaxed)
+            {
+                Ok(_) => return,
+                Err(now) => head = now,
+            }
+            crate::atomic::spin_hint();
+        }
+    }
+
+    /// Pops a block index, or `None` if the list is empty (or a link failed
+    /// its range check).
+    pub(crate) fn pop(&self) -> Option<u64> {
+        // SYNC POINT "block free" (Acquire; pairs with `push`).
+        let mut head = self.head.load(Ordering::Acquire);
+        loop {
+            let first = head & INDEX_MASK;
+            if first == 0 {
+                return None;
+            }
+            let block = (self.node)(first - 1)?;
+            // Relaxed: the Acquire above (or of the failed CAS) ordered it.
+            let next = block.next.load(Ordering::Relaxed) & INDEX_MASK;
+            let new = (head >> 32).wrapping_add(1) << 32 | next;
+            match self
+                .head
+                .compare_exchange_weak(head, new, Ordering::Acquire, Ordering::Acquire)
+            {
+                Ok(_) => return Some(first - 1),
+                Err(now) => head = now,
+            }
+            crate::atomic::spin_hint();
+        }
+    }
+
+    /// Number of blocks on the list, counting at most `bound` (a scribbled
+    /// link could make a cycle). A racy snapshot, for statistics.
+    pub(crate) fn len_bounded(&self, bound: u64) -> u64 {
+        let mut n = 0;
+        let mut link = self.head.load(Ordering::Acquire) & INDEX_MASK;
+        while link != 0 && n < bound {
+            let Some(block) = (self.node)(link - 1) else {
+                break;
+            };
+            n += 1;
+            link = block.next.load(Ordering::Relaxed) & INDEX_MASK;
+        }
+        n
+    }
+}

@@ -1,0 +1,396 @@
+//! The zero-copy arena: payload blocks inside the segment, handed between
+//! processes by offset.
+//!
+//! The block area is carved on demand with a bump pointer (one CAS), in
+//! segregated power-of-two size classes (64 B .. the ring's maximum message).
+//! A freed block goes onto its class's lock-free free list (see
+//! [`free_list`]) and is reused from there; blocks are never merged or
+//! returned to the bump area. When a class has no free block and the bump
+//! area is used up, a block of a larger class is used instead.
+//!
+//! A block is owned by reference count: the sender's loan (1), which becomes
+//! the queued message's reference on send, then the receiver's guard (clones
+//! add references). The last owner frees the block, bumping its generation
+//! so a stale descriptor naming the old generation is detected.
+//!
+//! # Orderings
+//! - SYNC POINT "block free": the free-list push is `Release` and the pop
+//!   `Acquire` (in [`free_list`]), so everything the last owner did with the
+//!   block happens before the next allocator writes it.
+//! - The reference count decrement is `AcqRel`: `Release` so each owner's
+//!   reads of the payload happen before the block is freed, `Acquire` in the
+//!   last owner so it sees the others' releases before freeing.
+//! - The payload itself travels with the slot: the sender writes it before
+//!   publishing the slot (`Release`), the receiver reads it after seeing the
+//!   slot published (`Acquire`).
+//!
+//! # Untrusted peers
+//! A descriptor read from a slot is checked against the arena (offset in
+//! range and aligned, class in range, header class, generation, length)
+//! before any byte is touched; free-list links are range-checked when
+//! popped. A peer can make us report `Corrupt` or leak blocks, not read or
+//! write outside the arena.
+
+pub(crate) mod free_list;
+
+use core::ptr::NonNull;
+
+use crate::atomic::Ordering;
+use crate::layout::{
+    ArenaControl, BlockHeader, EventCount, BLOCK_HEADER, MAX_CLASSES, MIN_BLOCK_PAYLOAD,
+};
+use free_list::FreeList;
+
+/// Size class for a payload of `len` bytes (class `c` holds `64 << c`).
+#[inline]
+pub(crate) fn class_for(len: usize) -> usize {
+    let units = len.div_ceil(MIN_BLOCK_PAYLOAD).max(1);
+    units.next_power_of_two().trailing_zeros() as usize
+}
+
+/// Payload capacity of class `c`.
+#[inline]
+pub(crate) const fn class_payload(c: usize) -> usize {
+    MIN_BLOCK_PAYLOAD << c
+}
+
+/// Bytes a block of class `c` takes in the block area.
+#[inline]
+pub(crate) const fn block_size(c: usize) -> usize {
+    BLOCK_HEADER + class_payload(c)
+}
+
+/// Why an allocation failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AllocError {
+    /// Larger than the ring's maximum message.
+    TooLarge { max: usize },
+    /// No free block of a suitable class and no room to carve one.
+    Exhausted,
+}
+
+/// A zero-copy descriptor as it travels in a slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Descriptor {
+    /// Offset of the block in the block area.
+    pub(crate) offset: u64,
+    pub(crate) len: u32,
+    pub(crate) class: u32,
+    pub(crate) generation: u32,
+}
+
+impl Descriptor {
+    pub(crate) fn to_words(self) -> [u64; 5] {
+        [
+            self.offset,
+            self.len as u64 | (self.class as u64) << 32,
+            self.generation as u64,
+            0,
+            0,
+        ]
+    }
+
+    pub(crate) fn from_words(w: &[u64; 5]) -> Self {
+        Descriptor {
+            offset: w[0],
+            len: w[1] as u32,
+            class: (w[1] >> 32) as u32,
+            generation: w[2] as u32,
+        }
+    }
+}
+
+/// Blocks and bytes in use (carved minus free), a snapshot.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ArenaUsage {
+    /// Blocks currently allocated (loaned, queued or held by a guard).
+    pub blocks_in_use: u64,
+    /// Bytes those blocks occupy (headers included).
+    pub bytes_in_use: u64,
+    /// Bytes of the block area carved so far.
+    pub bytes_carved: u64,
+    /// Size of the block area.
+    pub capacity_bytes: u64,
+}
+
+/// A view of the arena of one segment.
+#[derive(Clone)]
+pub(crate) struct Arena {
+    ctrl: NonNull<ArenaControl>,
+    blocks: NonNull<u8>,
+    blocks_len: usize,
+    /// Largest class a message may use (from the ring's maximum message).
+    max_class: usize,
+    max_message: usize,
+    /// The not-full event count to signal when a block is freed (rings with
+    /// wake-ups only): a sender blocked on a full arena waits on it.
+    freed_waker: Option<NonNull<EventCount>>,
+}
+
+// SAFETY: only shared references to atomics and raw pointers into the
+// segment, which the owner keeps mapped (see `Arena::new`).
+unsafe impl Send for Arena {}
+// SAFETY: as above.
+unsafe impl Sync for Arena {}
+
+impl Arena {
+    /// # Safety
+    /// `ctrl` must point to a valid `ArenaControl` and `blocks` to
+    /// `blocks_len` bytes (64-byte aligned) of the same mapping, and
+    /// `freed_waker` (if any) to an `EventCount` of it, all alive as long as
+    /// the returned value (or a clone) is used. `max_message` must be at most
+    /// `class_payload(MAX_CLASSES - 1)`.
+    pub(crate) unsafe fn new(
+        ctrl: NonNull<ArenaControl>,
+        blocks: NonNull<u8>,
+        blocks_len: usize,
+        max_message: usize,
+        freed_waker: Option<NonNull<EventCount>>,
+    ) -> Self {
+        Arena {
+            ctrl,
+            blocks,
+            blocks_len,
+            max_class: class_for(max_message).min(MAX_CLASSES - 1),
+            max_message,
+            freed_waker,
+        }
+    }
+
+    /// Wakes senders blocked on a full arena (after `release` freed a block).
+    #[cfg(not(fusion_ring_loom))]
+    pub(crate) fn notify_freed(&self) {
+        if let Some(ec) = self.freed_waker {
+            // SAFETY: points into the same mapping as the arena (`new`).
+            crate::sync::notify(unsafe { ec.as_ref() });
+        }
+    }
+
+    fn ctrl(&self) -> &ArenaControl {
+        // SAFETY: `new`'s contract.
+        unsafe { self.ctrl.as_ref() }
+    }
+
+    pub(crate) fn max_message(&self) -> usize {
+        self.max_message
+    }
+
+    /// The header of the block at `offset`; the caller has checked that
+    /// `offset + BLOCK_HEADER <= blocks_len` and `offset % 64 == 0`.
+    fn header_at(&self, offset: usize) -> &BlockHeader {
+        debug_assert!(offset.is_multiple_of(64) && offset + BLOCK_HEADER <= self.blocks_len);
+        // SAFETY: in bounds and aligned (caller), and the block area holds
+        // only atomics in headers, valid for any bit pattern.
+        unsafe { self.blocks.add(offset).cast::<BlockHeader>().as_ref() }
+    }
+
+    fn list<'a>(
+        &'a self,
+        class: usize,
+    ) -> FreeList<'a, impl Fn(u64) -> Option<&'a BlockHeader> + 'a> {
+        FreeList::new(&self.ctrl().free[class].value, move |index| {
+            let offset = usize::try_from(index).ok()?.checked_mul(64)?;
+            let end = offset.checked_add(block_size(class))?;
+            if end > self.blocks_len {
+                return None;
+            }
+            let h = self.header_at(offset);
+            // Relaxed: the class is fixed at carving; a mismatch is corruption.
+            (h.class.load(Ordering::Relaxed) as usize == class).then_some(h)
+        })
+    }
+
+    /// Allocates a block for `len` payload bytes, owned once (refcount 1).
+    pub(crate) fn alloc(&self, len: usize, pid: u32) -> Result<Descriptor, AllocError> {
+        if len > self.max_message {
+            return Err(AllocError::TooLarge {
+                max: self.max_message,
+            });
+        }
+        let want = class_for(len);
+        let offset = self
+            .list(want)
+            .pop()
+            .map(|i| i as usize * 64)
+            .or_else(|| self.carve(want))
+            .or_else(|| {
+                (want + 1..=self.max_class)
+                    .find_map(|c| self.list(c).pop().map(|i| i as usize * 64))
+            })
+            .ok_or(AllocError::Exhausted)?;
+        let h = self.header_at(offset);
+        // Relaxed: we own the block (popped with Acquire or freshly carved);
+        // these become visible to a receiver through the slot's Release.
+        h.refcount.store(1, Ordering::Relaxed);
+        h.len.store(len as u32, Ordering::Relaxed);
+        h.owner_pid.store(pid, Ordering::Relaxed);
+        Ok(Descriptor {
+            offset: offset as u64,
+            len: len as u32,
+            class: h.class.load(Ordering::Relaxed),
+            generation: h.generation.load(Ordering::Relaxed),
+        })
+    }
+
+    /// Takes a fresh block of class `c` from the bump area.
+    fn carve(&self, c: usize) -> Option<usize> {
+        let size = block_size(c) as u64;
+        let bump = &self.ctrl().bump.value;
+        // Relaxed: the CAS only hands out disjoint ranges; the block is new
+        // memory nobody else references.
+        let mut cur = bump.load(Ordering::Relaxed);
+        loop {
+            let end = cur.checked_add(size)?;
+            if end > self.blocks_len as u64 || !cur.is_multiple_of(64) {
+                return None;
+            }
+            match bump.compare_exchange_weak(cur, end, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => break,
+                Err(now) => cur = now,
+            }
+        }
+        let h = self.header_at(cur as usize);
+        h.class.store(c as u32, Ordering::Relaxed);
+        h.next.store(0, Ordering::Relaxed);
+        self.ctrl().carved[c].fetch_add(1, Ordering::Relaxed);
+        Some(cur as usize)
+    }
+
+    /// Checks a descriptor read from a slot against the arena.
+    pub(crate) fn check(&self, d: &Descriptor) -> Result<(), String> {
+        let class = d.class as usize;
+        if class > self.max_class {
+            return Err(format!(
+                "descriptor class {class} exceeds the largest class {}",
+                self.max_class
+            ));
+        }
+        let offset = usize::try_from(d.offset)
+            .map_err(|_| format!("descriptor offset {} out of range", d.offset))?;
+        if !offset.is_multiple_of(64)
+            || offset
+                .checked_add(block_size(class))
+                .is_none_or(|end| end > self.blocks_len)
+        {
+            return Err(format!(
+                "descriptor offset {offset} (class {class}) lies outside the {}-byte block area",
+                self.blocks_len
+            ));
+        }
+        if d.len as usize > class_payload(class).min(self.max_message) {
+            return Err(format!(
+                "descriptor length {} exceeds its class capacity {}",
+                d.len,
+                class_payload(class)
+            ));
+        }
+        let h = self.header_at(offset);
+        let (hc, hg) = (
+            h.class.load(Ordering::Relaxed),
+            h.generation.load(Ordering::Relaxed),
+        );
+        if hc != d.class || hg != d.generation {
+            return Err(format!(
+                "block at {offset} is class {hc} generation {hg}, the descriptor says class {class} generation {}",
+                d.generation
+            ));
+        }
+        Ok(())
+    }
+
+    /// Pointer to the payload of a checked block.
+    pub(crate) fn payload_ptr(&self, offset: u64) -> NonNull<u8> {
+        let offset = offset as usize + BLOCK_HEADER;
+        assert!(offset <= self.blocks_len);
+        // SAFETY: in bounds of the block area (asserted); the caller checked
+        // the whole block lies inside it.
+        unsafe { self.blocks.add(offset) }
+    }
+
+    /// Adds an owner to a checked block.
+    pub(crate) fn retain(&self, offset: u64) {
+        // Relaxed: the new owner already holds a reference (as in Arc::clone).
+        self.header_at(offset as usize)
+            .refcount
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Drops an owner; the last one frees the block (and gets `true`).
+    pub(crate) fn release(&self, offset: u64) -> bool {
+        let h = self.header_at(offset as usize);
+        // AcqRel: see the module docs ("reference count").
+        let before = h.refcount.fetch_sub(1, Ordering::AcqRel);
+        if before == 1 {
+            h.generation.store(
+                h.generation.load(Ordering::Relaxed).wrapping_add(1),
+                Ordering::Relaxed,
+            );
+            h.owner_pid.store(0, Ordering::Relaxed);
+            let class = h.class.load(Ordering::Relaxed) as usize;
+            if class < MAX_CLASSES {
+                self.list(class).push(offset / 64);
+            }
+            true
+        } else if before == 0 {
+            // Released more often than retained: only a scribbling peer can
+            // cause this. Undo, and leave the block alone (leaked, not reused
+            // while someone may still read it).
+            h.refcount.fetch_add(1, Ordering::Relaxed);
+            false
+        } else {
+            false
+        }
+    }
+
+    /// Blocks and bytes in use (carved minus free). Walks the free lists, so
+    /// it is for statistics, not the hot path.
+    pub(crate) fn usage(&self) -> ArenaUsage {
+        let ctrl = self.ctrl();
+        let mut u = ArenaUsage {
+            bytes_carved: ctrl.bump.value.load(Ordering::Relaxed),
+            capacity_bytes: self.blocks_len as u64,
+            ..Default::default()
+        };
+        for c in 0..MAX_CLASSES {
+            let carved = ctrl.carved[c].load(Ordering::Relaxed);
+            let free = self.list(c).len_bounded(carved);
+            let used = carved.saturating_sub(free);
+            u.blocks_in_use += used;
+            u.bytes_in_use += used * block_size(c) as u64;
+        }
+        u
+    }
+}
+
+#[cfg(all(test, not(fusion_ring_loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes_round_up_to_powers_of_two_of_64() {
+        assert_eq!(class_for(0), 0);
+        assert_eq!(class_for(41), 0);
+        assert_eq!(class_for(64), 0);
+        assert_eq!(class_for(65), 1);
+        assert_eq!(class_for(128), 1);
+        assert_eq!(class_for(129), 2);
+        assert_eq!(class_for(1 << 20), 14);
+        assert_eq!(class_payload(14), 1 << 20);
+        for len in [41, 100, 1000, 4096, 65_537, 1 << 20] {
+            let c = class_for(len);
+            assert!(class_payload(c) >= len);
+            assert!(c == 0 || class_payload(c - 1) < len);
+        }
+    }
+
+    #[test]
+    fn descriptor_words_round_trip() {
+        let d = Descriptor {
+            offset: 123 * 64,
+            len: 70_000,
+            class: 11,
+            generation: u32::MAX,
+        };
+        assert_eq!(Descriptor::from_words(&d.to_words()), d);
+    }
+}

@@ -1,0 +1,337 @@
+//! [`FusionRing`]: the adaptive ring. Messages of up to 40 bytes travel
+//! inline, larger ones through the zero-copy arena; blocking calls sleep on
+//! futexes in the segment.
+
+use std::os::fd::{BorrowedFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use crate::arena::ArenaUsage;
+use crate::ring::Outgoing;
+use crate::stats::LaneStats;
+use crate::{
+    BatchMessage, Config, Loan, LoanError, Payload, PriorityClass, Result, Ring, RingError,
+    RingSync, INLINE_MAX,
+};
+
+/// Statistics of a [`FusionRing`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FusionStats {
+    /// Messages sent (all handles, all processes).
+    pub sent: u64,
+    /// Messages received.
+    pub received: u64,
+    /// Of `sent`, how many travelled inline.
+    pub inline_count: u64,
+    /// Of `sent`, how many travelled zero-copy.
+    pub zerocopy_count: u64,
+    /// Mean send-to-receive latency in clock ticks.
+    pub avg_latency: f64,
+    /// Per-lane counters.
+    pub lanes: [LaneStats; 5],
+    /// Arena blocks and bytes in use.
+    pub arena: ArenaUsage,
+    /// Producer head position.
+    pub head: u64,
+    /// Consumer head position.
+    pub tail: u64,
+}
+
+/// The adaptive ring: `send` picks the inline path (<= 40 bytes) or the
+/// zero-copy arena; receive by copy ([`FusionRing::recv`]) or in place
+/// ([`FusionRing::recv_zerocopy`]); write large messages in place with
+/// [`FusionRing::loan`]; block with timeouts.
+///
+/// Each handle is `Send` but not `Sync`: [`Clone`] it for another thread,
+/// or open the ring from another process.
+///
+/// ```
+/// use std::time::Duration;
+/// use fusion_ring::FusionRing;
+///
+/// let ring = FusionRing::new(256)?;
+/// ring.send(b"small")?;                // inline
+/// ring.send(&vec![1u8; 64 * 1024])?;   // zero-copy
+///
+/// let mut buffer = vec![0u8; 1 << 20];
+/// let size = ring.recv(&mut buffer)?;
+/// assert_eq!(&buffer[..size], b"small");
+/// let size = ring.recv_blocking(&mut buffer)?;
+/// assert_eq!(size, 64 * 1024);
+/// ring.send_with_timeout(b"x", Duration::from_millis(100))?;
+/// # Ok::<(), fusion_ring::RingError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct FusionRing {
+    ring: Ring,
+}
+
+impl FusionRing {
+    /// A ring of `capacity` slots in an anonymous segment with the default
+    /// [`Config`]: a 32 MiB arena, messages up to 1 MiB, timestamps and
+    /// wake-ups on.
+    pub fn new(capacity: usize) -> Result<Self> {
+        Self::with_config(&Config::new(capacity))
+    }
+
+    /// An anonymous ring with the given config.
+    pub fn with_config(config: &Config) -> Result<Self> {
+        Ring::with_config(config).map(Self::from)
+    }
+
+    /// Creates a named ring under `/dev/shm`.
+    pub fn create(name: &str, config: &Config) -> Result<Self> {
+        Ring::create(name, config).map(Self::from)
+    }
+
+    /// Opens a named ring.
+    pub fn open(name: &str) -> Result<Self> {
+        Ring::open(name).map(Self::from)
+    }
+
+    /// Adopts a ring from a file descriptor.
+    pub fn from_fd(fd: OwnedFd) -> Result<Self> {
+        Ring::from_fd(fd).map(Self::from)
+    }
+
+    /// The segment's file descriptor, to hand to another process.
+    pub fn as_fd(&self) -> BorrowedFd<'_> {
+        self.ring.as_fd()
+    }
+
+    /// The low-level view.
+    pub fn as_ring(&self) -> &Ring {
+        &self.ring
+    }
+
+    /// The blocking primitives.
+    pub fn sync(&self) -> RingSync<'_> {
+        RingSync::new(&self.ring)
+    }
+
+    /// Largest message this ring carries.
+    pub fn max_message(&self) -> usize {
+        self.ring.max_message()
+    }
+
+    fn check_len(&self, len: usize) -> Result<()> {
+        let max = self.max_message();
+        if len > max {
+            Err(RingError::TooLarge { len, max })
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Sends `data` with [`PriorityClass::Normal`]: inline up to 40 bytes,
+    /// else copied once into an arena block. `Full` / `ArenaExhausted` /
+    /// `TooLarge` leave the ring and the arena as they were.
+    pub fn send(&self, data: &[u8]) -> Result<()> {
+        self.send_with_priority(data, PriorityClass::Normal)
+    }
+
+    /// [`FusionRing::send`] with a priority class.
+    pub fn send_with_priority(&self, data: &[u8], priority: PriorityClass) -> Result<()> {
+        if data.len() <= INLINE_MAX {
+            return self
+                .ring
+                .send_inline_with(1, |_| (data, priority))
+                .map(drop);
+        }
+        self.check_len(data.len())?;
+        let mut loan = self.loan(data.len())?;
+        loan.copy_from_slice(data);
+        self.send_loan(loan, priority).map_err(|e| e.error)
+    }
+
+    /// A writable block of `len` bytes in shared memory (see [`Loan`]).
+    /// `TooLarge` above the ring's maximum message, `ArenaExhausted` if no
+    /// block is free (or the ring has no arena).
+    pub fn loan(&self, len: usize) -> Result<Loan<'_>> {
+        Loan::new(&self.ring, len)
+    }
+
+    /// Sends a filled loan with no copy. On failure (`Full`) the loan comes
+    /// back in the error, still yours.
+    pub fn send_loan<'r>(
+        &'r self,
+        loan: Loan<'r>,
+        priority: PriorityClass,
+    ) -> std::result::Result<(), LoanError<'r>> {
+        self.ring.send_loan(loan, priority)
+    }
+
+    /// Sends a received payload on with no copy when it lives in this
+    /// ring's segment (a new reference to the same block); otherwise copies.
+    pub fn forward(&self, payload: &Payload, priority: PriorityClass) -> Result<()> {
+        match payload.share_into(self.ring.segment()) {
+            Some(Outgoing::Block(desc)) => self
+                .ring
+                .send_with(1, |_| (Outgoing::Block(desc), priority))
+                .map(drop)
+                .inspect_err(|_| self.ring.release_block(desc.offset)),
+            _ => self.send_with_priority(payload, priority),
+        }
+    }
+
+    /// Receives the next message into `buffer`; returns its length.
+    /// `Empty` if none; `BufferTooSmall { needed, .. }` if it does not fit
+    /// (it stays queued).
+    pub fn recv(&self, buffer: &mut [u8]) -> Result<usize> {
+        self.ring.recv_copy(buffer).map(|(n, _, _)| n)
+    }
+
+    /// Like [`FusionRing::recv`], also giving the priority class and the
+    /// latency in ticks.
+    pub fn recv_with_meta(&self, buffer: &mut [u8]) -> Result<(usize, PriorityClass, u64)> {
+        self.ring.recv_copy(buffer)
+    }
+
+    /// Receives the next message in place (no copy for zero-copy messages).
+    pub fn recv_zerocopy(&self) -> Result<Payload> {
+        let mut out = None;
+        self.ring.recv_with(1, None, |r| {
+            out = Some(Payload::from_received(&self.ring, r))
+        })?;
+        Ok(out.expect("recv_with took one message"))
+    }
+
+    /// Sends a batch of mixed sizes with one claim (blocks for the large
+    /// ones are taken first). Returns how many were sent: all, or a prefix
+    /// if the ring or the arena filled up. One message over the maximum
+    /// gives `TooLarge` and nothing is sent.
+    pub fn send_batch(&self, messages: &[BatchMessage<'_>]) -> Result<usize> {
+        self.ring.send_batch_mixed(messages)
+    }
+
+    /// Receives up to `max` messages with one claim, appending them to
+    /// `out` (in place, like [`FusionRing::recv_zerocopy`]); returns how many.
+    pub fn recv_batch(&self, out: &mut Vec<Payload>, max: usize) -> Result<usize> {
+        if max == 0 {
+            return Ok(0);
+        }
+        self.ring.recv_with(max, None, |r| {
+            out.push(Payload::from_received(&self.ring, r))
+        })
+    }
+
+    /// Sends, waiting while the ring (or the arena) is full.
+    pub fn send_blocking(&self, data: &[u8]) -> Result<()> {
+        self.send_until(data, PriorityClass::Normal, None)
+    }
+
+    /// Sends, waiting at most `timeout`; `Timeout` means nothing was sent.
+    pub fn send_with_timeout(&self, data: &[u8], timeout: Duration) -> Result<()> {
+        self.send_until(data, PriorityClass::Normal, Some(Instant::now() + timeout))
+    }
+
+    /// [`FusionRing::send_with_timeout`] with a priority class (`None`: no limit).
+    pub fn send_until(
+        &self,
+        data: &[u8],
+        priority: PriorityClass,
+        deadline: Option<Instant>,
+    ) -> Result<()> {
+        let retry = |r: Result<()>| match r {
+            Err(RingError::Full | RingError::ArenaExhausted { .. }) => None,
+            r => Some(r),
+        };
+        if data.len() <= INLINE_MAX {
+            return RingSync::not_full_until(&self.ring, deadline, || {
+                retry(self.send_with_priority(data, priority))
+            })?;
+        }
+        self.check_len(data.len())?;
+        // A block first (copied into once), then a slot for it.
+        let mut loan =
+            RingSync::not_full_until(&self.ring, deadline, || match self.loan(data.len()) {
+                Err(RingError::ArenaExhausted { .. }) => None,
+                r => Some(r),
+            })??;
+        loan.copy_from_slice(data);
+        let mut pending = Some(loan);
+        RingSync::not_full_until(&self.ring, deadline, || {
+            let loan = pending.take()?;
+            match self.send_loan(loan, priority) {
+                Ok(()) => Some(Ok(())),
+                Err(LoanError {
+                    error: RingError::Full,
+                    loan,
+                }) => {
+                    pending = Some(loan);
+                    None
+                }
+                Err(e) => Some(Err(e.error)),
+            }
+        })?
+    }
+
+    /// Receives into `buffer`, waiting for a message.
+    pub fn recv_blocking(&self, buffer: &mut [u8]) -> Result<usize> {
+        self.recv_until(buffer, None).map(|(n, _, _)| n)
+    }
+
+    /// Receives into `buffer`, waiting at most `timeout`; `Timeout` means
+    /// nothing was consumed.
+    pub fn recv_with_timeout(&self, buffer: &mut [u8], timeout: Duration) -> Result<usize> {
+        self.recv_until(buffer, Some(Instant::now() + timeout))
+            .map(|(n, _, _)| n)
+    }
+
+    /// Receives into `buffer` with meta data, waiting until `deadline`
+    /// (`None`: no limit).
+    pub fn recv_until(
+        &self,
+        buffer: &mut [u8],
+        deadline: Option<Instant>,
+    ) -> Result<(usize, PriorityClass, u64)> {
+        RingSync::not_empty_until(&self.ring, deadline, || match self.ring.recv_copy(buffer) {
+            Err(RingError::Empty) => None,
+            r => Some(r),
+        })?
+    }
+
+    /// Receives in place, waiting at most `timeout` (`None`: no limit).
+    pub fn recv_zerocopy_timeout(&self, timeout: Option<Duration>) -> Result<Payload> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        RingSync::not_empty_until(&self.ring, deadline, || match self.recv_zerocopy() {
+            Err(RingError::Empty) => None,
+            r => Some(r),
+        })?
+    }
+
+    /// Counts, latency, lanes and arena use, read from the segment.
+    pub fn stats(&self) -> FusionStats {
+        let r = self.ring.stats();
+        let lanes = self.ring.lane_stats();
+        let received = lanes.iter().map(|l| l.received).sum();
+        let timed: u64 = lanes.iter().map(LaneStats::timed).sum();
+        let latency: u64 = lanes.iter().map(|l| l.latency_sum).sum();
+        FusionStats {
+            sent: lanes.iter().map(|l| l.sent).sum(),
+            received,
+            inline_count: r.inline_count,
+            zerocopy_count: r.zerocopy_count,
+            avg_latency: if timed == 0 {
+                0.0
+            } else {
+                latency as f64 / timed as f64
+            },
+            lanes,
+            arena: self.ring.arena_usage(),
+            head: r.head,
+            tail: r.tail,
+        }
+    }
+}
+
+impl From<Ring> for FusionRing {
+    fn from(ring: Ring) -> Self {
+        Self { ring }
+    }
+}
+
+impl AsRef<Ring> for FusionRing {
+    fn as_ref(&self) -> &Ring {
+        &self.ring
+    }
+}

@@ -1,0 +1,280 @@
+//! The zero-copy path's user types: [`Loan`] (a writable block a sender
+//! fills in place) and [`Payload`] (a received message read in place).
+//!
+//! Both are views of arena blocks in shared memory. A block is owned by
+//! reference count, so while a `Loan` or `Payload` lives, no well-behaved
+//! process writes the bytes it shows. A hostile process mapping the segment
+//! could still write them: then the bytes seen are garbage, which the
+//! library never uses for anything but handing them to you.
+
+use core::ptr::NonNull;
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+
+use crate::arena::{Arena, Descriptor};
+use crate::ring::{Body, Outgoing, Received};
+use crate::segment::Segment;
+use crate::{PriorityClass, Result, Ring, RingError, INLINE_MAX};
+
+/// A writable buffer inside the ring's shared memory: fill it in place,
+/// then send it with no copy ([`crate::FusionRing::send_loan`]). Dropping an
+/// unsent loan gives the block back.
+///
+/// ```
+/// use fusion_ring::{FusionRing, PriorityClass};
+/// let ring = FusionRing::new(64)?;
+/// let mut loan = ring.loan(100_000)?;
+/// loan.fill(0xAB);
+/// loan[0] = 1;
+/// ring.send_loan(loan, PriorityClass::Normal).map_err(|e| e.error)?;
+/// let msg = ring.recv_zerocopy()?;
+/// assert_eq!(msg.len(), 100_000);
+/// assert_eq!((msg[0], msg[99_999]), (1, 0xAB));
+/// # Ok::<(), fusion_ring::RingError>(())
+/// ```
+pub struct Loan<'r> {
+    ring: &'r Ring,
+    desc: Descriptor,
+    ptr: NonNull<u8>,
+}
+
+impl<'r> Loan<'r> {
+    pub(crate) fn new(ring: &'r Ring, len: usize) -> Result<Self> {
+        let arena = ring.arena().ok_or(RingError::ArenaExhausted { len })?;
+        let desc = arena.alloc(len, ring.pid()).map_err(|e| match e {
+            crate::arena::AllocError::TooLarge { max } => RingError::TooLarge { len, max },
+            crate::arena::AllocError::Exhausted => RingError::ArenaExhausted { len },
+        })?;
+        let ptr = arena.payload_ptr(desc.offset);
+        Ok(Loan { ring, desc, ptr })
+    }
+
+    /// Gives up ownership to a slot: the message now holds the reference.
+    pub(crate) fn into_outgoing(self) -> Outgoing<'static> {
+        let desc = self.desc;
+        core::mem::forget(self);
+        Outgoing::Block(desc)
+    }
+
+    pub(crate) fn descriptor(&self) -> Descriptor {
+        self.desc
+    }
+
+    /// Shortens the message to `len` bytes (no effect if longer than now).
+    pub fn truncate(&mut self, len: usize) {
+        if len < self.desc.len as usize {
+            self.desc.len = len as u32;
+        }
+    }
+}
+
+impl Deref for Loan<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // SAFETY: the block was allocated for at least `desc.len` bytes inside
+        // the mapping, which `ring` keeps alive; we hold its only reference.
+        unsafe { core::slice::from_raw_parts(self.ptr.as_ptr(), self.desc.len as usize) }
+    }
+}
+
+impl DerefMut for Loan<'_> {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `deref`; `&mut self` makes this the only view, and no
+        // other owner of the block exists until it is sent.
+        unsafe { core::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.desc.len as usize) }
+    }
+}
+
+impl Drop for Loan<'_> {
+    fn drop(&mut self) {
+        self.ring.release_block(self.desc.offset);
+    }
+}
+
+impl core::fmt::Debug for Loan<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Loan").field("len", &self.desc.len).finish()
+    }
+}
+
+/// A loan that could not be sent, given back with the reason.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct LoanError<'r> {
+    /// Why it was not sent (e.g. `Full`).
+    pub error: RingError,
+    /// The loan, still yours: retry, or drop it to free the block.
+    pub loan: Loan<'r>,
+}
+
+/// A received message, read in place: inline bytes, or a block of shared
+/// memory that is given back when the last clone is dropped. Cloning is
+/// cheap (a reference count), and a payload can be sent on again with no
+/// copy ([`crate::FusionRing::forward`]).
+///
+/// ```
+/// use fusion_ring::{FusionRing, PriorityClass};
+/// let ring = FusionRing::new(64)?;
+/// ring.send(&[7u8; 5000])?;
+/// let a = ring.recv_zerocopy()?;
+/// let b = a.clone();
+/// drop(a);
+/// assert!(b.iter().all(|&x| x == 7));
+/// assert_eq!(b.priority(), PriorityClass::Normal);
+/// # Ok::<(), fusion_ring::RingError>(())
+/// ```
+pub struct Payload {
+    inner: Inner,
+    priority: PriorityClass,
+    latency_cycles: u64,
+}
+
+enum Inner {
+    Inline {
+        data: [u8; INLINE_MAX],
+        len: u8,
+    },
+    Shared {
+        segment: Arc<Segment>,
+        arena: Arena,
+        desc: Descriptor,
+        ptr: NonNull<u8>,
+    },
+}
+
+// SAFETY: a Shared payload points into a mapping kept alive by the Arc; the
+// block is reference counted with atomics, so it may move to and be read
+// from another thread.
+unsafe impl Send for Payload {}
+// SAFETY: `&Payload` only gives `&[u8]` reads and atomic reference counting.
+unsafe impl Sync for Payload {}
+
+impl Payload {
+    pub(crate) fn from_received(ring: &Ring, r: Received) -> Self {
+        let inner = match r.body {
+            Body::Inline(words) => {
+                let mut data = [0u8; INLINE_MAX];
+                crate::protocol::unpack_payload_into(&words, &mut data[..r.len]);
+                Inner::Inline {
+                    data,
+                    len: r.len as u8,
+                }
+            }
+            Body::Block(desc) => {
+                let arena = ring
+                    .arena()
+                    .expect("checked block implies an arena")
+                    .clone();
+                Inner::Shared {
+                    segment: Arc::clone(ring.segment()),
+                    ptr: arena.payload_ptr(desc.offset),
+                    arena,
+                    desc,
+                }
+            }
+        };
+        Payload {
+            inner,
+            priority: r.priority,
+            latency_cycles: r.latency.unwrap_or(0),
+        }
+    }
+
+    /// Its priority class.
+    pub fn priority(&self) -> PriorityClass {
+        self.priority
+    }
+
+    /// Ticks from send to receive (0 on a ring without timestamps).
+    pub fn latency_cycles(&self) -> u64 {
+        self.latency_cycles
+    }
+
+    /// Whether the bytes live in the shared arena (zero-copy) rather than
+    /// in this value (inline).
+    pub fn is_zerocopy(&self) -> bool {
+        matches!(self.inner, Inner::Shared { .. })
+    }
+
+    /// The block to send on, if it is one of `segment`'s: takes a new
+    /// reference for the new message.
+    pub(crate) fn share_into(&self, segment: &Arc<Segment>) -> Option<Outgoing<'_>> {
+        match &self.inner {
+            Inner::Shared {
+                segment: s,
+                arena,
+                desc,
+                ..
+            } if Arc::ptr_eq(s, segment) => {
+                arena.retain(desc.offset);
+                Some(Outgoing::Block(*desc))
+            }
+            _ => None,
+        }
+    }
+}
+
+impl Deref for Payload {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match &self.inner {
+            Inner::Inline { data, len } => &data[..*len as usize],
+            // SAFETY: the block was checked to lie inside the arena with room
+            // for `len` bytes; the Arc keeps the mapping alive and our
+            // reference keeps well-behaved processes from reusing the block.
+            Inner::Shared { ptr, desc, .. } => unsafe {
+                core::slice::from_raw_parts(ptr.as_ptr(), desc.len as usize)
+            },
+        }
+    }
+}
+
+impl Clone for Payload {
+    fn clone(&self) -> Self {
+        let inner = match &self.inner {
+            Inner::Inline { data, len } => Inner::Inline {
+                data: *data,
+                len: *len,
+            },
+            Inner::Shared {
+                segment,
+                arena,
+                desc,
+                ptr,
+            } => {
+                arena.retain(desc.offset);
+                Inner::Shared {
+                    segment: Arc::clone(segment),
+                    arena: arena.clone(),
+                    desc: *desc,
+                    ptr: *ptr,
+                }
+            }
+        };
+        Payload {
+            inner,
+            priority: self.priority,
+            latency_cycles: self.latency_cycles,
+        }
+    }
+}
+
+impl Drop for Payload {
+    fn drop(&mut self) {
+        if let Inner::Shared { arena, desc, .. } = &self.inner {
+            if arena.release(desc.offset) {
+                arena.notify_freed();
+            }
+        }
+    }
+}
+
+impl core::fmt::Debug for Payload {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Payload")
+            .field("len", &self.len())
+            .field("priority", &self.priority)
+            .field("zerocopy", &self.is_zerocopy())
+            .finish()
+    }
+}
