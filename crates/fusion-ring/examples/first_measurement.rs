@@ -9,22 +9,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use fusion_ring::{Clock, PriorityClass, RingError, UltraFastRing};
-use rustix::thread::{sched_setaffinity, CpuSet};
+
+#[path = "common/mod.rs"]
+mod common;
+use common::{forked, median, p99, pin};
 
 const ROUNDS: usize = 7;
-
-fn pin(cpu: usize) {
-    let mut set = CpuSet::new();
-    set.set(cpu);
-    if let Err(e) = sched_setaffinity(None, &set) {
-        eprintln!("warning: cannot pin to cpu {cpu}: {e}");
-    }
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
 
 fn single_thread() -> f64 {
     let ring = UltraFastRing::new(1024).unwrap();
@@ -61,28 +51,6 @@ fn single_thread_batch() -> f64 {
         per.push((Clock::now() - t0) as f64 / (N * 32) as f64);
     }
     median(&mut per)
-}
-
-/// Runs `child` in a forked process pinned to core 1 while `parent` runs
-/// pinned to core 0; returns parent's result.
-fn forked<T>(child: impl FnOnce(), parent: impl FnOnce() -> T) -> T {
-    // SAFETY: this example is single-threaded when it forks; the child only
-    // runs `child` and exits with _exit.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0, "fork failed");
-    if pid == 0 {
-        pin(1);
-        child();
-        // SAFETY: _exit is async-signal-safe and ends the child here.
-        unsafe { libc::_exit(0) };
-    }
-    pin(0);
-    let r = parent();
-    let mut status = 0;
-    // SAFETY: pid is our child.
-    unsafe { libc::waitpid(pid, &mut status, 0) };
-    assert_eq!(status, 0, "child failed");
-    r
 }
 
 const PINGS: usize = 200_000;
@@ -194,11 +162,6 @@ fn pipe_pingpong() -> Vec<f64> {
             out
         },
     )
-}
-
-fn p99(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[(v.len() * 99 / 100).min(v.len() - 1)]
 }
 
 fn main() {

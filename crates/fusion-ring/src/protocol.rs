@@ -185,7 +185,18 @@ impl RingCore {
 
     /// Writes a claimed slot and publishes it to consumers.
     #[inline(always)]
-    pub(crate) fn publish(&self, pos: u64, stamp: u64, meta: u64, payload: &[u64; PAYLOAD_WORDS]) {
+    ///
+    /// With `seqcst`, the store is also a `SeqCst` read-modify-write, the
+    /// producer's half of the wake-up handshake (`sync`): on x86 one `xchg`,
+    /// cheaper than the `mfence` a separate fence would cost.
+    pub(crate) fn publish(
+        &self,
+        pos: u64,
+        stamp: u64,
+        meta: u64,
+        payload: &[u64; PAYLOAD_WORDS],
+        seqcst: bool,
+    ) {
         let slot = self.slot(pos);
         slot.stamp.store(stamp, Ordering::Relaxed);
         slot.meta.store(meta, Ordering::Relaxed);
@@ -193,7 +204,7 @@ impl RingCore {
             word.store(*value, Ordering::Relaxed);
         }
         // SYNC POINT "message visible" (Release; pairs with `claim_recv`).
-        slot.seq.store(pos + 1, Ordering::Release);
+        store_seq(&slot.seq, pos + 1, seqcst);
     }
 
     /// Claims up to `max` (>= 1) consecutive published messages with one CAS.
@@ -284,11 +295,11 @@ impl RingCore {
 
     /// Hands a consumed slot back to producers (next lap).
     #[inline(always)]
-    pub(crate) fn release(&self, pos: u64) {
+    ///
+    /// `seqcst`: as in [`RingCore::publish`], for the wake-up handshake.
+    pub(crate) fn release(&self, pos: u64, seqcst: bool) {
         // SYNC POINT "slot free" (Release; pairs with `claim_send`).
-        self.slot(pos)
-            .seq
-            .store(pos + self.capacity(), Ordering::Release);
+        store_seq(&self.slot(pos).seq, pos + self.capacity(), seqcst);
     }
 
     /// Whether the next position to receive holds a published message.
@@ -313,6 +324,23 @@ impl RingCore {
         let tail = ctrl.consumer_head.value.load(Ordering::Relaxed);
         let head = ctrl.producer_head.value.load(Ordering::Relaxed);
         head.saturating_sub(tail).min(self.capacity())
+    }
+}
+
+/// Stores a sequence word with `Release`, or as a `SeqCst` swap.
+///
+/// Under loom the SeqCst case is a store plus a `SeqCst` fence instead:
+/// loom models `SeqCst` read-modify-writes only as `AcqRel`, which would
+/// make it report wake-ups lost that the real orderings cannot lose.
+#[inline(always)]
+fn store_seq(seq: &crate::atomic::AtomicU64, value: u64, seqcst: bool) {
+    if !seqcst {
+        seq.store(value, Ordering::Release);
+    } else if cfg!(fusion_ring_loom) {
+        seq.store(value, Ordering::Release);
+        fence(Ordering::SeqCst);
+    } else {
+        seq.swap(value, Ordering::SeqCst);
     }
 }
 

@@ -428,24 +428,29 @@ impl Ring {
             .map_err(|e| self.claim_error(e))?;
         let stamp = if self.timestamps { Clock::now() } else { 0 };
         let stats = self.stats_writer();
+        // A single message on a ring with wake-ups publishes with a SeqCst
+        // swap, which doubles as the handshake's fence (see `sync`).
+        let seqcst = self.wakeups && claim.count == 1;
         for k in 0..claim.count {
             let (out, priority) = msg(k as usize);
             match out {
                 Outgoing::Inline(data) => {
                     let meta = pack_meta(data.len() as u32, SlotKind::Inline, priority as u8);
                     self.core
-                        .publish(claim.pos + k, stamp, meta, &pack_payload(data));
+                        .publish(claim.pos + k, stamp, meta, &pack_payload(data), seqcst);
                     stats.record_send(priority.lane(), 1, data.len() as u64, false);
                 }
                 Outgoing::Block(desc) => {
                     let meta = pack_meta(desc.len, SlotKind::ZeroCopy, priority as u8);
                     self.core
-                        .publish(claim.pos + k, stamp, meta, &desc.to_words());
+                        .publish(claim.pos + k, stamp, meta, &desc.to_words(), seqcst);
                     stats.record_send(priority.lane(), 1, desc.len as u64, true);
                 }
             }
         }
-        if self.wakeups {
+        if seqcst {
+            sync::notify_after_seqcst(&self.sync_block().not_empty.value);
+        } else if self.wakeups {
             sync::notify(&self.sync_block().not_empty.value);
         }
         Ok(claim.count as usize)
@@ -505,10 +510,12 @@ impl Ring {
             };
             let stats = self.stats_writer();
             let (mut taken, mut bad) = (0, None);
+            // As in `send_with`: a single release doubles as the fence.
+            let seqcst = self.wakeups && claim.count == 1;
             for k in 0..claim.count {
                 let pos = claim.pos + k;
                 let content = self.core.read(pos);
-                self.core.release(pos);
+                self.core.release(pos, seqcst);
                 let (body, len, priority) = match self.decode(&content) {
                     Decoded::Inline { len, priority } => {
                         (Body::Inline(content.payload), len, priority)
@@ -532,7 +539,9 @@ impl Ring {
                 });
                 taken += 1;
             }
-            if self.wakeups {
+            if seqcst {
+                sync::notify_after_seqcst(&self.sync_block().not_full.value);
+            } else if self.wakeups {
                 sync::notify(&self.sync_block().not_full.value);
             }
             match (taken, bad) {
