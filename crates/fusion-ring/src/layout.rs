@@ -222,7 +222,7 @@ pub(crate) struct BlockHeader {
     pub(crate) next: AtomicU64,
     /// Pid of the process that allocated it (for reclaiming after a crash).
     pub(crate) owner_pid: AtomicU32,
-    _pad: u32,
+    pub(crate) _pad: u32,
 }
 
 /// The blocking layer's words: one event count per direction, each on its
@@ -240,6 +240,11 @@ pub(crate) struct SyncBlock {
 pub(crate) struct EventCount {
     pub(crate) seq: AtomicU32,
     pub(crate) waiters: AtomicU32,
+    /// Under loom, the futex is emulated with these (see `sync::event`).
+    #[cfg(fusion_ring_loom)]
+    pub(crate) parker: loom::sync::Mutex<()>,
+    #[cfg(fusion_ring_loom)]
+    pub(crate) wakeup: loom::sync::Condvar,
 }
 
 /// Where every region of a segment lies; derived from the capacity, the

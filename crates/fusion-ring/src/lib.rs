@@ -84,6 +84,12 @@ mod segment;
 mod stats;
 #[cfg(not(fusion_ring_loom))]
 mod sync;
+#[cfg(fusion_ring_loom)]
+mod sync {
+    //! Under loom only the event count is built (see `sync::event`).
+    #[path = "event.rs"]
+    pub(crate) mod event;
+}
 #[cfg(not(fusion_ring_loom))]
 mod ultra;
 #[cfg(not(fusion_ring_loom))]
