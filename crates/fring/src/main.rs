@@ -1,5 +1,8 @@
 //! `fring`: the fusion-ring command-line tool.
 
+mod bench;
+
+use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
@@ -19,6 +22,29 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Measures our paths and the alternatives (pipe, Unix socket,
+    /// eventfd + shared memory, raw cache-line ping-pong) side by side,
+    /// across two processes pinned to two cores, and prints one table.
+    Bench {
+        /// A short run (about 10-20 s).
+        #[arg(long)]
+        quick: bool,
+        /// Write machine-readable results here.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+        /// Write latency distributions of every path as an SVG chart.
+        #[arg(long, value_name = "FILE.svg")]
+        plot: Option<PathBuf>,
+        /// Round trips per latency row.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(100..))]
+        rounds: Option<u64>,
+        /// Messages per streaming row.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1000..))]
+        messages: Option<u64>,
+        /// Zero-copy message sizes in bytes, comma separated (41 .. 16 MiB).
+        #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u64).range(41..=(16 << 20)))]
+        sizes: Option<Vec<u64>>,
+    },
     /// Streams messages to a second process through a named ring and
     /// reports what it saw (a working cross-process demonstration).
     Demo {
@@ -37,6 +63,32 @@ enum Cmd {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Cmd::Bench {
+            quick,
+            json,
+            plot,
+            rounds,
+            messages,
+            sizes,
+        } => {
+            let mut o = if quick {
+                bench::Options::quick()
+            } else {
+                bench::Options::full()
+            };
+            if let Some(r) = rounds {
+                o.rounds = r as usize;
+            }
+            if let Some(m) = messages {
+                o.messages = m;
+            }
+            if let Some(s) = sizes {
+                o.sizes = s.into_iter().map(|x| x as usize).collect();
+            }
+            o.json = json;
+            o.plot = plot;
+            run_bench(&o)
+        }
         Cmd::Demo { messages, capacity } => demo(messages, capacity),
         Cmd::DemoConsumer { name, messages } => demo_consumer(&name, messages),
     };
@@ -47,6 +99,21 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn run_bench(o: &bench::Options) -> Result<(), Box<dyn std::error::Error>> {
+    let mut report = bench::run(o)?;
+    report.judge();
+    print!("{}", report.render());
+    if let Some(path) = &o.json {
+        report.write_json(path)?;
+        println!("results written to {}", path.display());
+    }
+    if let Some(path) = &o.plot {
+        report.write_plot(path)?;
+        println!("plot written to {}", path.display());
+    }
+    Ok(())
 }
 
 /// The bytes of message `i`: its index, then a pattern, length `i % 41`.

@@ -156,6 +156,13 @@ pub(crate) enum Outgoing<'m> {
     Block(Descriptor),
 }
 
+impl<'m> Outgoing<'m> {
+    /// The block if there is one, else the bytes inline.
+    fn inline_or(block: Option<Descriptor>, data: &'m [u8]) -> Self {
+        block.map_or(Outgoing::Inline(data), Outgoing::Block)
+    }
+}
+
 /// The body of a received message.
 pub(crate) enum Body {
     Inline([u64; PAYLOAD_WORDS]),
@@ -609,6 +616,22 @@ impl Ring {
         loan: Loan<'r>,
         priority: PriorityClass,
     ) -> std::result::Result<(), LoanError<'r>> {
+        // A loan from another segment names a block of another arena: copy
+        // it into one of ours (the loan is freed when the copy is sent).
+        if !Arc::ptr_eq(loan.ring().segment(), &self.segment) {
+            let mut mine = match Loan::new(self, loan.len()) {
+                Ok(mine) => mine,
+                Err(error) => return Err(LoanError { error, loan }),
+            };
+            mine.copy_from_slice(&loan);
+            return match self.send_loan(mine, priority) {
+                Ok(()) => Ok(()),
+                Err(e) => Err(LoanError {
+                    error: e.error,
+                    loan,
+                }),
+            };
+        }
         let desc = loan.descriptor();
         match self.send_with(1, |_| (Outgoing::Block(desc), priority)) {
             Ok(_) => {
@@ -656,7 +679,18 @@ impl Ring {
                         let _ = loan.into_outgoing();
                     }
                     Err(e) => {
-                        give_back(&blocks[..i]);
+                        // Send the prefix before the message that found no
+                        // block; report the error only if nothing went.
+                        let n = self
+                            .send_with(i, |k| {
+                                (
+                                    Outgoing::inline_or(blocks[k], chunk[k].data()),
+                                    chunk[k].priority(),
+                                )
+                            })
+                            .unwrap_or(0);
+                        give_back(&blocks[n..i]);
+                        sent += n;
                         return if sent == 0 { Err(e) } else { Ok(sent) };
                     }
                 }

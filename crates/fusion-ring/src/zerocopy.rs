@@ -40,7 +40,14 @@ pub struct Loan<'r> {
 
 impl<'r> Loan<'r> {
     pub(crate) fn new(ring: &'r Ring, len: usize) -> Result<Self> {
-        let arena = ring.arena().ok_or(RingError::ArenaExhausted { len })?;
+        let arena = ring.arena().ok_or_else(|| RingError::InvalidConfig {
+            field: "arena_bytes",
+            value: 0,
+            reason: format!(
+                "ring {} has no zero-copy arena, so no loan of {len} bytes",
+                ring.label()
+            ),
+        })?;
         let desc = arena.alloc(len, ring.pid()).map_err(|e| match e {
             crate::arena::AllocError::TooLarge { max } => RingError::TooLarge { len, max },
             crate::arena::AllocError::Exhausted => RingError::ArenaExhausted { len },
@@ -58,6 +65,10 @@ impl<'r> Loan<'r> {
 
     pub(crate) fn descriptor(&self) -> Descriptor {
         self.desc
+    }
+
+    pub(crate) fn ring(&self) -> &'r Ring {
+        self.ring
     }
 
     /// Shortens the message to `len` bytes (no effect if longer than now).

@@ -1,0 +1,174 @@
+//! `fring bench`: our paths and the alternatives, measured side by side in
+//! one run across two processes pinned to two cores.
+
+mod fork;
+mod paths;
+mod report;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use fusion_ring::Clock;
+
+pub use report::Report;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Round trips per latency row.
+    pub rounds: usize,
+    /// Messages per streaming row (40-byte paths).
+    pub messages: u64,
+    /// Zero-copy message sizes.
+    pub sizes: Vec<usize>,
+    pub json: Option<PathBuf>,
+    pub plot: Option<PathBuf>,
+}
+
+impl Options {
+    /// The default run (well under a minute on two cores).
+    pub fn full() -> Self {
+        Options {
+            rounds: 100_000,
+            messages: 5_000_000,
+            sizes: vec![1024, 64 << 10, 1 << 20],
+            json: None,
+            plot: None,
+        }
+    }
+
+    /// A run of a few seconds.
+    pub fn quick() -> Self {
+        Options {
+            rounds: 10_000,
+            messages: 500_000,
+            ..Self::full()
+        }
+    }
+}
+
+/// Progress on a terminal (a bar, redrawn on each step: no ticker thread,
+/// since the bench forks), plain lines otherwise.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    total: usize,
+    done: usize,
+}
+
+impl Progress {
+    fn new(total: usize) -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let b = indicatif::ProgressBar::new(total as u64);
+            b.set_style(
+                indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
+                    .expect("valid template"),
+            );
+            b
+        });
+        Progress {
+            bar,
+            total,
+            done: 0,
+        }
+    }
+
+    fn step(&mut self, what: &str) {
+        self.done += 1;
+        match &self.bar {
+            Some(b) => {
+                b.set_message(what.to_string());
+                b.set_position(self.done as u64 - 1);
+            }
+            None => eprintln!("[{}/{}] {what}", self.done, self.total),
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+/// Runs every measurement and returns the report.
+pub fn run(opts: &Options) -> Result<Report, String> {
+    fork::cpu_count(); // before anything pins this process
+    let ticks_per_ns = Clock::ticks_per_ns();
+    let rounds = opts.rounds;
+    let slow = (rounds / 10).max(1000); // syscall paths: ~10-50 us each
+    let zc_rounds = |size: usize| (rounds / (1 + size / (64 << 10))).max(2000);
+    let zc_msgs = |size: usize| (opts.messages / (1 + size as u64 / 512)).clamp(2000, 500_000);
+    let steps = 10 + 4 * opts.sizes.len();
+    let mut p = Progress::new(steps);
+    let mut report = Report::new(ticks_per_ns);
+    // A short cache-line ping-pong before each row: where the host placed the
+    // two vCPUs shows in it (see DESIGN.md section 9).
+    let probe = || -> Result<f64, String> {
+        let s = paths::floor(2000)?;
+        Ok(report::median_ns(&s, ticks_per_ns))
+    };
+
+    p.step("floor: cache-line ping-pong");
+    let f = paths::floor(rounds)?;
+    report.latency("floor", 64, &f, probe()?, None);
+
+    p.step("inline 40 B latency");
+    let s = paths::inline_latency(rounds)?;
+    report.latency("inline", 40, &s, probe()?, None);
+
+    for &size in &opts.sizes {
+        p.step(&format!("zero-copy {size} B latency (loan)"));
+        let s = paths::zerocopy_latency(size, true, zc_rounds(size))?;
+        report.latency("zerocopy-loan", size, &s, probe()?, None);
+        p.step(&format!("zero-copy {size} B latency (copying send)"));
+        let s = paths::zerocopy_latency(size, false, zc_rounds(size))?;
+        report.latency("zerocopy-copy", size, &s, probe()?, None);
+    }
+
+    p.step("blocking: sleeping receiver woken");
+    let s = paths::blocking_latency((rounds / 50).max(500))?;
+    report.latency("blocking", 1, &s, probe()?, None);
+
+    p.step("eventfd-signalled shared memory latency");
+    let s = paths::eventfd_latency(slow)?;
+    report.latency("eventfd", 8, &s, probe()?, None);
+
+    p.step("pipe latency");
+    let s = paths::pipe_latency(slow)?;
+    report.latency("pipe", 40, &s, probe()?, None);
+
+    p.step("unix socket latency");
+    let s = paths::uds_latency(slow)?;
+    report.latency("uds", 40, &s, probe()?, None);
+
+    p.step("inline 40 B streaming");
+    let t = paths::inline_stream(opts.messages)?;
+    report.throughput("inline", 40, t, probe()?, None);
+
+    p.step("batch 32 x 40 B streaming");
+    let t = paths::batch_stream(opts.messages, 32)?;
+    report.throughput("batch", 40, t, probe()?, Some(32));
+
+    for &size in &opts.sizes {
+        p.step(&format!("zero-copy {size} B streaming (loan)"));
+        let t = paths::zerocopy_stream(size, true, zc_msgs(size))?;
+        report.throughput("zerocopy-loan", size, t, probe()?, None);
+        p.step(&format!("zero-copy {size} B streaming (copying send)"));
+        let t = paths::zerocopy_stream(size, false, zc_msgs(size))?;
+        report.throughput("zerocopy-copy", size, t, probe()?, None);
+    }
+
+    p.step("pipe streaming");
+    let t = paths::pipe_stream(opts.messages / 10)?;
+    report.throughput("pipe", 40, t, probe()?, None);
+
+    p.step("unix socket streaming");
+    let t = paths::uds_stream(opts.messages / 10)?;
+    report.throughput("uds", 40, t, probe()?, None);
+
+    if let Some(&largest) = opts.sizes.iter().max() {
+        report.memcpy = Some((largest, paths::memcpy_bandwidth(largest)));
+    }
+    p.finish();
+    Ok(report)
+}

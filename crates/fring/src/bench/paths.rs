@@ -1,0 +1,414 @@
+//! The measured paths: ours and the baselines, each across two processes.
+//!
+//! Latency is one-way: each round trip is timed with the TSC and halved.
+//! Throughput streams messages one way and times the whole stream.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use fusion_ring::{
+    Clock, Config, FusionRing, InlineMessage, PriorityClass, RingError, UltraFastRing,
+};
+
+use super::fork::{with_peer, SharedPage};
+
+const PRIO: PriorityClass = PriorityClass::Normal;
+
+/// One-way latencies in TSC ticks (round trip / 2), one per round trip.
+pub type Samples = Vec<u64>;
+
+/// A stream's totals.
+#[derive(Debug, Clone, Copy)]
+pub struct Stream {
+    pub messages: u64,
+    pub ticks: u64,
+    pub secs: f64,
+}
+
+type R<T> = Result<T, String>;
+
+fn spin_send(ring: &UltraFastRing, data: &[u8]) {
+    while let Err(e) = ring.send_fast(data, PRIO) {
+        assert_eq!(e, RingError::Full, "send failed");
+        std::hint::spin_loop();
+    }
+}
+
+fn spin_recv(ring: &UltraFastRing, buf: &mut [u8]) -> usize {
+    loop {
+        match ring.recv_fast(buf) {
+            Ok((n, _, _)) => return n,
+            Err(RingError::Empty) => std::hint::spin_loop(),
+            Err(e) => panic!("recv failed: {e}"),
+        }
+    }
+}
+
+/// Times `rounds` round trips after `warmup` untimed ones.
+fn timed(warmup: usize, rounds: usize, mut rtt: impl FnMut()) -> Samples {
+    for _ in 0..warmup {
+        rtt();
+    }
+    let mut out = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let t0 = Clock::now();
+        rtt();
+        out.push((Clock::now() - t0) / 2);
+    }
+    out
+}
+
+/// The physical floor: one cache line bounced between the two cores.
+pub fn floor(rounds: usize) -> R<Samples> {
+    let page = SharedPage::new();
+    let line = page.word(0);
+    let total = (rounds + rounds / 10 + 1) as u64;
+    with_peer(
+        || {
+            for i in 0..total {
+                while line.load(Ordering::Acquire) != 2 * i + 1 {
+                    std::hint::spin_loop();
+                }
+                line.store(2 * i + 2, Ordering::Release);
+            }
+        },
+        || {
+            let mut i = 0u64;
+            timed((total as usize) - rounds, rounds, || {
+                line.store(2 * i + 1, Ordering::Release);
+                while line.load(Ordering::Acquire) != 2 * i + 2 {
+                    std::hint::spin_loop();
+                }
+                i += 1;
+            })
+        },
+    )
+}
+
+/// Inline 40-byte messages through `UltraFastRing` (the hot path).
+pub fn inline_latency(rounds: usize) -> R<Samples> {
+    let ping = UltraFastRing::new(64).map_err(|e| e.to_string())?;
+    let pong = UltraFastRing::new(64).map_err(|e| e.to_string())?;
+    let warm = rounds / 10 + 1;
+    with_peer(
+        || {
+            let mut b = [0u8; 40];
+            for _ in 0..warm + rounds {
+                let n = spin_recv(&ping, &mut b);
+                spin_send(&pong, &b[..n]);
+            }
+        },
+        || {
+            let msg = [0x5Au8; 40];
+            let mut b = [0u8; 40];
+            timed(warm, rounds, || {
+                spin_send(&ping, &msg);
+                spin_recv(&pong, &mut b);
+            })
+        },
+    )
+}
+
+fn fusion(capacity: usize, size: usize, wakeups: bool) -> R<FusionRing> {
+    let arena = (size.next_power_of_two() + 64) * 8;
+    let config = Config::new(capacity)
+        .arena_bytes(arena.max(1 << 20))
+        .max_message(size.max(64))
+        .wakeups(wakeups);
+    FusionRing::with_config(&config).map_err(|e| e.to_string())
+}
+
+/// `size`-byte messages zero-copy: through the loan API (written in place:
+/// the sender writes a 64-byte header, the receiver reads it in place), or
+/// with a copying `send` of a prepared buffer.
+pub fn zerocopy_latency(size: usize, loan: bool, rounds: usize) -> R<Samples> {
+    let ping = fusion(16, size, false)?;
+    let pong = UltraFastRing::new(64).map_err(|e| e.to_string())?;
+    let warm = rounds / 10 + 1;
+    with_peer(
+        || {
+            for _ in 0..warm + rounds {
+                let p = loop {
+                    match ping.recv_zerocopy() {
+                        Ok(p) => break p,
+                        Err(RingError::Empty) => std::hint::spin_loop(),
+                        Err(e) => panic!("{e}"),
+                    }
+                };
+                let tag = p[0];
+                drop(p);
+                spin_send(&pong, &[tag]);
+            }
+        },
+        || {
+            let data = vec![7u8; size];
+            let mut b = [0u8; 40];
+            timed(warm, rounds, || {
+                if loan {
+                    let mut l = ping.loan(size).expect("arena block");
+                    l[..64].fill(7);
+                    ping.send_loan(l, PRIO).map_err(|e| e.error).expect("send");
+                } else {
+                    ping.send(&data).expect("send");
+                }
+                spin_recv(&pong, &mut b);
+            })
+        },
+    )
+}
+
+/// A receiver asleep in `recv_blocking` is woken by a send. Both sides
+/// block; the parent pauses before each ping so the child is asleep.
+pub fn blocking_latency(rounds: usize) -> R<Samples> {
+    let ping = FusionRing::new(64).map_err(|e| e.to_string())?;
+    let pong = FusionRing::new(64).map_err(|e| e.to_string())?;
+    with_peer(
+        || {
+            let mut b = [0u8; 8];
+            for _ in 0..rounds + 1 {
+                ping.recv_blocking(&mut b).expect("recv");
+                pong.send_blocking(&b[..1]).expect("send");
+            }
+        },
+        || {
+            let mut b = [0u8; 8];
+            timed(1, rounds, || {
+                std::thread::sleep(Duration::from_micros(200));
+                ping.send_blocking(&[1]).expect("send");
+                pong.recv_blocking(&mut b).expect("recv");
+            })
+        },
+    )
+}
+
+/// Shared memory signalled with eventfds (the classic "shm + eventfd" IPC):
+/// the message is written to a shared line, then an eventfd wakes the peer.
+pub fn eventfd_latency(rounds: usize) -> R<Samples> {
+    use rustix::event::{eventfd, EventfdFlags};
+    let a = eventfd(0, EventfdFlags::empty()).map_err(|e| e.to_string())?;
+    let b = eventfd(0, EventfdFlags::empty()).map_err(|e| e.to_string())?;
+    let page = SharedPage::new();
+    let msg = page.word(64);
+    let one = 1u64.to_ne_bytes();
+    let warm = rounds / 10 + 1;
+    with_peer(
+        || {
+            let mut v = [0u8; 8];
+            for _ in 0..warm + rounds {
+                rustix::io::read(&a, &mut v).expect("eventfd read");
+                msg.fetch_add(1, Ordering::AcqRel);
+                rustix::io::write(&b, &one).expect("eventfd write");
+            }
+        },
+        || {
+            let mut v = [0u8; 8];
+            timed(warm, rounds, || {
+                msg.fetch_add(1, Ordering::AcqRel);
+                rustix::io::write(&a, &one).expect("eventfd write");
+                rustix::io::read(&b, &mut v).expect("eventfd read");
+            })
+        },
+    )
+}
+
+fn byte_pair_latency<S: Read + Write>(mut near: S, mut far: S, rounds: usize) -> R<Samples> {
+    let warm = rounds / 10 + 1;
+    with_peer(
+        move || {
+            let mut b = [0u8; 40];
+            for _ in 0..warm + rounds {
+                far.read_exact(&mut b).expect("read");
+                far.write_all(&b).expect("write");
+            }
+        },
+        move || {
+            let mut b = [0u8; 40];
+            timed(warm, rounds, || {
+                near.write_all(&b).expect("write");
+                near.read_exact(&mut b).expect("read");
+            })
+        },
+    )
+}
+
+/// A 40-byte message through a pair of Linux pipes.
+pub fn pipe_latency(rounds: usize) -> R<Samples> {
+    let (ar, aw) = std::io::pipe().map_err(|e| e.to_string())?;
+    let (br, bw) = std::io::pipe().map_err(|e| e.to_string())?;
+    byte_pair_latency(Duplex(br, aw), Duplex(ar, bw), rounds)
+}
+
+/// A 40-byte message through a Unix domain stream socket.
+pub fn uds_latency(rounds: usize) -> R<Samples> {
+    let (a, b) = UnixStream::pair().map_err(|e| e.to_string())?;
+    byte_pair_latency(a, b, rounds)
+}
+
+/// A read end and a write end used as one stream.
+struct Duplex(std::io::PipeReader, std::io::PipeWriter);
+
+impl Read for Duplex {
+    fn read(&mut self, b: &mut [u8]) -> std::io::Result<usize> {
+        self.0.read(b)
+    }
+}
+
+impl Write for Duplex {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.1.write(b)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.1.flush()
+    }
+}
+
+fn stream(messages: u64, consumer: impl FnOnce(), producer: impl FnOnce()) -> R<Stream> {
+    with_peer(consumer, || {
+        let (t0, i0) = (Clock::now(), Instant::now());
+        producer();
+        Stream {
+            messages,
+            ticks: Clock::now() - t0,
+            secs: i0.elapsed().as_secs_f64(),
+        }
+    })
+}
+
+/// 40-byte messages streamed through `UltraFastRing`.
+pub fn inline_stream(messages: u64) -> R<Stream> {
+    let ring = UltraFastRing::new(4096).map_err(|e| e.to_string())?;
+    stream(
+        messages,
+        || {
+            let mut b = [0u8; 40];
+            for _ in 0..messages {
+                spin_recv(&ring, &mut b);
+            }
+        },
+        || {
+            let msg = [1u8; 40];
+            for _ in 0..messages {
+                spin_send(&ring, &msg);
+            }
+        },
+    )
+}
+
+/// Batches of `batch` 40-byte messages: one claim per batch on each side.
+pub fn batch_stream(messages: u64, batch: usize) -> R<Stream> {
+    let ring = UltraFastRing::new(4096).map_err(|e| e.to_string())?;
+    stream(
+        messages,
+        || {
+            let mut out = vec![InlineMessage::default(); batch];
+            let mut got = 0;
+            while got < messages {
+                match ring.recv_batch(&mut out) {
+                    Ok(n) => got += n as u64,
+                    Err(RingError::Empty) => std::hint::spin_loop(),
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        },
+        || {
+            let msg = [1u8; 40];
+            let msgs: Vec<&[u8]> = vec![&msg[..]; batch];
+            let mut sent = 0u64;
+            while sent < messages {
+                let want = (messages - sent).min(batch as u64) as usize;
+                match ring.send_batch(&msgs[..want], PRIO) {
+                    Ok(n) => sent += n as u64,
+                    Err(RingError::Full) => std::hint::spin_loop(),
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        },
+    )
+}
+
+/// `size`-byte messages streamed zero-copy (loan API, or copying `send`);
+/// the receiver takes them in place and reads the first and last byte.
+pub fn zerocopy_stream(size: usize, loan: bool, messages: u64) -> R<Stream> {
+    let ring = fusion(8, size, true)?;
+    stream(
+        messages,
+        || {
+            for _ in 0..messages {
+                let p = ring.recv_zerocopy_timeout(None).expect("recv");
+                std::hint::black_box((p[0], p[p.len() - 1]));
+            }
+        },
+        || {
+            let data = vec![7u8; size];
+            for _ in 0..messages {
+                if loan {
+                    let l = loop {
+                        match ring.loan(size) {
+                            Ok(l) => break l,
+                            Err(RingError::ArenaExhausted { .. }) => std::hint::spin_loop(),
+                            Err(e) => panic!("{e}"),
+                        }
+                    };
+                    let mut l = l;
+                    l[..64].fill(7);
+                    let mut pending = l;
+                    loop {
+                        match ring.send_loan(pending, PRIO) {
+                            Ok(()) => break,
+                            Err(e) if e.error == RingError::Full => pending = e.loan,
+                            Err(e) => panic!("{}", e.error),
+                        }
+                    }
+                } else {
+                    ring.send_blocking(&data).expect("send");
+                }
+            }
+        },
+    )
+}
+
+fn byte_stream<S: Read + Write>(mut near: S, mut far: S, messages: u64) -> R<Stream> {
+    stream(
+        messages,
+        move || {
+            let mut b = [0u8; 40];
+            for _ in 0..messages {
+                far.read_exact(&mut b).expect("read");
+            }
+        },
+        move || {
+            let b = [1u8; 40];
+            for _ in 0..messages {
+                near.write_all(&b).expect("write");
+            }
+        },
+    )
+}
+
+/// 40-byte messages streamed through a pipe (one write and read each).
+pub fn pipe_stream(messages: u64) -> R<Stream> {
+    let (r, w) = std::io::pipe().map_err(|e| e.to_string())?;
+    let (r2, w2) = std::io::pipe().map_err(|e| e.to_string())?;
+    byte_stream(Duplex(r2, w), Duplex(r, w2), messages)
+}
+
+/// 40-byte messages streamed through a Unix domain socket.
+pub fn uds_stream(messages: u64) -> R<Stream> {
+    let (a, b) = UnixStream::pair().map_err(|e| e.to_string())?;
+    byte_stream(a, b, messages)
+}
+
+/// Single-thread memcpy bandwidth of `size`-byte buffers, bytes/s.
+pub fn memcpy_bandwidth(size: usize) -> f64 {
+    let src = vec![1u8; size];
+    let mut dst = vec![0u8; size];
+    let reps = (256 << 20) / size.max(1);
+    let t0 = Instant::now();
+    for _ in 0..reps {
+        dst.copy_from_slice(std::hint::black_box(&src));
+        std::hint::black_box(&mut dst);
+    }
+    (reps * size) as f64 / t0.elapsed().as_secs_f64()
+}
