@@ -1,6 +1,8 @@
 //! `fring`: the fusion-ring command-line tool.
 
 mod bench;
+mod ctl;
+mod pipe;
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
@@ -44,6 +46,54 @@ enum Cmd {
         /// Zero-copy message sizes in bytes, comma separated (41 .. 16 MiB).
         #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u64).range(41..=(16 << 20)))]
         sizes: Option<Vec<u64>>,
+    },
+    /// Lists the rings under /dev/shm: capacity, fill level, arena use,
+    /// participants alive and dead.
+    Ls,
+    /// Live counters and per-lane latency percentiles of a named ring.
+    Stat {
+        /// Ring name (with or without the leading '/').
+        name: String,
+        /// Refresh every SECS seconds until interrupted.
+        #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "1")]
+        watch: Option<f64>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Removes a named ring; refuses while a participant is alive.
+    Rm {
+        name: String,
+        /// Remove even if processes still use it (their handles keep working).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Sends stdin to a named ring (created if missing), e.g. `producer | fring send q`.
+    Send {
+        name: String,
+        #[arg(long, value_enum, default_value = "lines")]
+        framing: pipe::Framing,
+        /// Capacity if the ring has to be created.
+        #[arg(long, default_value_t = 1024)]
+        capacity: usize,
+        /// Do not send the end-of-stream marker at the end of input.
+        #[arg(long)]
+        no_eof: bool,
+    },
+    /// Writes a named ring's messages to stdout (created if missing), e.g.
+    /// `fring recv q | consumer`; stops at the sender's end-of-stream marker.
+    Recv {
+        name: String,
+        #[arg(long, value_enum, default_value = "lines")]
+        framing: pipe::Framing,
+        #[arg(long, default_value_t = 1024)]
+        capacity: usize,
+        /// Stop after N messages.
+        #[arg(long)]
+        count: Option<u64>,
+        /// Stop after SECS seconds without a message.
+        #[arg(long, value_name = "SECS")]
+        idle_timeout: Option<f64>,
     },
     /// Streams messages to a second process through a named ring and
     /// reports what it saw (a working cross-process demonstration).
@@ -90,6 +140,22 @@ fn main() -> ExitCode {
             run_bench(&o)
         }
         Cmd::Demo { messages, capacity } => demo(messages, capacity),
+        Cmd::Ls => ctl::ls(),
+        Cmd::Stat { name, watch, json } => ctl::stat(&name, watch, json),
+        Cmd::Rm { name, force } => ctl::rm(&name, force),
+        Cmd::Send {
+            name,
+            framing,
+            capacity,
+            no_eof,
+        } => pipe::send(&name, framing, capacity, no_eof),
+        Cmd::Recv {
+            name,
+            framing,
+            capacity,
+            count,
+            idle_timeout,
+        } => pipe::recv(&name, framing, capacity, count, idle_timeout),
         Cmd::DemoConsumer { name, messages } => demo_consumer(&name, messages),
     };
     match result {

@@ -75,6 +75,8 @@ mod fusion;
 #[cfg(not(fusion_ring_loom))]
 mod inline;
 #[cfg(not(fusion_ring_loom))]
+pub mod inspect;
+#[cfg(not(fusion_ring_loom))]
 mod participant;
 #[cfg(not(fusion_ring_loom))]
 mod ring;

@@ -1,0 +1,206 @@
+//! `fring ls`, `fring stat`, `fring rm`: introspection of named rings.
+
+use std::time::Duration;
+
+use comfy_table::{presets::ASCII_MARKDOWN, Table};
+use fusion_ring::inspect::{self, RingInfo};
+use fusion_ring::{PriorityClass, RingError};
+
+type Res = Result<(), Box<dyn std::error::Error>>;
+
+fn bytes(n: u64) -> String {
+    match n {
+        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / (1 << 20) as f64),
+        n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / 1024.0),
+        n => format!("{n} B"),
+    }
+}
+
+/// `fring ls`: every ring under /dev/shm.
+pub fn ls() -> Res {
+    let names = inspect::list()?;
+    if names.is_empty() {
+        println!("no fusion-ring segments under /dev/shm");
+        return Ok(());
+    }
+    let mut t = Table::new();
+    t.load_style(ASCII_MARKDOWN).set_header(vec![
+        "name",
+        "capacity",
+        "queued",
+        "arena in use",
+        "participants (alive/dead)",
+    ]);
+    for name in names {
+        match RingInfo::read(&name) {
+            Ok(i) => {
+                let alive = i.participants.iter().filter(|p| p.alive).count();
+                t.add_row(vec![
+                    i.name.clone(),
+                    i.capacity.to_string(),
+                    format!(
+                        "{} ({:.0}%)",
+                        i.queued,
+                        100.0 * i.queued as f64 / i.capacity as f64
+                    ),
+                    if i.arena.capacity_bytes == 0 {
+                        "-".into()
+                    } else {
+                        format!(
+                            "{} / {}",
+                            bytes(i.arena.bytes_in_use),
+                            bytes(i.arena.capacity_bytes)
+                        )
+                    },
+                    format!("{alive}/{}", i.participants.len() - alive),
+                ]);
+            }
+            Err(e) => {
+                t.add_row(vec![
+                    name,
+                    format!("unreadable: {e}"),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                ]);
+            }
+        }
+    }
+    println!("{t}");
+    Ok(())
+}
+
+fn stat_text(i: &RingInfo) -> String {
+    let ns = |ticks: f64| {
+        if i.ticks_per_ns > 0.0 {
+            ticks / i.ticks_per_ns
+        } else {
+            ticks
+        }
+    };
+    let mut out = format!(
+        "ring {}: capacity {}, queued {}, head {}, tail {}, max message {}\narena: {} blocks, {} in use of {}\n",
+        i.name,
+        i.capacity,
+        i.queued,
+        i.head,
+        i.tail,
+        bytes(i.max_message),
+        i.arena.blocks_in_use,
+        bytes(i.arena.bytes_in_use),
+        bytes(i.arena.capacity_bytes)
+    );
+    let mut t = Table::new();
+    t.load_style(ASCII_MARKDOWN).set_header(vec![
+        "lane",
+        "sent",
+        "received",
+        "inline",
+        "zero-copy",
+        "bytes recv",
+        "lat p50",
+        "lat p99",
+        "lat max",
+    ]);
+    for (p, l) in PriorityClass::ALL.iter().zip(&i.lanes) {
+        t.add_row(vec![
+            p.name().to_string(),
+            l.sent.to_string(),
+            l.received.to_string(),
+            l.inline_sent.to_string(),
+            l.zerocopy_sent.to_string(),
+            bytes(l.received_bytes),
+            format!("{:.0} ns", ns(l.latency_percentile(0.5) as f64)),
+            format!("{:.0} ns", ns(l.latency_percentile(0.99) as f64)),
+            format!("{:.0} ns", ns(l.latency_max as f64)),
+        ]);
+    }
+    out += &format!("{t}\nparticipants:");
+    for p in &i.participants {
+        let role = match (p.sender, p.receiver) {
+            (true, true) => "send+recv",
+            (true, false) => "send",
+            (false, true) => "recv",
+            _ => "idle",
+        };
+        out += &format!(
+            " pid {} ({role}, {})",
+            p.pid,
+            if p.alive { "alive" } else { "dead" }
+        );
+    }
+    out.push('\n');
+    out
+}
+
+fn stat_json(i: &RingInfo) -> serde_json::Value {
+    let lanes: Vec<_> = PriorityClass::ALL
+        .iter()
+        .zip(&i.lanes)
+        .map(|(p, l)| {
+            serde_json::json!({
+                "lane": p.name(), "sent": l.sent, "received": l.received,
+                "inline_sent": l.inline_sent, "zerocopy_sent": l.zerocopy_sent,
+                "sent_bytes": l.sent_bytes, "received_bytes": l.received_bytes,
+                "latency_p50_ticks": l.latency_percentile(0.5),
+                "latency_p99_ticks": l.latency_percentile(0.99),
+                "latency_max_ticks": l.latency_max,
+                "latency_mean_ticks": l.avg_latency(),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "name": i.name, "capacity": i.capacity, "queued": i.queued, "head": i.head,
+        "tail": i.tail, "max_message": i.max_message, "ticks_per_ns": i.ticks_per_ns,
+        "arena": { "blocks_in_use": i.arena.blocks_in_use, "bytes_in_use": i.arena.bytes_in_use,
+                   "capacity_bytes": i.arena.capacity_bytes },
+        "lanes": lanes,
+        "participants": i.participants.iter().map(|p| serde_json::json!({
+            "pid": p.pid, "sender": p.sender, "receiver": p.receiver, "alive": p.alive
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// `fring stat NAME [--watch SECS] [--json]`.
+pub fn stat(name: &str, watch: Option<f64>, json: bool) -> Res {
+    loop {
+        let i = RingInfo::read(name)?;
+        if json {
+            println!("{}", serde_json::to_string_pretty(&stat_json(&i))?);
+        } else {
+            if watch.is_some() {
+                print!("\x1b[2J\x1b[H");
+            }
+            print!("{}", stat_text(&i));
+        }
+        match watch {
+            Some(secs) => std::thread::sleep(Duration::from_secs_f64(secs.max(0.05))),
+            None => return Ok(()),
+        }
+    }
+}
+
+/// `fring rm NAME [--force]`.
+pub fn rm(name: &str, force: bool) -> Res {
+    match RingInfo::read(name) {
+        Ok(i) if i.has_live_participants() && !force => {
+            let pids: Vec<String> = i
+                .participants
+                .iter()
+                .filter(|p| p.alive)
+                .map(|p| p.pid.to_string())
+                .collect();
+            return Err(format!(
+                "ring {} is in use by live process(es) {}; use --force to remove it anyway",
+                i.name,
+                pids.join(", ")
+            )
+            .into());
+        }
+        // An unreadable (e.g. corrupt) segment can still be removed.
+        Ok(_) | Err(RingError::Corrupt(_) | RingError::VersionMismatch { .. }) => {}
+        Err(e) => return Err(e.into()),
+    }
+    fusion_ring::remove_named(name)?;
+    Ok(())
+}

@@ -1,0 +1,142 @@
+//! Read-only views of named rings for tools (`fring ls`, `fring stat`):
+//! opening a ring this way registers no participant and changes nothing.
+
+use std::sync::Arc;
+
+use crate::arena::{Arena, ArenaUsage};
+use crate::atomic::Ordering;
+use crate::participant::{process_start_time, ROLE_RECEIVER, ROLE_SENDER};
+use crate::segment::Segment;
+use crate::stats::{aggregate, LaneStats};
+use crate::{Result, RingError};
+
+/// A participant registered in a ring's segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Participant {
+    /// Process id.
+    pub pid: u32,
+    /// Whether it has sent / received so far.
+    pub sender: bool,
+    /// Whether it has received so far.
+    pub receiver: bool,
+    /// Whether that process is still running (same pid and start time).
+    pub alive: bool,
+}
+
+/// A snapshot of a named ring, read from its segment.
+///
+/// ```
+/// use fusion_ring::{inspect::RingInfo, Config, FusionRing};
+/// let name = format!("doc-inspect-{}", std::process::id());
+/// let ring = FusionRing::create(&name, &Config::new(16))?;
+/// ring.send(b"one")?;
+/// let info = RingInfo::read(&name)?;
+/// assert_eq!((info.capacity, info.queued), (16, 1));
+/// assert!(info.participants.iter().any(|p| p.alive && p.sender));
+/// # Ok::<(), fusion_ring::RingError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct RingInfo {
+    /// `/name`.
+    pub name: String,
+    /// Slots.
+    pub capacity: u64,
+    /// Messages claimed by producers and not yet by consumers.
+    pub queued: u64,
+    /// Producer head position.
+    pub head: u64,
+    /// Consumer head position.
+    pub tail: u64,
+    /// Largest message.
+    pub max_message: u64,
+    /// Arena use (zero without an arena).
+    pub arena: ArenaUsage,
+    /// Per-lane counters.
+    pub lanes: [LaneStats; 5],
+    /// Registered participants.
+    pub participants: Vec<Participant>,
+    /// Pid of the creating process.
+    pub creator_pid: u32,
+    /// Clock ticks per nanosecond measured by the creator.
+    pub ticks_per_ns: f64,
+}
+
+impl RingInfo {
+    /// Reads the ring named `name` (validating it like `open` does).
+    pub fn read(name: &str) -> Result<Self> {
+        let segment = Arc::new(Segment::open_named(name)?);
+        let g = *segment.geometry();
+        let ctrl = segment.control();
+        // SAFETY: the control block lies in the validated mapping, alive
+        // while `segment` is.
+        let ctrl = unsafe { ctrl.as_ref() };
+        // Relaxed: a statistics snapshot.
+        let head = ctrl.producer_head.value.load(Ordering::Relaxed);
+        let tail = ctrl.consumer_head.value.load(Ordering::Relaxed);
+        let arena = segment.arena_parts().map(|(c, b)| {
+            // SAFETY: both lie in the validated mapping, alive while
+            // `segment` is; this view only reads (usage()).
+            unsafe { Arena::new(c, b, g.blocks_len, g.max_message, None) }.usage()
+        });
+        let participants = segment
+            .participants()
+            .iter()
+            .skip(1)
+            .filter(|e| e.id.state.load(Ordering::Acquire) != 0)
+            .map(|e| {
+                let pid = e.id.pid.load(Ordering::Relaxed);
+                let start = e.id.start_time.load(Ordering::Relaxed);
+                let role = e.id.role.load(Ordering::Relaxed);
+                Participant {
+                    pid,
+                    sender: role & ROLE_SENDER != 0,
+                    receiver: role & ROLE_RECEIVER != 0,
+                    alive: pid != 0 && process_start_time(pid) == Some(start),
+                }
+            })
+            .collect();
+        let h = segment.header();
+        Ok(RingInfo {
+            name: segment.label().to_string(),
+            capacity: g.capacity as u64,
+            queued: head.saturating_sub(tail).min(g.capacity as u64),
+            head,
+            tail,
+            max_message: g.max_message as u64,
+            arena: arena.unwrap_or_default(),
+            lanes: aggregate(segment.participants()),
+            participants,
+            creator_pid: h.creator_pid.load(Ordering::Relaxed),
+            ticks_per_ns: f64::from_bits(h.ticks_per_ns_bits.load(Ordering::Relaxed)),
+        })
+    }
+
+    /// Whether any registered participant is still running.
+    pub fn has_live_participants(&self) -> bool {
+        self.participants.iter().any(|p| p.alive)
+    }
+}
+
+/// Names (`/name`) of the fusion-ring segments under `/dev/shm`: files that
+/// start with the ring magic. Others are skipped.
+pub fn list() -> Result<Vec<String>> {
+    let dir = std::fs::read_dir("/dev/shm").map_err(|e| RingError::Io {
+        op: "read_dir(/dev/shm)",
+        source: crate::error::IoError(e.raw_os_error().unwrap_or(0)),
+    })?;
+    let mut out = Vec::new();
+    for entry in dir.flatten() {
+        let path = entry.path();
+        let mut magic = [0u8; 8];
+        let ok = std::fs::File::open(&path)
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+            .is_ok();
+        if ok && u64::from_le_bytes(magic) == crate::layout::MAGIC {
+            if let Some(n) = path.file_name().and_then(|n| n.to_str()) {
+                out.push(format!("/{n}"));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
