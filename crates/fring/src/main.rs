@@ -55,7 +55,7 @@ enum Cmd {
         /// Ring name (with or without the leading '/').
         name: String,
         /// Refresh every SECS seconds until interrupted.
-        #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "1")]
+        #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "1", value_parser = parse_secs)]
         watch: Option<f64>,
         /// Print JSON.
         #[arg(long)]
@@ -92,7 +92,7 @@ enum Cmd {
         #[arg(long)]
         count: Option<u64>,
         /// Stop after SECS seconds without a message.
-        #[arg(long, value_name = "SECS")]
+        #[arg(long, value_name = "SECS", value_parser = parse_secs)]
         idle_timeout: Option<f64>,
     },
     /// Streams messages to a second process through a named ring and
@@ -164,6 +164,20 @@ fn main() -> ExitCode {
             eprintln!("fring: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// A duration in seconds: finite, positive, at most a day.
+fn parse_secs(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .parse()
+        .map_err(|e| format!("{s:?} is not a number of seconds: {e}"))?;
+    if v.is_finite() && v > 0.0 && v <= 86_400.0 {
+        Ok(v)
+    } else {
+        Err(format!(
+            "{s} seconds is out of range: give a number in (0, 86400]"
+        ))
     }
 }
 

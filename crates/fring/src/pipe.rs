@@ -61,9 +61,9 @@ pub fn send(name: &str, framing: Framing, capacity: usize, no_eof: bool) -> Res 
             }
             Framing::Records => {
                 let mut len = [0u8; 4];
-                if read_full(&mut input, &mut len)? == 0 {
-                    false
-                } else {
+                match read_full(&mut input, &mut len)? {
+                    0 => false,
+                    4 => {
                     let len = u32::from_le_bytes(len) as usize;
                     if len > max {
                         return Err(format!(
@@ -72,8 +72,21 @@ pub fn send(name: &str, framing: Framing, capacity: usize, no_eof: bool) -> Res 
                         .into());
                     }
                     buf.resize(len, 0);
-                    input.read_exact(&mut buf)?;
+                    let got = read_full(&mut input, &mut buf)?;
+                    if got < len {
+                        return Err(format!(
+                            "record {n} is truncated: its header says {len} bytes, the input ends after {got}"
+                        )
+                        .into());
+                    }
                     true
+                    }
+                    k => {
+                        return Err(format!(
+                            "record {n} has a truncated length header: {k} of 4 bytes before the input ends"
+                        )
+                        .into())
+                    }
                 }
             }
         };

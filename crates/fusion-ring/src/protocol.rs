@@ -124,15 +124,16 @@ impl RingCore {
         unsafe { &*self.slots.as_ptr().add((pos & self.mask) as usize) }
     }
 
-    #[inline(always)]
     /// Asks for the slot at `pos` in exclusive state ahead of writing it:
     /// the producer's next slot was last written by a consumer (its
     /// release), so fetching it for writing now takes that transfer off the
     /// next send's critical path. (`prefetchw`; a plain read prefetch would
     /// fetch it shared and the write would pay a second round trip.)
     ///
-    /// Consumers do not prefetch: pulling the next slot while the producer
-    /// is about to write it would cost the producer an extra invalidation.
+    /// Consumers prefetch the slot they are about to claim (already written:
+    /// they saw its sequence), never the next one: pulling that while the
+    /// producer is about to write it would cost the producer an extra
+    /// invalidation.
     #[inline(always)]
     fn prefetch_for_write(&self, pos: u64) {
         #[cfg(all(target_arch = "x86_64", not(fusion_ring_loom)))]
@@ -248,6 +249,11 @@ impl RingCore {
                         continue;
                     }
                 }
+                // We will write this slot's sequence word when releasing it:
+                // start taking it exclusive now, so that store does not wait
+                // for the producer's copy to be invalidated (the next locked
+                // instruction would otherwise stall on it).
+                self.prefetch_for_write(pos);
                 let mut count = 1;
                 while count < max {
                     let next = self.slot(pos + count);

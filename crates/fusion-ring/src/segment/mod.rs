@@ -151,7 +151,16 @@ impl Segment {
 
     fn validate(fd: OwnedFd, label: String) -> Result<Self> {
         let corrupt = |what: String| RingError::Corrupt(CorruptError::new(label.clone(), what));
-        let file_size = fstat(&fd).map_err(|e| RingError::io("fstat", e))?.st_size as u64;
+        // A creator that has just made the file may not have sized it yet:
+        // give it the same grace as for writing the header.
+        let deadline = Instant::now() + INIT_WAIT;
+        let file_size = loop {
+            let size = fstat(&fd).map_err(|e| RingError::io("fstat", e))?.st_size as u64;
+            if size >= PAGE as u64 || Instant::now() >= deadline {
+                break size;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        };
         if file_size < PAGE as u64 {
             return Err(corrupt(format!(
                 "file is {file_size} bytes, smaller than the {PAGE}-byte ring header"
