@@ -188,11 +188,8 @@ impl FusionRing {
 
     /// Receives the next message in place (no copy for zero-copy messages).
     pub fn recv_zerocopy(&self) -> Result<Payload> {
-        let mut out = None;
-        self.ring.recv_with(1, None, |r| {
-            out = Some(Payload::from_received(&self.ring, r))
-        })?;
-        Ok(out.expect("recv_with took one message"))
+        let r = self.ring.recv_one(None)?;
+        Ok(Payload::from_received(&self.ring, r))
     }
 
     /// Sends a batch of mixed sizes with one claim (blocks for the large

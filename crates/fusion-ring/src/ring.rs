@@ -53,6 +53,8 @@ pub struct Ring {
     wakeups: bool,
     sync: NonNull<SyncBlock>,
     arena: Option<Arena>,
+    /// Largest message (40 without an arena), from the validated geometry.
+    max_message: usize,
     roles: Cell<u32>,
     segment: Arc<Segment>,
     _not_sync: PhantomData<Cell<()>>,
@@ -289,6 +291,7 @@ impl Ring {
             wakeups: segment.flags() & FLAG_WAKEUPS != 0,
             sync: NonNull::from(segment.sync_block()),
             arena,
+            max_message: g.max_message,
             roles: Cell::new(0),
             segment,
             _not_sync: PhantomData,
@@ -362,7 +365,7 @@ impl Ring {
 
     /// Largest message this ring carries (40 without an arena).
     pub fn max_message(&self) -> usize {
-        self.arena.as_ref().map_or(INLINE_MAX, Arena::max_message)
+        self.max_message
     }
 
     /// Classifies a slot's content, checking zero-copy descriptors against
@@ -559,16 +562,57 @@ impl Ring {
         }
     }
 
+    /// Takes one message: `recv_with` for a single slot, without the batch
+    /// bookkeeping (this is the hot path of `recv_fast` and `recv`).
+    #[inline(always)]
+    pub(crate) fn recv_one(&self, limit: Option<usize>) -> Result<Received> {
+        if self.roles.get() & ROLE_RECEIVER == 0 {
+            self.note_role(ROLE_RECEIVER);
+        }
+        loop {
+            let claim = self.core.claim_recv(1, limit).map_err(|e| match e {
+                ClaimError::TooSmall { needed } => RingError::BufferTooSmall {
+                    needed,
+                    got: limit.unwrap_or(0),
+                },
+                e => self.claim_error(e),
+            })?;
+            let content = self.core.read(claim.pos);
+            // A single release doubles as the handshake's fence (`sync`).
+            self.core.release(claim.pos, self.wakeups);
+            if self.wakeups {
+                sync::notify_after_seqcst(&self.sync_block().not_full.value);
+            }
+            let (body, len, priority) = match self.decode(&content) {
+                Decoded::Inline { len, priority } => (Body::Inline(content.payload), len, priority),
+                Decoded::Block { desc, priority } => {
+                    (Body::Block(desc), desc.len as usize, priority)
+                }
+                Decoded::Tombstone => continue,
+                Decoded::Bad(what) => {
+                    return Err(self.corrupt(format!("at position {}: {what}", claim.pos)))
+                }
+            };
+            let latency = latency_since(content.stamp, None);
+            self.stats_writer()
+                .record_recv(priority.lane(), len as u64, latency);
+            return Ok(Received {
+                body,
+                len,
+                priority,
+                latency,
+            });
+        }
+    }
+
     /// Receives one message by copying it into `buf` (inline bytes, or the
     /// block's payload, whose reference is then dropped).
     #[inline(always)]
     pub(crate) fn recv_copy(&self, buf: &mut [u8]) -> Result<(usize, PriorityClass, u64)> {
         // Without an arena no message is longer than 40 bytes: a buffer that
         // big needs no length check before the claim.
-        let limit = (buf.len() < self.max_message()).then_some(buf.len());
-        let mut got = None;
-        self.recv_with(1, limit, |r| got = Some(r))?;
-        let r = got.expect("recv_with took one message");
+        let limit = (buf.len() < self.max_message).then_some(buf.len());
+        let r = self.recv_one(limit)?;
         let result = (r.len, r.priority, r.latency.unwrap_or(0));
         match r.body {
             // The length was checked against `buf` before the claim, but a

@@ -171,10 +171,6 @@ impl Arena {
         unsafe { self.ctrl.as_ref() }
     }
 
-    pub(crate) fn max_message(&self) -> usize {
-        self.max_message
-    }
-
     /// The header of the block at `offset`; the caller has checked that
     /// `offset + BLOCK_HEADER <= blocks_len` and `offset % 64 == 0`.
     fn header_at(&self, offset: usize) -> &BlockHeader {
