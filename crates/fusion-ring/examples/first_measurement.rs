@@ -8,7 +8,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use fusion_ring::{Clock, PriorityClass, RingError, UltraFastRing};
+use fusion_ring::{Clock, Config, PriorityClass, RingError, UltraFastRing};
 
 #[path = "common/mod.rs"]
 mod common;
@@ -57,9 +57,13 @@ const PINGS: usize = 200_000;
 const CHUNK: usize = 1000;
 
 /// One-way latency in ns per chunk of round trips (median and p99 later).
-fn ring_pingpong() -> Vec<f64> {
-    let ping = UltraFastRing::new(64).unwrap();
-    let pong = UltraFastRing::new(64).unwrap();
+fn ring_pingpong(timestamps: bool) -> Vec<f64> {
+    let config = Config::new(64)
+        .arena_bytes(0)
+        .wakeups(false)
+        .timestamps(timestamps);
+    let ping = UltraFastRing::with_config(&config).unwrap();
+    let pong = UltraFastRing::with_config(&config).unwrap();
     let mut buf = [0u8; 40];
     forked(
         || {
@@ -178,7 +182,8 @@ fn main() {
     );
     println!("single thread send_batch+recv_batch (32 x 40 B): {sb:.1} ticks/message");
     let mut floor = cacheline_pingpong();
-    let mut ring = ring_pingpong();
+    let mut ring = ring_pingpong(true);
+    let mut bare = ring_pingpong(false);
     let mut floor2 = cacheline_pingpong();
     let mut pipe = pipe_pingpong();
     let (f, f2, r, p) = (
@@ -196,6 +201,12 @@ fn main() {
         "  UltraFastRing inline 40 B:    {r:8.1} ns / {:8.1} ns  = {:.2}x floor",
         p99(&mut ring),
         r / f.min(f2)
+    );
+    let b = median(&mut bare);
+    println!(
+        "  same, Config::timestamps(false): {b:8.1} ns / {:8.1} ns  = {:.2}x floor",
+        p99(&mut bare),
+        b / f.min(f2)
     );
     println!(
         "  pipe 40 B:                    {p:8.1} ns / {:8.1} ns  = {:.0}x ring",
