@@ -163,13 +163,18 @@ pub(crate) struct ParticipantId {
     pub(crate) heartbeat: AtomicU64,
 }
 
-/// Counters of one priority lane, written only by the owning handle.
+/// Counters of one priority lane, written only by the owning handle. The
+/// sending counters and the receiving ones are on separate cache lines: a
+/// forked child shares its parent's entry (see `Ring`'s docs), and a parent
+/// that sends while the child receives must not bounce one line between
+/// them on every message.
 #[repr(C, align(64))]
 pub(crate) struct LaneCounters {
     pub(crate) sent: AtomicU64,
     pub(crate) sent_bytes: AtomicU64,
     pub(crate) inline_sent: AtomicU64,
     pub(crate) zerocopy_sent: AtomicU64,
+    pub(crate) _send_pad: [u64; 4],
     pub(crate) received: AtomicU64,
     pub(crate) received_bytes: AtomicU64,
     pub(crate) latency_sum: AtomicU64,
@@ -400,8 +405,9 @@ const _: () = {
     assert!(offset_of!(Slot, meta) == 16);
     assert!(offset_of!(Slot, payload) == SLOT_HEADER);
     assert!(size_of::<ParticipantId>() == 64);
-    assert!(size_of::<LaneCounters>() == 256);
-    assert!(size_of::<ParticipantEntry>() == 64 + 5 * 256);
+    assert!(size_of::<LaneCounters>() == 320);
+    assert!(offset_of!(LaneCounters, received) == 64);
+    assert!(size_of::<ParticipantEntry>() == 64 + 5 * 320);
     assert!(Geometry::new(MIN_CAPACITY, 0, 0)
         .slots_offset
         .is_multiple_of(PAGE));
