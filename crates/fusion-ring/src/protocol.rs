@@ -429,3 +429,136 @@ mod tests {
         }
     }
 }
+
+/// A lean loom model of claim / publish / release: 2 producers x 2
+/// consumers, capacity 2, starting one lap in so positions wrap both the
+/// slot index and the lap. Each thread does one operation (consumers retry
+/// a few times on `Empty`, then leave what they did not get to the main
+/// thread), which keeps the state space small enough for CI at preemption
+/// bound 2. The heavier models (several messages per thread, batches) are
+/// in `loom_tests`.
+#[cfg(all(test, fusion_ring_loom))]
+mod loom_model {
+    use core::ptr::NonNull;
+
+    use loom::sync::Arc;
+
+    use super::{ClaimError, RingCore};
+    use crate::atomic::{AtomicU64, Ordering};
+    use crate::layout::{CacheLine, ControlBlock, Slot};
+
+    struct Model {
+        ctrl: Box<ControlBlock>,
+        slots: Box<[Slot]>,
+    }
+
+    fn line(v: u64) -> CacheLine<AtomicU64> {
+        CacheLine {
+            value: AtomicU64::new(v),
+        }
+    }
+
+    impl Model {
+        /// A capacity-2 ring after one message went through: heads at 1,
+        /// slot 1 free for position 1, slot 0 released for position 2.
+        fn one_lap_in() -> Self {
+            let slot = |seq| Slot {
+                seq: AtomicU64::new(seq),
+                stamp: AtomicU64::new(0),
+                meta: AtomicU64::new(0),
+                payload: core::array::from_fn(|_| AtomicU64::new(0)),
+            };
+            Model {
+                ctrl: Box::new(ControlBlock {
+                    producer_head: line(1),
+                    producer_tail: line(0),
+                    consumer_head: line(1),
+                    consumer_tail: line(0),
+                    reserved: core::array::from_fn(|_| line(0)),
+                }),
+                slots: vec![slot(2), slot(1)].into_boxed_slice(),
+            }
+        }
+
+        fn core(&self) -> RingCore {
+            // SAFETY: the model outlives every thread using the core (they
+            // hold an Arc of it); capacity 2 is a power of two.
+            unsafe { RingCore::new(NonNull::from(&*self.ctrl), NonNull::from(&self.slots[0]), 2) }
+        }
+    }
+
+    fn send(m: &Model, value: u64) {
+        let ring = m.core();
+        let c = ring.claim_send(1).expect("two free slots for two messages");
+        ring.publish(c.pos, value, 0, &[value, !value, 0, 0, 0], false);
+    }
+
+    fn recv(ring: &RingCore) -> Option<u64> {
+        let c = match ring.claim_recv(1, None) {
+            Ok(c) => c,
+            Err(ClaimError::Empty) => return None,
+            Err(e) => panic!("{e:?}"),
+        };
+        let content = ring.read(c.pos);
+        ring.release(c.pos, false);
+        // Acquire/Release on the sequence words make the whole payload
+        // visible, not just the word that carries the value.
+        assert_eq!(
+            content.payload[1], !content.payload[0],
+            "torn or stale payload"
+        );
+        assert_eq!(content.stamp, content.payload[0]);
+        Some(content.payload[0])
+    }
+
+    fn consumer(m: &Model) -> Option<u64> {
+        let ring = m.core();
+        for _ in 0..3 {
+            if let Some(v) = recv(&ring) {
+                return Some(v);
+            }
+            loom::thread::yield_now();
+        }
+        None
+    }
+
+    #[test]
+    fn two_producers_two_consumers_wrap_around() {
+        let mut b = loom::model::Builder::new();
+        if std::env::var_os("LOOM_MAX_PREEMPTIONS").is_none() {
+            b.preemption_bound = Some(2);
+        }
+        b.check(|| {
+            let m = Arc::new(Model::one_lap_in());
+            let producers: Vec<_> = [10u64, 20]
+                .into_iter()
+                .map(|v| {
+                    let m = Arc::clone(&m);
+                    loom::thread::spawn(move || send(&m, v))
+                })
+                .collect();
+            let consumers: Vec<_> = (0..2)
+                .map(|_| {
+                    let m = Arc::clone(&m);
+                    loom::thread::spawn(move || consumer(&m))
+                })
+                .collect();
+            for p in producers {
+                p.join().unwrap();
+            }
+            let mut got: Vec<u64> = consumers
+                .into_iter()
+                .filter_map(|c| c.join().unwrap())
+                .collect();
+            let ring = m.core();
+            while let Some(v) = recv(&ring) {
+                got.push(v);
+            }
+            got.sort_unstable();
+            assert_eq!(got, [10, 20], "every message exactly once");
+            // Both positions were consumed and released for the next lap.
+            assert_eq!(ring.ctrl().consumer_head.value.load(Ordering::Relaxed), 3);
+            assert!(ring.writable());
+        });
+    }
+}
