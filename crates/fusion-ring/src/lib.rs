@@ -73,6 +73,8 @@ mod config;
 #[cfg(not(fusion_ring_loom))]
 mod fusion;
 #[cfg(not(fusion_ring_loom))]
+pub mod handoff;
+#[cfg(not(fusion_ring_loom))]
 mod inline;
 #[cfg(not(fusion_ring_loom))]
 pub mod inspect;

@@ -18,7 +18,6 @@
 //! when it is at least 8 bytes long its first 8 bytes are `i` little-endian.
 
 use std::io::Read;
-use std::mem::MaybeUninit;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
@@ -315,41 +314,11 @@ impl Drop for PathGuard {
 }
 
 fn send_fd(stream: &UnixStream, fd: std::os::fd::BorrowedFd<'_>) {
-    use rustix::net::{sendmsg, SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
-    let fds = [fd];
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
-    let mut control = SendAncillaryBuffer::new(&mut space);
-    assert!(control.push(SendAncillaryMessage::ScmRights(&fds)));
-    let sent = sendmsg(
-        stream,
-        &[std::io::IoSlice::new(b"R")],
-        &mut control,
-        SendFlags::empty(),
-    )
-    .expect("sendmsg with SCM_RIGHTS");
-    assert_eq!(sent, 1);
+    fusion_ring::handoff::send_fd(stream, fd).expect("sendmsg with SCM_RIGHTS");
 }
 
 fn recv_fd(stream: &UnixStream) -> OwnedFd {
-    use rustix::net::{recvmsg, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
-    let mut control = RecvAncillaryBuffer::new(&mut space);
-    let mut byte = [0u8; 1];
-    let msg = recvmsg(
-        stream,
-        &mut [std::io::IoSliceMut::new(&mut byte)],
-        &mut control,
-        RecvFlags::CMSG_CLOEXEC,
-    )
-    .expect("recvmsg");
-    assert_eq!((msg.bytes, byte[0]), (1, b'R'), "unexpected data byte");
-    let mut received = None;
-    for m in control.drain() {
-        if let RecvAncillaryMessage::ScmRights(mut fds) = m {
-            received = fds.next();
-        }
-    }
-    received.expect("no file descriptor in the SCM_RIGHTS message")
+    fusion_ring::handoff::recv_fd(stream).expect("recvmsg with SCM_RIGHTS")
 }
 
 /// How a child reaches the parent's ring.

@@ -65,7 +65,11 @@ fn encode(p: usize, seq: u32, buf: &mut [u8; INLINE_MAX]) -> usize {
 
 /// Checks a received message byte for byte; returns `(producer, seq)`.
 fn decode(data: &[u8], priority: PriorityClass, priorities: &[PriorityClass]) -> (usize, u32) {
-    assert!(data.len() >= HEADER, "message of {} bytes: {data:?}", data.len());
+    assert!(
+        data.len() >= HEADER,
+        "message of {} bytes: {data:?}",
+        data.len()
+    );
     let p = data[0] as usize;
     assert!(p < priorities.len(), "unknown producer {p}: {data:?}");
     let seq = u32::from_le_bytes(data[1..HEADER].try_into().unwrap());
@@ -202,10 +206,7 @@ fn check_exactly_once(seen: &[Seen], producers: usize, per_producer: u32) {
     for p in 0..producers {
         for seq in 0..per_producer as usize {
             let n: u32 = seen.iter().map(|s| u32::from(s.counts[p][seq])).sum();
-            assert_eq!(
-                n, 1,
-                "message {seq} of producer {p} was received {n} times"
-            );
+            assert_eq!(n, 1, "message {seq} of producer {p} was received {n} times");
         }
     }
 }
