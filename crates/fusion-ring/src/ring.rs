@@ -432,11 +432,13 @@ impl Ring {
         if self.roles.get() & ROLE_SENDER == 0 {
             self.note_role(ROLE_SENDER);
         }
+        // Read the clock before the claim: the TSC read then overlaps the
+        // locked CAS instead of waiting behind it.
+        let stamp = if self.timestamps { Clock::now() } else { 0 };
         let claim = self
             .core
             .claim_send(n as u64)
             .map_err(|e| self.claim_error(e))?;
-        let stamp = if self.timestamps { Clock::now() } else { 0 };
         let stats = self.stats_writer();
         // A single message on a ring with wake-ups publishes with a SeqCst
         // swap, which doubles as the handshake's fence (see `sync`).
