@@ -331,7 +331,10 @@ fn check(name: &str, preemption_bound: Option<usize>, f: impl Fn() + Sync + Send
     let bound = builder.preemption_bound;
     let start = Instant::now();
     builder.check(move || {
-        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        if n.is_multiple_of(1_000_000) {
+            eprintln!("  ... {n} iterations, {:.0?}", start.elapsed());
+        }
         f();
     });
     println!(
@@ -381,27 +384,71 @@ fn join_and_check(
 }
 
 // ---------------------------------------------------------------------------
-// a. 2 producers x 2 consumers, capacity 2, the ring wraps
+// a. producers x consumers, single sends and receives, capacity 2
 // ---------------------------------------------------------------------------
 
+/// `per_producer[p]` messages from producer `p`, `consumers` consumers, a
+/// ring of 2: more than 2 messages make the ring wrap around.
+fn mpmc_model(per_producer: &'static [u64], consumers: usize) {
+    let total: usize = per_producer.iter().sum::<u64>() as usize;
+    let ring = TestRing::new(2);
+    let received = Arc::new(AtomicUsize::new(0));
+    let messages = |p: usize| (0..per_producer[p]).map(move |s| Msg::new(p as u64, s));
+    let producers = (0..per_producer.len())
+        .map(|p| spawn_producer(&ring, messages(p).collect()))
+        .collect();
+    let consumers = (0..consumers)
+        .map(|_| spawn_consumer(&ring, &received, total, 1))
+        .collect();
+    let expected: Vec<Msg> = (0..per_producer.len()).flat_map(messages).collect();
+    join_and_check(&ring, producers, consumers, &expected);
+}
+
+/// Producers racing each other: 2 producers x 2 messages, one consumer.
+#[test]
+fn mpmc_2_producers_1_consumer() {
+    check(
+        "a1: 2 producers (2 + 2) x 1 consumer, capacity 2",
+        Some(3),
+        || mpmc_model(&[2, 2], 1),
+    );
+}
+
+/// Consumers racing each other: 1 producer x 3 messages (the third one
+/// reuses slot 0), 2 consumers. (4 messages, two full laps, take 13.8
+/// million iterations / 19 minutes at preemption bound 2, 0.58 million at
+/// bound 1.)
+#[test]
+fn mpmc_1_producer_2_consumers() {
+    check(
+        "a2: 1 producer (3) x 2 consumers, capacity 2",
+        Some(2),
+        || mpmc_model(&[3], 2),
+    );
+}
+
+/// 2 producers x 2 consumers, one lap and a half: 2 + 1 messages.
 #[test]
 fn mpmc_2x2_wraparound() {
-    const PRODUCERS: u64 = 2;
-    const PER_PRODUCER: u64 = 2;
-    const TOTAL: usize = (PRODUCERS * PER_PRODUCER) as usize;
-    check("a: 2 producers x 2 consumers, capacity 2", Some(2), || {
-        let ring = TestRing::new(2);
-        let received = Arc::new(AtomicUsize::new(0));
-        let messages = |p| (0..PER_PRODUCER).map(move |s| Msg::new(p, s));
-        let producers = (0..PRODUCERS)
-            .map(|p| spawn_producer(&ring, messages(p).collect()))
-            .collect();
-        let consumers = (0..2)
-            .map(|_| spawn_consumer(&ring, &received, TOTAL, 1))
-            .collect();
-        let expected: Vec<Msg> = (0..PRODUCERS).flat_map(messages).collect();
-        join_and_check(&ring, producers, consumers, &expected);
-    });
+    check(
+        "a3: 2 producers (2 + 1) x 2 consumers, capacity 2",
+        Some(1),
+        || mpmc_model(&[2, 1], 2),
+    );
+}
+
+/// 2 producers x 2 messages, 2 consumers: 4 threads, two laps. Too slow
+/// for CI: not finished after 22 minutes (on one core) even at preemption
+/// bound 1. Run it on demand with `-- --ignored mpmc_2x2_wraparound_full`
+/// (it prints its progress every million iterations).
+#[test]
+#[ignore = "takes over 20 minutes; run on demand"]
+fn mpmc_2x2_wraparound_full() {
+    check(
+        "a4: 2 producers (2 + 2) x 2 consumers, capacity 2",
+        Some(1),
+        || mpmc_model(&[2, 2], 2),
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -549,6 +596,16 @@ fn too_small_does_not_consume() {
 /// A `TooSmall { needed: 30 }` says the 30-byte message (position 2) is the
 /// next one, so positions 0 and 1 are consumed already and the next message
 /// A receives must be the 30-byte one, not the 5-byte one of position 1.
+///
+/// Fails: the re-check in `claim_recv`'s `TooSmall` path does not prove the
+/// length it read belongs to position `pos`. Loom finds, with one
+/// preemption: A reads head 0 and seq 1 of slot 0; B consumes position 0;
+/// the producer claims position 2 (slot 0) and writes its meta (30); A
+/// reads that meta, and after the `Acquire` fence still reads the old seq
+/// (1) and head (0), as nothing orders the producer's `Relaxed` meta store
+/// before them; A reports `TooSmall { needed: 30 }` while the next message
+/// is the 5-byte one. A `fence(Release)` at the top of `publish` (before
+/// the slot stores) makes this model pass (60,694 iterations).
 #[test]
 fn too_small_reports_the_next_message_after_wraparound() {
     check(

@@ -210,6 +210,11 @@ impl RingCore {
         seqcst: bool,
     ) {
         let slot = self.slot(pos);
+        // Pairs with the Acquire fence of `claim_recv`'s too-small re-check:
+        // a consumer that reads this meta and then still sees the old
+        // sequence word would otherwise report another message's length
+        // (found by loom, `loom_tests::too_small_reports_...`). Free on x86.
+        fence(Ordering::Release);
         slot.stamp.store(stamp, Ordering::Relaxed);
         slot.meta.store(meta, Ordering::Relaxed);
         for (word, value) in slot.payload.iter().zip(payload) {

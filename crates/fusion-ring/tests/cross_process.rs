@@ -10,6 +10,8 @@
 //! little-endian (so order is checked), and its priority class is derived
 //! from `i` too.
 
+#![cfg(not(fusion_ring_loom))]
+
 use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::{UnixListener, UnixStream};

@@ -1,6 +1,8 @@
 //! Every error the API promises: the exact variant, and that nothing was
 //! lost or changed by the failed call.
 
+#![cfg(not(fusion_ring_loom))]
+
 use std::fs;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::{FileExt, PermissionsExt};

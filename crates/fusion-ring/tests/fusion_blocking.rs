@@ -8,6 +8,8 @@
 //! than hanging it. The only timing assertions are lower bounds of timeouts
 //! (plus a 1 s slack upper bound).
 
+#![cfg(not(fusion_ring_loom))]
+
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};

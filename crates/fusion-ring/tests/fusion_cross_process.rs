@@ -17,6 +17,8 @@
 //! Message `i` of a stream has bytes derived from `i` and the byte index;
 //! when it is at least 8 bytes long its first 8 bytes are `i` little-endian.
 
+#![cfg(not(fusion_ring_loom))]
+
 use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::{UnixListener, UnixStream};

@@ -13,6 +13,8 @@
 //! (raised by any thread that panics, or when the global deadline passes),
 //! so a bug fails the test instead of hanging it.
 
+#![cfg(not(fusion_ring_loom))]
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;

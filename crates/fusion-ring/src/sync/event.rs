@@ -48,7 +48,13 @@ use crate::{Result, RingError};
 
 /// Spins before announcing and sleeping (none under loom: the model
 /// explores the sleeping path).
-const SPIN_ROUNDS: u32 = if cfg!(fusion_ring_loom) { 0 } else { 200 };
+fn spin_rounds() -> u32 {
+    if cfg!(fusion_ring_loom) {
+        0
+    } else {
+        200
+    }
+}
 /// Longest single futex sleep; see the module docs.
 pub(crate) const SLEEP_SLICE: Duration = Duration::from_millis(20);
 
@@ -59,7 +65,7 @@ pub(crate) fn wait_until(
     max_sleep: Duration,
     mut ready: impl FnMut() -> bool,
 ) -> Result<()> {
-    for _ in 0..SPIN_ROUNDS {
+    for _ in 0..spin_rounds() {
         if ready() {
             return Ok(());
         }
