@@ -15,6 +15,8 @@
 
 #![cfg(not(fusion_ring_loom))]
 
+mod common;
+use common::{fill, mix};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -33,14 +35,6 @@ const SLICE: Duration = Duration::from_millis(50);
 
 // ---------------------------------------------------------------------------
 // Messages
-
-fn mix(mut z: u64) -> u64 {
-    // splitmix64
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
 
 /// A small deterministic generator.
 struct Rng(u64);
@@ -87,29 +81,6 @@ fn msg_len(tag: u64) -> usize {
 
 fn priority_of(tag: u64) -> PriorityClass {
     PriorityClass::ALL[(mix(tag) % PriorityClass::COUNT as u64) as usize]
-}
-
-#[inline(always)]
-fn word(tag: u64, k: u64) -> u64 {
-    if k == 0 {
-        return tag;
-    }
-    let z = (tag.wrapping_mul(0xD6E8_FEB8_6659_FD93) ^ k.wrapping_mul(0x9E37_79B9_7F4A_7C15))
-        .wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z ^ (z >> 29)
-}
-
-/// The content of message `tag`, into all of `buf`.
-fn fill(tag: u64, buf: &mut [u8]) {
-    let mut chunks = buf.chunks_exact_mut(8);
-    let mut k = 0;
-    for c in &mut chunks {
-        c.copy_from_slice(&word(tag, k).to_le_bytes());
-        k += 1;
-    }
-    let rest = chunks.into_remainder();
-    let w = word(tag, k).to_le_bytes();
-    rest.copy_from_slice(&w[..rest.len()]);
 }
 
 // ---------------------------------------------------------------------------
