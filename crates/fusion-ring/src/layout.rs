@@ -4,7 +4,7 @@
 //! offset 0            SegmentHeader (one page): magic, layout version and hash,
 //!                     capacity, the offset of every region, creator, tick rate
 //! control_offset      ControlBlock: one 64-B line each for producer_head,
-//!                     producer_tail, consumer_head, consumer_tail, then lines
+//!                     roles_seen, consumer_head, consumer_tail, then lines
 //!                     reserved for credits / coalescing
 //! sync_offset         SyncBlock: the not-empty and not-full event counts
 //! participants_offset ParticipantEntry x MAX_PARTICIPANTS: identity line +
@@ -27,7 +27,7 @@ use crate::atomic::{AtomicU32, AtomicU64};
 /// First 8 bytes of every segment: `"FRING\0v\x01"` read as little-endian u64.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"FRING\0v\x01");
 /// Bumped on every incompatible change of the structures below.
-pub(crate) const LAYOUT_VERSION: u32 = 1;
+pub(crate) const LAYOUT_VERSION: u32 = 2;
 /// Header flag: producers do not timestamp messages (see `Config::timestamps`).
 pub(crate) const FLAG_NO_TIMESTAMPS: u32 = 1;
 /// Every flag this build knows.
@@ -93,8 +93,10 @@ pub(crate) struct SegmentHeader {
 pub(crate) struct ControlBlock {
     /// Next position a producer will claim (CAS).
     pub(crate) producer_head: CacheLine<AtomicU64>,
-    /// Reserved for the blocking layer's "published" event counter.
-    pub(crate) producer_tail: CacheLine<AtomicU64>,
+    /// `ROLE_*` bits of every handle that ever sent or received: a
+    /// blocking call reports `Disconnected` only once its other side has
+    /// existed (see `peer`).
+    pub(crate) roles_seen: CacheLine<AtomicU64>,
     /// Next position a consumer will claim (CAS).
     pub(crate) consumer_head: CacheLine<AtomicU64>,
     /// Reserved for the blocking layer's "released" event counter.
@@ -160,7 +162,28 @@ pub(crate) struct ParticipantId {
     _pad0: u32,
     /// Process start time (`/proc/PID/stat` field 22) to tell a reused pid.
     pub(crate) start_time: AtomicU64,
-    pub(crate) heartbeat: AtomicU64,
+    /// Positions this handle is claiming or has claimed to send into, so a
+    /// survivor can tell a slot a dead producer left unpublished (`peer`).
+    pub(crate) send_claim: ClaimRecord,
+    /// Positions this handle is claiming or has claimed to receive.
+    pub(crate) recv_claim: ClaimRecord,
+}
+
+/// Positions `start .. end` of a handle's latest claim, written before the
+/// claim's CAS (`protocol`); `end <= start` means none.
+#[repr(C)]
+#[derive(Default)]
+pub(crate) struct ClaimRecord {
+    pub(crate) start: AtomicU64,
+    pub(crate) end: AtomicU64,
+}
+
+impl ClaimRecord {
+    /// Whether the claim covers position `pos`.
+    pub(crate) fn covers(&self, pos: u64) -> bool {
+        use crate::atomic::Ordering::Relaxed;
+        (self.start.load(Relaxed)..self.end.load(Relaxed)).contains(&pos)
+    }
 }
 
 /// Counters of one priority lane, written only by the owning handle. The
@@ -225,7 +248,8 @@ pub(crate) struct BlockHeader {
     pub(crate) class: AtomicU32,
     /// Free-list link: index + 1 of the next free block, 0 = end.
     pub(crate) next: AtomicU64,
-    /// Pid of the process that allocated it (for reclaiming after a crash).
+    /// Pid of the process holding it: its allocator, then the receiver that
+    /// took it (0 if shared; see `Arena::take`), for reclaiming after a crash.
     pub(crate) owner_pid: AtomicU32,
     pub(crate) _pad: u32,
 }
@@ -396,7 +420,7 @@ const _: () = {
     assert!(size_of::<CacheLine<AtomicU64>>() == 64);
     assert!(size_of::<ControlBlock>() == 16 * 64);
     assert!(offset_of!(ControlBlock, producer_head) == 0);
-    assert!(offset_of!(ControlBlock, producer_tail) == 64);
+    assert!(offset_of!(ControlBlock, roles_seen) == 64);
     assert!(offset_of!(ControlBlock, consumer_head) == 128);
     assert!(offset_of!(ControlBlock, consumer_tail) == 192);
     assert!(size_of::<Slot>() == SLOT_SIZE && align_of::<Slot>() == 64);

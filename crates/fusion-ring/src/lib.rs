@@ -20,7 +20,7 @@
 //! +--------------------+ 0
 //! | SegmentHeader      |  magic, layout version + hash, capacity, offsets
 //! +--------------------+ 4096
-//! | ControlBlock       |  producer_head | producer_tail | consumer_head |
+//! | ControlBlock       |  producer_head | roles_seen    | consumer_head |
 //! |                    |  consumer_tail (one 64-B line each) | reserved
 //! +--------------------+
 //! | participants x 64  |  pid + start time + role, 5 lanes of counters
@@ -81,6 +81,8 @@ pub mod inspect;
 #[cfg(not(fusion_ring_loom))]
 mod participant;
 #[cfg(not(fusion_ring_loom))]
+mod peer;
+#[cfg(not(fusion_ring_loom))]
 mod ring;
 #[cfg(not(fusion_ring_loom))]
 mod segment;
@@ -115,6 +117,8 @@ pub use inline::{
     allocate_zerocopy_buffer, fits_inline, send_batch, send_inline, send_zerocopy, BatchMessage,
     INLINE_MAX,
 };
+#[cfg(not(fusion_ring_loom))]
+pub use peer::Recovery;
 #[cfg(not(fusion_ring_loom))]
 pub use ring::{InlineMessage, Ring, RingStats};
 #[cfg(not(fusion_ring_loom))]

@@ -61,7 +61,7 @@ fn line() -> CacheLine<AtomicU64> {
 fn new_control_block() -> ControlBlock {
     ControlBlock {
         producer_head: line(),
-        producer_tail: line(),
+        roles_seen: line(),
         consumer_head: line(),
         consumer_tail: line(),
         reserved: core::array::from_fn(|_| line()),

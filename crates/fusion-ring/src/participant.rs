@@ -1,6 +1,11 @@
 //! Participant registration: each ring handle claims an entry in the
 //! segment's table, recording who it is (pid + process start time, so a
 //! reused pid is not mistaken for a live peer) and owning the stats lanes.
+//!
+//! Entry 0 is shared: it collects the counters of retired handles, and its
+//! `state` counts the live handles that found the table full and use it.
+//! Nothing can be said about their claims (they share one record), so
+//! survivors reclaim nothing while that count is not zero (see `peer`).
 
 use crate::atomic::Ordering;
 use crate::layout::{ParticipantEntry, MAX_PARTICIPANTS};
@@ -13,6 +18,11 @@ pub(crate) const ROLE_RECEIVER: u32 = 2;
 /// Index of the shared entry (retired counters and table-full overflow).
 pub(crate) const SHARED_ENTRY: usize = 0;
 
+/// Entry states (entries 1..): free, registered, being reaped.
+pub(crate) const FREE: u32 = 0;
+pub(crate) const IN_USE: u32 = 1;
+const REAPING: u32 = 2;
+
 /// Claims a free entry (1..MAX_PARTICIPANTS) for this process, or falls back
 /// to the shared entry 0. Returns `(index, shared)`.
 pub(crate) fn register(entries: &[ParticipantEntry]) -> (usize, bool) {
@@ -23,30 +33,77 @@ pub(crate) fn register(entries: &[ParticipantEntry]) -> (usize, bool) {
         // counters of the previous owner are seen before we write ours.
         if e.id
             .state
-            .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+            .compare_exchange(FREE, IN_USE, Ordering::Acquire, Ordering::Relaxed)
             .is_ok()
         {
             e.id.pid.store(pid, Ordering::Relaxed);
             e.id.start_time.store(start, Ordering::Relaxed);
             e.id.role.store(0, Ordering::Relaxed);
+            for record in [&e.id.send_claim, &e.id.recv_claim] {
+                record.start.store(0, Ordering::Relaxed);
+                record.end.store(0, Ordering::Relaxed);
+            }
             return (i, false);
         }
     }
+    // Relaxed: a count of unidentifiable handles (module docs).
+    entries[SHARED_ENTRY]
+        .id
+        .state
+        .fetch_add(1, Ordering::Relaxed);
     (SHARED_ENTRY, true)
 }
 
 /// Folds an entry's counters into the shared entry and frees it.
 pub(crate) fn unregister(entries: &[ParticipantEntry], index: usize) {
-    if index == SHARED_ENTRY || index >= entries.len() {
+    if index == SHARED_ENTRY {
+        // Saturating: a scribbler may have zeroed the count.
+        let _ = entries[SHARED_ENTRY].id.state.fetch_update(
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+            |n| n.checked_sub(1),
+        );
         return;
     }
-    let e = &entries[index];
-    crate::stats::fold_into(e, &entries[SHARED_ENTRY]);
+    if let Some(e) = entries.get(index) {
+        retire(e, &entries[SHARED_ENTRY]);
+    }
+}
+
+fn retire(e: &ParticipantEntry, shared: &ParticipantEntry) {
+    crate::stats::fold_into(e, shared);
     e.id.pid.store(0, Ordering::Relaxed);
     e.id.role.store(0, Ordering::Relaxed);
     // Release: the folded/zeroed counters happen before the entry is seen
     // free (pairs with the Acquire in `register` and in stats::aggregate).
-    e.id.state.store(0, Ordering::Release);
+    e.id.state.store(FREE, Ordering::Release);
+}
+
+/// Whether the handle registered in `e` belongs to a running process.
+pub(crate) fn entry_alive(e: &ParticipantEntry) -> bool {
+    let pid = e.id.pid.load(Ordering::Relaxed);
+    pid != 0 && process_alive(pid, e.id.start_time.load(Ordering::Relaxed))
+}
+
+/// Frees the entry of a dead process (its counters folded into the shared
+/// entry), unless another survivor is doing it. The caller has checked that
+/// the process is dead and that its claims are settled.
+pub(crate) fn reap(entries: &[ParticipantEntry], index: usize) -> bool {
+    let e = &entries[index];
+    // Acquire: pairs with `retire`'s Release by a previous owner, as in
+    // `register`; the CAS makes one survivor do the folding.
+    e.id.state
+        .compare_exchange(IN_USE, REAPING, Ordering::Acquire, Ordering::Relaxed)
+        .is_ok()
+        && {
+            retire(e, &entries[SHARED_ENTRY]);
+            true
+        }
+}
+
+/// Handles in use that are not identifiable (the table was full).
+pub(crate) fn unidentified(entries: &[ParticipantEntry]) -> u32 {
+    entries[SHARED_ENTRY].id.state.load(Ordering::Relaxed)
 }
 
 /// This process's pid.
@@ -57,11 +114,30 @@ pub(crate) fn current_pid() -> u32 {
 /// Start time of process `pid` in clock ticks since boot (field 22 of
 /// `/proc/PID/stat`), to tell a live process from a reused pid.
 pub(crate) fn process_start_time(pid: u32) -> Option<u64> {
+    proc_stat(pid).map(|(_, start)| start)
+}
+
+/// Whether process `pid`, started at `start` (0: unknown), still runs. A
+/// zombie (exited, not yet waited for) is dead: it will not write again.
+pub(crate) fn process_alive(pid: u32, start: u64) -> bool {
+    match proc_stat(pid) {
+        Some((state, now)) => (start == 0 || now == start) && !matches!(state, 'Z' | 'X' | 'x'),
+        None => false,
+    }
+}
+
+/// `(state, start time)` of process `pid`, fields 3 and 22 of
+/// `/proc/PID/stat`.
+fn proc_stat(pid: u32) -> Option<(char, u64)> {
+    if pid == 0 || i32::try_from(pid).is_err() {
+        return None;
+    }
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) is in parentheses and may contain spaces:
     // count fields after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(19)?.parse().ok()
+    let mut rest = stat[stat.rfind(')')? + 1..].split_whitespace();
+    let state = rest.next()?.chars().next()?;
+    Some((state, rest.nth(18)?.parse().ok()?))
 }
 
 #[cfg(test)]
@@ -74,5 +150,32 @@ mod tests {
         let a = process_start_time(pid).expect("start time of self");
         assert_eq!(process_start_time(pid), Some(a));
         assert_eq!(process_start_time(u32::MAX), None);
+        assert!(process_alive(pid, a));
+        assert!(
+            !process_alive(pid, a + 1),
+            "another start time is another process"
+        );
+        assert!(!process_alive(0, 0));
+    }
+
+    #[test]
+    fn a_zombie_is_dead() {
+        let mut child = std::process::Command::new("true")
+            .spawn()
+            .expect("spawn true");
+        let pid = child.id();
+        let start = process_start_time(pid).unwrap_or(0);
+        // Not waited for yet: once it exits it stays a zombie.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while process_alive(pid, start) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "child {pid} never exited"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert!(proc_stat(pid).is_some(), "still in /proc as a zombie");
+        child.wait().expect("reap");
+        assert!(!process_alive(pid, start));
     }
 }

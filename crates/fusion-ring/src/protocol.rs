@@ -41,7 +41,7 @@
 use core::ptr::NonNull;
 
 use crate::atomic::{fence, Ordering};
-use crate::layout::{ControlBlock, Slot, SLOT_PAYLOAD};
+use crate::layout::{ClaimRecord, ControlBlock, Slot, SLOT_PAYLOAD};
 
 /// Words of a slot payload.
 pub(crate) const PAYLOAD_WORDS: usize = SLOT_PAYLOAD / 8;
@@ -150,11 +150,24 @@ impl RingCore {
     }
 
     /// Claims up to `max` (>= 1) consecutive free slots with one CAS.
-    #[inline]
+    #[cfg(all(test, fusion_ring_loom))]
     pub(crate) fn claim_send(&self, max: u64) -> Result<Claim, ClaimError> {
+        self.claim_send_as(max, None)
+    }
+
+    /// [`RingCore::claim_send`], first writing the positions it is about to
+    /// claim into `record` (the claimer's participant entry), so that a
+    /// survivor can tell that a slot left unpublished belongs to a dead
+    /// process (`peer`). On failure the record is emptied.
+    #[inline]
+    pub(crate) fn claim_send_as(
+        &self,
+        max: u64,
+        record: Option<&ClaimRecord>,
+    ) -> Result<Claim, ClaimError> {
         let head = &self.ctrl().producer_head.value;
         let mut pos = head.load(Ordering::Relaxed);
-        loop {
+        let result = loop {
             let slot = self.slot(pos);
             // SYNC POINT "slot free" (Acquire; pairs with `release`).
             let seq = slot.seq.load(Ordering::Acquire);
@@ -167,11 +180,15 @@ impl RingCore {
                 {
                     count += 1;
                 }
-                // Relaxed: the CAS only decides ownership (module docs).
+                record_claim(record, pos, count);
+                // Release on success: SYNC POINT "claim recorded", pairs
+                // with the Acquire head load of `stalled_publish`, so a
+                // survivor that sees the head past `pos` sees our record.
+                // Otherwise the CAS only decides ownership (module docs).
                 match head.compare_exchange_weak(
                     pos,
                     pos + count,
-                    Ordering::Relaxed,
+                    Ordering::Release,
                     Ordering::Relaxed,
                 ) {
                     Ok(_) => {
@@ -182,17 +199,19 @@ impl RingCore {
                 }
             } else if diff < 0 {
                 // The slot still holds the message of the previous lap.
-                return Err(ClaimError::Full);
+                break ClaimError::Full;
             } else {
                 // Another producer claimed `pos` since we read the head.
                 let current = head.load(Ordering::Relaxed);
                 if current == pos {
-                    return Err(ClaimError::Corrupt { pos, seq });
+                    break ClaimError::Corrupt { pos, seq };
                 }
                 pos = current;
             }
             crate::atomic::spin_hint();
-        }
+        };
+        record_claim(record, 0, 0);
+        Err(result)
     }
 
     /// Writes a claimed slot and publishes it to consumers.
@@ -228,11 +247,22 @@ impl RingCore {
     ///
     /// With `limit = Some(n)`, a first message longer than `n` bytes is
     /// reported as `TooSmall` and left in the ring.
-    #[inline]
+    #[cfg(all(test, fusion_ring_loom))]
     pub(crate) fn claim_recv(&self, max: u64, limit: Option<usize>) -> Result<Claim, ClaimError> {
+        self.claim_recv_as(max, limit, None)
+    }
+
+    /// [`RingCore::claim_recv`], recording the claim as `claim_send_as` does.
+    #[inline]
+    pub(crate) fn claim_recv_as(
+        &self,
+        max: u64,
+        limit: Option<usize>,
+        record: Option<&ClaimRecord>,
+    ) -> Result<Claim, ClaimError> {
         let head = &self.ctrl().consumer_head.value;
         let mut pos = head.load(Ordering::Relaxed);
-        loop {
+        let result = loop {
             let slot = self.slot(pos);
             // SYNC POINT "message visible" (Acquire; pairs with `publish`).
             let seq = slot.seq.load(Ordering::Acquire);
@@ -248,7 +278,7 @@ impl RingCore {
                         if slot.seq.load(Ordering::Relaxed) == seq
                             && head.load(Ordering::Relaxed) == pos
                         {
-                            return Err(ClaimError::TooSmall { needed: len });
+                            break ClaimError::TooSmall { needed: len };
                         }
                         pos = head.load(Ordering::Relaxed);
                         continue;
@@ -273,28 +303,34 @@ impl RingCore {
                     }
                     count += 1;
                 }
-                // Relaxed: the CAS only decides ownership (module docs).
+                record_claim(record, pos, count);
+                // Release on success: SYNC POINT "claim recorded" (as in
+                // `claim_send_as`; pairs with `stalled_release`).
                 match head.compare_exchange_weak(
                     pos,
                     pos + count,
-                    Ordering::Relaxed,
+                    Ordering::Release,
                     Ordering::Relaxed,
                 ) {
                     Ok(_) => return Ok(Claim { pos, count }),
                     Err(current) => pos = current,
                 }
-            } else if diff < 0 {
-                return Err(ClaimError::Empty);
+            } else if diff < 0 || seq & RECLAIMING != 0 {
+                // Nothing published yet (or a survivor is turning the slot
+                // of a dead producer into a tombstone, see `tombstone`).
+                break ClaimError::Empty;
             } else {
                 // Another consumer claimed `pos` since we read the head.
                 let current = head.load(Ordering::Relaxed);
                 if current == pos {
-                    return Err(ClaimError::Corrupt { pos, seq });
+                    break ClaimError::Corrupt { pos, seq };
                 }
                 pos = current;
             }
             crate::atomic::spin_hint();
-        }
+        };
+        record_claim(record, 0, 0);
+        Err(result)
     }
 
     /// Reads a slot the caller has claimed for receiving.
@@ -343,6 +379,101 @@ impl RingCore {
         let tail = ctrl.consumer_head.value.load(Ordering::Relaxed);
         let head = ctrl.producer_head.value.load(Ordering::Relaxed);
         head.saturating_sub(tail).min(self.capacity())
+    }
+
+    /// The position consumers wait at if a producer claimed it and has not
+    /// published it: the candidate for [`RingCore::tombstone`] when its
+    /// claimer turns out to be dead.
+    pub(crate) fn stalled_publish(&self) -> Option<u64> {
+        let pos = self.ctrl().consumer_head.value.load(Ordering::Relaxed);
+        let seq = self.slot(pos).seq.load(Ordering::Relaxed);
+        // Acquire: SYNC POINT "claim recorded" (pairs with the claim CAS):
+        // the caller then reads the claimers' records.
+        let head = self.ctrl().producer_head.value.load(Ordering::Acquire);
+        (seq & !RECLAIMING == pos && head > pos).then_some(pos)
+    }
+
+    /// The position producers wait at if a consumer claimed the message
+    /// there and has not released it: the candidate for
+    /// [`RingCore::force_release`].
+    pub(crate) fn stalled_release(&self) -> Option<u64> {
+        let next = self.ctrl().producer_head.value.load(Ordering::Relaxed);
+        let pos = next.checked_sub(self.capacity())?;
+        let seq = self.slot(pos).seq.load(Ordering::Relaxed);
+        // Acquire: SYNC POINT "claim recorded" (pairs with the claim CAS).
+        let tail = self.ctrl().consumer_head.value.load(Ordering::Acquire);
+        (seq & !RECLAIMING == pos + 1 && tail > pos).then_some(pos)
+    }
+
+    /// Publishes an empty tombstone at `pos`, a position claimed by a
+    /// producer that died before publishing it, so consumers move on.
+    /// Returns false if the slot was no longer waiting (published after
+    /// all, or another survivor got there first).
+    ///
+    /// The caller has checked that no live producer's claim covers `pos`:
+    /// nobody else writes this slot but other survivors, and the CAS to
+    /// `RECLAIMING` picks one of them.
+    pub(crate) fn tombstone(&self, pos: u64, meta: u64) -> bool {
+        let slot = self.slot(pos);
+        // Relaxed: nothing is read through this CAS; the Release store of
+        // `pos + 1` below publishes the tombstone (SYNC POINT "message
+        // visible", as in `publish`).
+        if slot
+            .seq
+            .compare_exchange(pos, pos | RECLAIMING, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+        {
+            return false;
+        }
+        slot.stamp.store(0, Ordering::Relaxed);
+        slot.meta.store(meta, Ordering::Relaxed);
+        for word in &slot.payload {
+            word.store(0, Ordering::Relaxed);
+        }
+        store_seq(&slot.seq, pos + 1, true);
+        true
+    }
+
+    /// Releases position `pos`, whose message a consumer claimed and died
+    /// before releasing, to the producers of the next lap; `before` sees
+    /// the slot's content first (to drop a zero-copy reference). Returns
+    /// false if the slot was no longer waiting.
+    ///
+    /// As with `tombstone`, the caller has checked that no live consumer's
+    /// claim covers `pos`.
+    pub(crate) fn force_release(&self, pos: u64, before: impl FnOnce(&SlotContent)) -> bool {
+        let slot = self.slot(pos);
+        // Acquire: the content read below is the published message's
+        // (SYNC POINT "message visible", as in `claim_recv`).
+        if slot
+            .seq
+            .compare_exchange(
+                pos + 1,
+                (pos + 1) | RECLAIMING,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            )
+            .is_err()
+        {
+            return false;
+        }
+        before(&self.read(pos));
+        store_seq(&slot.seq, pos + self.capacity(), true);
+        true
+    }
+}
+
+/// Top bit of a sequence word: a survivor is reclaiming the slot (see
+/// `tombstone` and `force_release`). Positions never reach 2^63.
+pub(crate) const RECLAIMING: u64 = 1 << 63;
+
+/// Writes the positions a claimer is about to take (see `claim_send_as`).
+#[inline(always)]
+fn record_claim(record: Option<&ClaimRecord>, pos: u64, count: u64) {
+    if let Some(r) = record {
+        // Relaxed: ordered before the claim by the CAS's Release.
+        r.start.store(pos, Ordering::Relaxed);
+        r.end.store(pos + count, Ordering::Relaxed);
     }
 }
 
@@ -476,7 +607,7 @@ mod loom_model {
             Model {
                 ctrl: Box::new(ControlBlock {
                     producer_head: line(1),
-                    producer_tail: line(0),
+                    roles_seen: line(0),
                     consumer_head: line(1),
                     consumer_tail: line(0),
                     reserved: core::array::from_fn(|_| line(0)),

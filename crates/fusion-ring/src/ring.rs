@@ -56,9 +56,19 @@ pub struct Ring {
     /// Largest message (40 without an arena), from the validated geometry.
     max_message: usize,
     roles: Cell<u32>,
+    /// `Full`/`Empty` results so far; every `STALL_CHECK_EVERY`th looks for
+    /// a dead peer's claim blocking the ring (`peer`).
+    misses: Cell<u32>,
     segment: Arc<Segment>,
     _not_sync: PhantomData<Cell<()>>,
 }
+
+/// How many `Full`/`Empty` results pass between two looks for a dead
+/// peer's claim (each look is two loads when there is none).
+const STALL_CHECK_EVERY: u32 = 1 << 12;
+/// How many exhausted allocations pass between two walks over the arena
+/// for blocks of dead processes.
+const BLOCK_CHECK_EVERY: u32 = 1 << 8;
 
 // SAFETY: the raw pointers point into `segment`, which the handle keeps alive
 // through its Arc; nothing in the handle is tied to the creating thread.
@@ -271,7 +281,14 @@ impl Ring {
         // SAFETY: the control block and `capacity` slots lie inside the
         // segment's mapping, which `segment` (kept in self) keeps alive.
         let core = unsafe { RingCore::new(segment.control(), segment.slots(), g.capacity as u64) };
-        let (entry_index, shared_stats) = participant::register(segment.participants());
+        let mut registered = participant::register(segment.participants());
+        if registered.1 {
+            // The table is full: free the entries of dead processes first.
+            participant::unregister(segment.participants(), registered.0);
+            crate::peer::reap_dead(segment.participants(), &core);
+            registered = participant::register(segment.participants());
+        }
+        let (entry_index, shared_stats) = registered;
         let entry = NonNull::from(&segment.participants()[entry_index]);
         let arena = segment.arena_parts().map(|(ctrl, blocks)| {
             let waker = (segment.flags() & FLAG_WAKEUPS != 0)
@@ -293,6 +310,7 @@ impl Ring {
             arena,
             max_message: g.max_message,
             roles: Cell::new(0),
+            misses: Cell::new(0),
             segment,
             _not_sync: PhantomData,
         }
@@ -307,12 +325,49 @@ impl Ring {
         }
     }
 
+    #[inline(always)]
+    fn entry(&self) -> &ParticipantEntry {
+        // SAFETY: `entry` points into the mapping kept alive by `segment`.
+        unsafe { self.entry.as_ref() }
+    }
+
     #[cold]
     fn note_role(&self, role: u32) {
         self.roles.set(self.roles.get() | role);
-        // SAFETY: as in `stats_writer`.
-        let e = unsafe { self.entry.as_ref() };
-        e.id.role.fetch_or(role, Ordering::Relaxed);
+        self.entry().id.role.fetch_or(role, Ordering::Relaxed);
+        // Relaxed: a hint for `peer::disconnected`, read after a sleep.
+        self.core
+            .ctrl()
+            .roles_seen
+            .value
+            .fetch_or(role as u64, Ordering::Relaxed);
+    }
+
+    /// Counts an exhausted arena; now and then (the walk over the arena
+    /// is slow), frees the blocks of dead processes. True if any was.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn reclaimed_blocks_now_and_then(&self) -> bool {
+        let n = self.misses.get().wrapping_add(1);
+        self.misses.set(n);
+        n.is_multiple_of(BLOCK_CHECK_EVERY) && crate::peer::reclaim_blocks(self) > 0
+    }
+
+    /// The slot protocol over this ring's segment.
+    pub(crate) fn core(&self) -> &RingCore {
+        &self.core
+    }
+
+    /// Counts a `Full`/`Empty`; now and then, looks for a claim of a dead
+    /// peer that keeps the ring stuck (cheap when there is none).
+    #[cold]
+    #[inline(never)]
+    fn missed(&self) {
+        let n = self.misses.get().wrapping_add(1);
+        self.misses.set(n);
+        if n.is_multiple_of(STALL_CHECK_EVERY) {
+            crate::peer::recover_slots(self);
+        }
     }
 
     pub(crate) fn corrupt(&self, what: String) -> RingError {
@@ -321,8 +376,14 @@ impl Ring {
 
     fn claim_error(&self, e: ClaimError) -> RingError {
         match e {
-            ClaimError::Full => RingError::Full,
-            ClaimError::Empty => RingError::Empty,
+            ClaimError::Full => {
+                self.missed();
+                RingError::Full
+            }
+            ClaimError::Empty => {
+                self.missed();
+                RingError::Empty
+            }
             ClaimError::TooSmall { needed } => RingError::BufferTooSmall { needed, got: 0 },
             ClaimError::Corrupt { pos, seq } => self.corrupt(format!(
                 "slot sequence {seq} contradicts head position {pos}"
@@ -408,7 +469,12 @@ impl Ring {
                     ));
                 }
                 match arena.check(&desc) {
-                    Ok(()) => Decoded::Block { desc, priority },
+                    Ok(()) => {
+                        // Before the slot is released (the caller's next
+                        // step): see `Arena::take`.
+                        arena.take(desc.offset, self.owner_pid);
+                        Decoded::Block { desc, priority }
+                    }
                     Err(what) => Decoded::Bad(what),
                 }
             }
@@ -437,7 +503,7 @@ impl Ring {
         let stamp = if self.timestamps { Clock::now() } else { 0 };
         let claim = self
             .core
-            .claim_send(n as u64)
+            .claim_send_as(n as u64, Some(&self.entry().id.send_claim))
             .map_err(|e| self.claim_error(e))?;
         let stats = self.stats_writer();
         // A single message on a ring with wake-ups publishes with a SeqCst
@@ -507,7 +573,7 @@ impl Ring {
         loop {
             let claim = self
                 .core
-                .claim_recv(max as u64, limit)
+                .claim_recv_as(max as u64, limit, Some(&self.entry().id.recv_claim))
                 .map_err(|e| match e {
                     ClaimError::TooSmall { needed } => RingError::BufferTooSmall {
                         needed,
@@ -527,8 +593,9 @@ impl Ring {
             for k in 0..claim.count {
                 let pos = claim.pos + k;
                 let content = self.core.read(pos);
+                let decoded = self.decode(&content);
                 self.core.release(pos, seqcst);
-                let (body, len, priority) = match self.decode(&content) {
+                let (body, len, priority) = match decoded {
                     Decoded::Inline { len, priority } => {
                         (Body::Inline(content.payload), len, priority)
                     }
@@ -572,20 +639,24 @@ impl Ring {
             self.note_role(ROLE_RECEIVER);
         }
         loop {
-            let claim = self.core.claim_recv(1, limit).map_err(|e| match e {
-                ClaimError::TooSmall { needed } => RingError::BufferTooSmall {
-                    needed,
-                    got: limit.unwrap_or(0),
-                },
-                e => self.claim_error(e),
-            })?;
+            let claim = self
+                .core
+                .claim_recv_as(1, limit, Some(&self.entry().id.recv_claim))
+                .map_err(|e| match e {
+                    ClaimError::TooSmall { needed } => RingError::BufferTooSmall {
+                        needed,
+                        got: limit.unwrap_or(0),
+                    },
+                    e => self.claim_error(e),
+                })?;
             let content = self.core.read(claim.pos);
+            let decoded = self.decode(&content);
             // A single release doubles as the handshake's fence (`sync`).
             self.core.release(claim.pos, self.wakeups);
             if self.wakeups {
                 sync::notify_after_seqcst(&self.sync_block().not_full.value);
             }
-            let (body, len, priority) = match self.decode(&content) {
+            let (body, len, priority) = match decoded {
                 Decoded::Inline { len, priority } => (Body::Inline(content.payload), len, priority),
                 Decoded::Block { desc, priority } => {
                     (Body::Block(desc), desc.len as usize, priority)
@@ -687,6 +758,28 @@ impl Ring {
             }
             Err(error) => Err(LoanError { error, loan }),
         }
+    }
+
+    /// Reclaims what dead processes left in the ring: slots a producer
+    /// claimed and died before publishing (skipped from now on), slots a
+    /// consumer claimed and died before releasing (free again), arena
+    /// blocks a dead process held, and dead participants' entries.
+    ///
+    /// Blocked calls do this by themselves while they wait, and a handle
+    /// that keeps getting `Full`/`Empty` looks for stuck slots now and
+    /// then; call it to reclaim at once (for example after learning that a
+    /// peer died). It costs a scan of the ring, the arena and the
+    /// participant table.
+    ///
+    /// ```
+    /// use fusion_ring::{FusionRing, Recovery};
+    /// let ring = FusionRing::new(8)?;
+    /// ring.send(b"nobody died")?;
+    /// assert_eq!(ring.as_ring().recover(), Recovery::default());
+    /// # Ok::<(), fusion_ring::RingError>(())
+    /// ```
+    pub fn recover(&self) -> crate::Recovery {
+        crate::peer::recover(self)
     }
 
     /// Arena blocks and bytes in use (zero without an arena).

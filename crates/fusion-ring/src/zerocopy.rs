@@ -48,10 +48,19 @@ impl<'r> Loan<'r> {
                 ring.label()
             ),
         })?;
-        let desc = arena.alloc(len, ring.pid()).map_err(|e| match e {
-            crate::arena::AllocError::TooLarge { max } => RingError::TooLarge { len, max },
-            crate::arena::AllocError::Exhausted => RingError::ArenaExhausted { len },
-        })?;
+        let desc = arena
+            .alloc(len, ring.pid())
+            .or_else(|e| match e {
+                // Blocks dead processes held may make room.
+                crate::arena::AllocError::Exhausted if ring.reclaimed_blocks_now_and_then() => {
+                    arena.alloc(len, ring.pid())
+                }
+                e => Err(e),
+            })
+            .map_err(|e| match e {
+                crate::arena::AllocError::TooLarge { max } => RingError::TooLarge { len, max },
+                crate::arena::AllocError::Exhausted => RingError::ArenaExhausted { len },
+            })?;
         let ptr = arena.payload_ptr(desc.offset);
         Ok(Loan { ring, desc, ptr })
     }

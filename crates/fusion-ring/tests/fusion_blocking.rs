@@ -746,7 +746,10 @@ fn spurious_wakes_do_not_disturb_blocked_calls() {
     assert_eq!(finished(&rx, "recv_blocking"), Ok(b"the one".to_vec()));
 
     // A sender blocked on a full ring: wake_writers must not make it send
-    // (or fail) without a free slot.
+    // (or fail) without a free slot. The receiver above has gone; this
+    // handle receives from now on (a sender with no live receiver would
+    // get `Disconnected`, see `disconnected_*` tests).
+    assert_eq!(ring.recv(&mut [0u8; 8]), Err(RingError::Empty));
     for i in 0..8 {
         ring.send(&pattern(i, 8)).expect("fill");
     }

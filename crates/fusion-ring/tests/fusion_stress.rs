@@ -297,7 +297,10 @@ fn consume(ring: FusionRing, c: usize, shared: Arc<Shared>) -> Got {
             Ok(n) => {
                 shared.received.fetch_add(n, Ordering::Relaxed);
             }
-            Err(RingError::Timeout) => {}
+            // Disconnected: every producer finished and the ring is empty;
+            // the loop ends once the others have counted their messages
+            // (a lost one would show as the deadline passing).
+            Err(RingError::Timeout | RingError::Disconnected) => {}
             Err(e) => panic!("{}: receive: {e}", check.who),
         }
         if round.is_multiple_of(1024) || shared.stop.load(Ordering::Relaxed) {

@@ -311,21 +311,36 @@ impl Arena {
             .fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Records that process `pid` took over the reference a queued message
+    /// held on a checked block, before the message's slot is released: if
+    /// `pid` dies holding it, `reclaim_dead` can free it. A block with other
+    /// owners too gets owner 0, which `reclaim_dead` never frees (a leak
+    /// rather than freeing a block a live process still reads).
+    #[inline(always)]
+    pub(crate) fn take(&self, offset: u64, pid: u32) {
+        let h = self.header_at(offset as usize);
+        // Relaxed: made visible by the slot's Release store that follows
+        // (SYNC POINT "block taken", pairs with `reclaim_dead`'s Acquire
+        // loads of the sequence words).
+        let only = h.refcount.load(Ordering::Relaxed) == 1;
+        h.owner_pid
+            .store(if only { pid } else { 0 }, Ordering::Relaxed);
+    }
+
+    /// The process recorded as holding a checked block (0: unknown).
+    pub(crate) fn owner(&self, offset: u64) -> u32 {
+        self.header_at(offset as usize)
+            .owner_pid
+            .load(Ordering::Relaxed)
+    }
+
     /// Drops an owner; the last one frees the block (and gets `true`).
     pub(crate) fn release(&self, offset: u64) -> bool {
         let h = self.header_at(offset as usize);
         // AcqRel: see the module docs ("reference count").
         let before = h.refcount.fetch_sub(1, Ordering::AcqRel);
         if before == 1 {
-            h.generation.store(
-                h.generation.load(Ordering::Relaxed).wrapping_add(1),
-                Ordering::Relaxed,
-            );
-            h.owner_pid.store(0, Ordering::Relaxed);
-            let class = h.class.load(Ordering::Relaxed) as usize;
-            if class < MAX_CLASSES {
-                self.list(class).push(offset / 64);
-            }
+            self.free(h, offset);
             true
         } else if before == 0 {
             // Released more often than retained: only a scribbling peer can
@@ -336,6 +351,60 @@ impl Arena {
         } else {
             false
         }
+    }
+
+    /// Puts a block nobody references any more on its free list.
+    fn free(&self, h: &BlockHeader, offset: u64) {
+        h.generation.store(
+            h.generation.load(Ordering::Relaxed).wrapping_add(1),
+            Ordering::Relaxed,
+        );
+        h.owner_pid.store(0, Ordering::Relaxed);
+        let class = h.class.load(Ordering::Relaxed) as usize;
+        if class < MAX_CLASSES {
+            self.list(class).push(offset / 64);
+        }
+    }
+
+    /// Frees the blocks whose recorded owner is a dead process: its loans,
+    /// and the messages it received and still held. `queued` lists the
+    /// offsets that messages still in the ring name (read, with Acquire,
+    /// before calling: see `take`); `dead(pid)` tells a dead owner.
+    /// Returns how many blocks were freed.
+    ///
+    /// Walks the carved area block by block and stops at a header whose
+    /// class makes no sense (a scribbled segment).
+    pub(crate) fn reclaim_dead(
+        &self,
+        queued: &std::collections::HashSet<u64>,
+        mut dead: impl FnMut(u32) -> bool,
+    ) -> u64 {
+        let carved = (self.ctrl().bump.value.load(Ordering::Relaxed) as usize).min(self.blocks_len);
+        let (mut offset, mut freed) = (0usize, 0);
+        while offset + BLOCK_HEADER <= carved {
+            let h = self.header_at(offset);
+            let class = h.class.load(Ordering::Relaxed) as usize;
+            if class >= MAX_CLASSES || offset + block_size(class) > carved {
+                break;
+            }
+            // Acquire: the owner's and holders' last writes to the block
+            // happen before we free it (as the refcount's AcqRel does).
+            let refs = h.refcount.load(Ordering::Acquire);
+            let owner = h.owner_pid.load(Ordering::Relaxed);
+            if refs != 0 && owner != 0 && !queued.contains(&(offset as u64)) && dead(owner)
+                // One survivor frees it; a holder that was not dead after
+                // all would have changed the count.
+                && h
+                    .refcount
+                    .compare_exchange(refs, 0, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+            {
+                self.free(h, offset as u64);
+                freed += 1;
+            }
+            offset += block_size(class);
+        }
+        freed
     }
 
     /// Blocks and bytes in use (carved minus free). Walks the free lists, so

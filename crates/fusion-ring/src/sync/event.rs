@@ -56,14 +56,17 @@ fn spin_rounds() -> u32 {
     }
 }
 /// Longest single futex sleep; see the module docs.
-pub(crate) const SLEEP_SLICE: Duration = Duration::from_millis(20);
+pub(crate) const SLEEP_SLICE: Duration = Duration::from_millis(5);
 
-/// Waits until `ready()` holds, or `deadline` passes (`Timeout`).
+/// Waits until `ready()` holds, or `deadline` passes (`Timeout`), or
+/// `after_sleep` (called after every sleep that did not make the caller
+/// ready) gives up with an error.
 pub(crate) fn wait_until(
     ec: &EventCount,
     deadline: Option<Instant>,
     max_sleep: Duration,
     mut ready: impl FnMut() -> bool,
+    mut after_sleep: impl FnMut() -> Result<()>,
 ) -> Result<()> {
     for _ in 0..spin_rounds() {
         if ready() {
@@ -98,6 +101,7 @@ pub(crate) fn wait_until(
         if ready() {
             return Ok(());
         }
+        after_sleep()?;
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return Err(RingError::Timeout);
         }
@@ -223,7 +227,7 @@ mod loom_model {
             Model {
                 ctrl: Box::new(ControlBlock {
                     producer_head: line(),
-                    producer_tail: line(),
+                    roles_seen: line(),
                     consumer_head: line(),
                     consumer_tail: line(),
                     reserved: core::array::from_fn(|_| line()),
@@ -260,16 +264,20 @@ mod loom_model {
     fn producer(m: &Model, n: u64, seqcst: bool) {
         let ring = m.core();
         for i in 0..n {
-            wait_until(&m.not_full, None, Duration::MAX, || {
-                match ring.claim_send(1) {
+            wait_until(
+                &m.not_full,
+                None,
+                Duration::MAX,
+                || match ring.claim_send(1) {
                     Ok(c) => {
                         ring.publish(c.pos, 0, 0, &[i, 0, 0, 0, 0], seqcst);
                         true
                     }
                     Err(ClaimError::Full) => false,
                     Err(e) => panic!("{e:?}"),
-                }
-            })
+                },
+                || Ok(()),
+            )
             .unwrap();
             if seqcst {
                 notify_after_seqcst(&m.not_empty);
@@ -284,8 +292,11 @@ mod loom_model {
         let ring = m.core();
         for i in 0..n {
             let mut got = None;
-            wait_until(&m.not_empty, None, Duration::MAX, || {
-                match ring.claim_recv(1, None) {
+            wait_until(
+                &m.not_empty,
+                None,
+                Duration::MAX,
+                || match ring.claim_recv(1, None) {
                     Ok(c) => {
                         got = Some(ring.read(c.pos).payload[0]);
                         ring.release(c.pos, seqcst);
@@ -293,8 +304,9 @@ mod loom_model {
                     }
                     Err(ClaimError::Empty) => false,
                     Err(e) => panic!("{e:?}"),
-                }
-            })
+                },
+                || Ok(()),
+            )
             .unwrap();
             assert_eq!(got, Some(i), "messages arrive in order, none lost");
             if seqcst {

@@ -1,0 +1,284 @@
+//! Peer death (DESIGN section 8): telling live participants from dead ones,
+//! reporting `Disconnected` to blocked callers, and reclaiming what a
+//! process killed at any instruction left behind.
+//!
+//! # What a dead process can leave
+//! - **A slot it claimed to send into and never published.** Consumers
+//!   would wait at that position forever. Each producer writes the
+//!   positions it is about to claim into its participant entry before the
+//!   claim CAS (`RingCore::claim_send_as`), so a survivor that finds a
+//!   claimed, unpublished position no live producer's record covers knows
+//!   its claimer is dead, and publishes an empty tombstone there, which
+//!   consumers skip.
+//! - **A slot it claimed to receive and never released.** Producers would
+//!   find the ring full forever at that position. The same records, kept
+//!   by consumers, let a survivor release it; a zero-copy block the dead
+//!   consumer had not yet taken over is released with it.
+//! - **Arena blocks it held** (loans, received payloads): each block
+//!   records its holder's pid (`Arena::take`); blocks of dead holders that
+//!   no queued message names are freed (`Arena::reclaim_dead`).
+//! - **Its participant entry**: freed (counters folded into the shared
+//!   entry) once its claims are settled, so the table does not fill up.
+//!
+//! None of this is on the hot path: a handle looks for a stuck claim every
+//! few thousand `Full`/`Empty` results (two loads when there is none),
+//! blocked calls look at every sleep slice, and [`Ring::recover`] does all
+//! of it on demand.
+//!
+//! # Limits
+//! - Liveness is a pid plus its start time in `/proc`: participants must
+//!   share a pid namespace.
+//! - Handles beyond the 63 entries of the table share one record, so while
+//!   any is registered nothing is reclaimed (it could be theirs).
+//! - A handle carried into a forked child still counts as its parent's:
+//!   if the parent dies, the child's in-flight claims look dead. Clone the
+//!   handle in the child (a clone registers the child).
+//! - A survivor killed in the middle of a reclaim leaves that slot marked
+//!   as being reclaimed; consumers then wait at it.
+//! - A block received while another process also held it (a forwarded
+//!   payload) is recorded with no holder and is never reclaimed.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::atomic::Ordering;
+use crate::layout::{
+    pack_meta, unpack_meta, ClaimRecord, ParticipantEntry, ParticipantId, SlotKind,
+    MAX_PARTICIPANTS,
+};
+use crate::participant::{self, IN_USE};
+use crate::protocol::{RingCore, SlotContent, RECLAIMING};
+use crate::{PriorityClass, Ring};
+
+/// What [`Ring::recover`] found and put right.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Recovery {
+    /// Slots a dead producer claimed and never published, now skipped.
+    pub unpublished_slots: u64,
+    /// Slots a dead consumer claimed and never released, now free again.
+    pub unreleased_slots: u64,
+    /// Arena blocks dead processes held, now free.
+    pub blocks: u64,
+    /// Participant entries of dead processes, now free.
+    pub participants: u64,
+}
+
+/// Which claim record of an entry to look at.
+#[derive(Clone, Copy)]
+enum Claims {
+    Send,
+    Recv,
+}
+
+impl Claims {
+    fn of(self, id: &ParticipantId) -> &ClaimRecord {
+        match self {
+            Claims::Send => &id.send_claim,
+            Claims::Recv => &id.recv_claim,
+        }
+    }
+}
+
+/// Which entries belong to live processes, each looked up once.
+struct Liveness<'a> {
+    entries: &'a [ParticipantEntry],
+    known: [Option<bool>; MAX_PARTICIPANTS],
+}
+
+impl<'a> Liveness<'a> {
+    fn new(entries: &'a [ParticipantEntry]) -> Self {
+        Liveness {
+            entries,
+            known: [None; MAX_PARTICIPANTS],
+        }
+    }
+
+    /// Registered entries (the shared entry 0 excluded).
+    fn registered(&self) -> impl Iterator<Item = usize> + 'a {
+        let entries = self.entries;
+        (1..entries.len().min(MAX_PARTICIPANTS))
+            .filter(move |&i| entries[i].id.state.load(Ordering::Acquire) == IN_USE)
+    }
+
+    fn alive(&mut self, i: usize) -> bool {
+        *self.known[i].get_or_insert_with(|| participant::entry_alive(&self.entries[i]))
+    }
+
+    /// Whether a live participant's claim covers `pos`.
+    fn live_claim(&mut self, pos: u64, claims: Claims) -> bool {
+        let covering: Vec<usize> = self
+            .registered()
+            .filter(|&i| claims.of(&self.entries[i].id).covers(pos))
+            .collect();
+        covering.into_iter().any(|i| self.alive(i))
+    }
+
+    /// The pid of a dead participant whose claim covers `pos`.
+    fn dead_claimer(&mut self, pos: u64, claims: Claims) -> Option<u32> {
+        let covering: Vec<usize> = self
+            .registered()
+            .filter(|&i| claims.of(&self.entries[i].id).covers(pos))
+            .collect();
+        covering
+            .into_iter()
+            .find(|&i| !self.alive(i))
+            .map(|i| self.entries[i].id.pid.load(Ordering::Relaxed))
+    }
+}
+
+/// Whether the claims recorded in an entry are all settled: every
+/// position it claimed to send into is published, every one it claimed to
+/// receive is released (so nothing needs its record any more).
+fn settled(core: &RingCore, id: &ParticipantId) -> bool {
+    let range = |r: &ClaimRecord| {
+        let start = r.start.load(Ordering::Relaxed);
+        let end = r.end.load(Ordering::Relaxed);
+        // A scribbled record may name any range: look at one lap at most.
+        start..end.min(start.saturating_add(core.capacity()))
+    };
+    let seq = |pos: u64| core.slot(pos).seq.load(Ordering::Relaxed) & !RECLAIMING;
+    range(&id.send_claim).all(|pos| seq(pos) != pos)
+        && range(&id.recv_claim).all(|pos| seq(pos) != pos + 1)
+}
+
+/// Publishes tombstones over the positions dead producers claimed and
+/// left unpublished, and releases those dead consumers claimed and left
+/// unreleased. Returns `(unpublished, unreleased)` slots put right.
+pub(crate) fn recover_slots(ring: &Ring) -> (u64, u64) {
+    let entries = ring.segment().participants();
+    let core = ring.core();
+    let (stuck_publish, stuck_release) = (core.stalled_publish(), core.stalled_release());
+    if (stuck_publish.is_none() && stuck_release.is_none())
+        || participant::unidentified(entries) > 0
+    {
+        return (0, 0);
+    }
+    let mut live = Liveness::new(entries);
+    let ctrl = core.ctrl();
+    let mut tombstones = 0;
+    if let Some(first) = stuck_publish {
+        // Acquire: SYNC POINT "claim recorded" (see `stalled_publish`).
+        let head = ctrl.producer_head.value.load(Ordering::Acquire);
+        let meta = pack_meta(0, SlotKind::Tombstone, PriorityClass::Background as u8);
+        for pos in first..head.min(first.saturating_add(core.capacity())) {
+            let waiting = core.slot(pos).seq.load(Ordering::Relaxed) == pos;
+            if waiting && !live.live_claim(pos, Claims::Send) && core.tombstone(pos, meta) {
+                tombstones += 1;
+            }
+        }
+        if tombstones > 0 && ring.has_wakeups() {
+            crate::sync::wake_all(&ring.sync_block().not_empty.value);
+        }
+    }
+    let mut released = 0;
+    if let Some(first) = stuck_release {
+        // Acquire: SYNC POINT "claim recorded" (see `stalled_release`).
+        let tail = ctrl.consumer_head.value.load(Ordering::Acquire);
+        for pos in first..tail.min(first.saturating_add(core.capacity())) {
+            if core.slot(pos).seq.load(Ordering::Relaxed) != pos + 1
+                || live.live_claim(pos, Claims::Recv)
+            {
+                continue;
+            }
+            let dead = live.dead_claimer(pos, Claims::Recv);
+            if core.force_release(pos, |content| drop_untaken_block(ring, content, dead)) {
+                released += 1;
+            }
+        }
+        if released > 0 && ring.has_wakeups() {
+            crate::sync::wake_all(&ring.sync_block().not_full.value);
+        }
+    }
+    (tombstones, released)
+}
+
+/// The message of a slot released for a dead consumer: if it names a block
+/// the consumer had not taken over yet (`Arena::take` records the taker),
+/// the message's reference dies with it. If the consumer is unknown, or
+/// took it, the block is left to `Arena::reclaim_dead`.
+fn drop_untaken_block(ring: &Ring, content: &SlotContent, dead_consumer: Option<u32>) {
+    let (len, kind, _) = unpack_meta(content.meta);
+    let (Some(arena), Some(dead)) = (ring.arena(), dead_consumer) else {
+        return;
+    };
+    if kind != SlotKind::ZeroCopy as u8 {
+        return;
+    }
+    let desc = crate::arena::Descriptor::from_words(&content.payload);
+    if desc.len != len || arena.check(&desc).is_err() {
+        return;
+    }
+    let holder = arena.owner(desc.offset);
+    if holder != 0 && holder != dead {
+        ring.release_block(desc.offset);
+    }
+}
+
+/// Frees the arena blocks held by dead processes (see `Arena::take`).
+pub(crate) fn reclaim_blocks(ring: &Ring) -> u64 {
+    let Some(arena) = ring.arena() else { return 0 };
+    let core = ring.core();
+    // First the blocks queued messages name, with Acquire loads of the
+    // sequence words (SYNC POINT "block taken": a receiver records itself
+    // as holder before releasing the slot), then the holders.
+    let mut queued = HashSet::new();
+    for i in 0..core.capacity() {
+        let seq = core.slot(i).seq.load(Ordering::Acquire);
+        let holds_message = seq & RECLAIMING != 0 || seq.wrapping_sub(1) % core.capacity() == i;
+        let content = core.read(i);
+        let (_, kind, _) = unpack_meta(content.meta);
+        if holds_message && kind == SlotKind::ZeroCopy as u8 {
+            queued.insert(content.payload[0]);
+        }
+    }
+    let mut dead = HashMap::new();
+    let freed = arena.reclaim_dead(&queued, |pid| {
+        *dead
+            .entry(pid)
+            .or_insert_with(|| !participant::process_alive(pid, 0))
+    });
+    if freed > 0 {
+        arena.notify_freed();
+    }
+    freed
+}
+
+/// Frees the entries of dead processes whose claims are settled.
+pub(crate) fn reap_dead(entries: &[ParticipantEntry], core: &RingCore) -> u64 {
+    let mut live = Liveness::new(entries);
+    let dead: Vec<usize> = live.registered().collect();
+    dead.into_iter()
+        .filter(|&i| {
+            !live.alive(i) && settled(core, &entries[i].id) && participant::reap(entries, i)
+        })
+        .count() as u64
+}
+
+/// Whether a blocked caller should give up: the other side (`role`, the
+/// `ROLE_*` bit of the peers it waits for) has had participants, and none
+/// is alive now. The caller's own handle counts if it has that role too.
+pub(crate) fn disconnected(ring: &Ring, role: u32) -> bool {
+    let entries = ring.segment().participants();
+    let seen = ring.core().ctrl().roles_seen.value.load(Ordering::Relaxed);
+    if seen & role as u64 == 0 || participant::unidentified(entries) > 0 {
+        return false;
+    }
+    let mut live = Liveness::new(entries);
+    let others: Vec<usize> = live
+        .registered()
+        .filter(|&i| entries[i].id.role.load(Ordering::Relaxed) & role != 0)
+        .collect();
+    !others.into_iter().any(|i| live.alive(i))
+}
+
+/// Everything above, for [`Ring::recover`].
+pub(crate) fn recover(ring: &Ring) -> Recovery {
+    let (unpublished_slots, unreleased_slots) = recover_slots(ring);
+    let blocks = reclaim_blocks(ring);
+    let participants = reap_dead(ring.segment().participants(), ring.core());
+    Recovery {
+        unpublished_slots,
+        unreleased_slots,
+        blocks,
+        participants,
+    }
+}
