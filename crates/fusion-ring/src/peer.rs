@@ -282,3 +282,194 @@ pub(crate) fn recover(ring: &Ring) -> Recovery {
         participants,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::participant::{ROLE_RECEIVER, ROLE_SENDER};
+    use crate::{Config, FusionRing, RingError};
+
+    /// The pid of a process that has exited and been reaped.
+    fn dead_pid() -> u32 {
+        let mut child = std::process::Command::new("true")
+            .spawn()
+            .expect("spawn true");
+        let pid = child.id();
+        child.wait().expect("wait");
+        assert!(!participant::process_alive(pid, 0));
+        pid
+    }
+
+    /// Registers a participant entry that looks like a handle of a process
+    /// that has died (registered, then killed before unregistering).
+    fn dead_entry(ring: &Ring, role: u32) -> &ParticipantEntry {
+        let entries = ring.segment().participants();
+        let (i, shared) = participant::register(entries);
+        assert!(!shared);
+        let e = &entries[i];
+        e.id.pid.store(dead_pid(), Ordering::Relaxed);
+        e.id.start_time.store(0, Ordering::Relaxed);
+        e.id.role.store(role, Ordering::Relaxed);
+        ring.core()
+            .ctrl()
+            .roles_seen
+            .value
+            .fetch_or(role as u64, Ordering::Relaxed);
+        e
+    }
+
+    fn ring(capacity: usize) -> FusionRing {
+        FusionRing::with_config(
+            &Config::new(capacity)
+                .arena_bytes(64 * 1024)
+                .max_message(4096),
+        )
+        .expect("ring")
+    }
+
+    #[test]
+    fn a_slot_a_dead_producer_claimed_is_skipped() {
+        let ring = ring(8);
+        let r = ring.as_ring();
+        let dead = dead_entry(r, ROLE_SENDER);
+        // The dead producer claimed position 0 and never published it.
+        let claim = r
+            .core()
+            .claim_send_as(1, Some(&dead.id.send_claim))
+            .expect("claim");
+        assert_eq!(claim.pos, 0);
+        ring.send(b"after the gap").expect("send");
+        let mut buf = [0u8; 64];
+        assert_eq!(ring.recv(&mut buf), Err(RingError::Empty), "stuck at 0");
+        assert_eq!(r.core().stalled_publish(), Some(0));
+
+        let done = r.recover();
+        assert_eq!(done.unpublished_slots, 1, "{done:?}");
+        assert_eq!(done.participants, 1, "the dead entry is settled: {done:?}");
+        let n = ring.recv(&mut buf).expect("the message behind the gap");
+        assert_eq!(&buf[..n], b"after the gap");
+        assert_eq!(r.stats().head, 2);
+        assert_eq!(r.recover(), Recovery::default(), "nothing left to do");
+    }
+
+    #[test]
+    fn a_live_producer_claim_is_left_alone() {
+        let ring = ring(8);
+        let r = ring.as_ring();
+        let other = r.clone();
+        let entries = r.segment().participants();
+        let live = entries
+            .iter()
+            .find(|e| {
+                e.id.pid.load(Ordering::Relaxed) == participant::current_pid()
+                    && e.id.state.load(Ordering::Relaxed) == IN_USE
+            })
+            .expect("an entry of ours");
+        let claim = other
+            .core()
+            .claim_send_as(1, Some(&live.id.send_claim))
+            .expect("claim");
+        assert_eq!(r.recover(), Recovery::default(), "the claimer is alive");
+        let meta = pack_meta(0, SlotKind::Inline, PriorityClass::Normal as u8);
+        other.core().publish(claim.pos, 0, meta, &[0; 5], false);
+        assert_eq!(ring.recv(&mut [0u8; 8]), Ok(0));
+    }
+
+    #[test]
+    fn a_slot_a_dead_consumer_claimed_is_released_with_its_block() {
+        let ring = ring(4);
+        let r = ring.as_ring();
+        let dead = dead_entry(r, ROLE_RECEIVER);
+        let big = [7u8; 1000];
+        ring.send(&big).expect("zero-copy message");
+        for i in 0..3u8 {
+            ring.send(&[i]).expect("inline");
+        }
+        assert_eq!(ring.send(b"x"), Err(RingError::Full));
+        assert_eq!(r.arena_usage().blocks_in_use, 1);
+        // The dead consumer claimed position 0 (the block) and died.
+        let claim = r
+            .core()
+            .claim_recv_as(1, None, Some(&dead.id.recv_claim))
+            .expect("claim");
+        assert_eq!(claim.pos, 0);
+        let mut buf = [0u8; 8];
+        for i in 0..3u8 {
+            assert_eq!(ring.recv(&mut buf), Ok(1));
+            assert_eq!(buf[0], i);
+        }
+        assert_eq!(
+            ring.send(b"x"),
+            Err(RingError::Full),
+            "slot 0 is still held"
+        );
+        assert_eq!(r.core().stalled_release(), Some(0));
+
+        let done = r.recover();
+        assert_eq!(done.unreleased_slots, 1, "{done:?}");
+        assert_eq!(r.arena_usage().blocks_in_use, 0, "its block went with it");
+        ring.send(b"x").expect("room again");
+        assert_eq!(ring.recv(&mut buf), Ok(1));
+    }
+
+    #[test]
+    fn blocks_a_dead_process_held_are_freed_but_not_queued_ones() {
+        let ring = ring(8);
+        let r = ring.as_ring();
+        let arena = r.arena().expect("arena");
+        let pid = dead_pid();
+        // A loan the dead process never sent, and one it sent.
+        arena.alloc(100, pid).expect("loan");
+        let sent = arena.alloc(200, pid).expect("loan");
+        r.send_with(1, |_| {
+            (crate::ring::Outgoing::Block(sent), PriorityClass::Normal)
+        })
+        .expect("send");
+        assert_eq!(r.arena_usage().blocks_in_use, 2);
+        assert_eq!(r.recover().blocks, 1, "only the unsent loan");
+        // Received by a live process: it holds the block now.
+        let payload = ring.recv_zerocopy().expect("recv");
+        assert_eq!(payload.len(), 200);
+        assert_eq!(r.recover().blocks, 0, "held by us, alive");
+        drop(payload);
+        assert_eq!(r.arena_usage().blocks_in_use, 0);
+    }
+
+    #[test]
+    fn blocked_calls_report_disconnected_once_the_other_side_died() {
+        let ring = ring(2);
+        let mut buf = [0u8; 8];
+        // No sender ever: a plain timeout.
+        assert_eq!(
+            ring.recv_with_timeout(&mut buf, Duration::from_millis(20)),
+            Err(RingError::Timeout)
+        );
+        // A sender that died: Disconnected, well before the timeout.
+        dead_entry(ring.as_ring(), ROLE_SENDER);
+        let start = std::time::Instant::now();
+        assert_eq!(
+            ring.recv_with_timeout(&mut buf, Duration::from_secs(30)),
+            Err(RingError::Disconnected)
+        );
+        assert!(start.elapsed() < Duration::from_secs(5));
+        // A live sender (a clone that has sent): back to waiting.
+        let sender = ring.clone();
+        sender.send(b"hi").expect("send");
+        assert_eq!(ring.recv(&mut buf), Ok(2));
+        assert_eq!(
+            ring.recv_with_timeout(&mut buf, Duration::from_millis(20)),
+            Err(RingError::Timeout)
+        );
+        // And the mirror image for senders on a full ring.
+        dead_entry(ring.as_ring(), ROLE_RECEIVER);
+        drop(ring);
+        sender.send(b"1").expect("send");
+        sender.send(b"2").expect("send");
+        assert_eq!(
+            sender.send_with_timeout(b"3", Duration::from_secs(30)),
+            Err(RingError::Disconnected)
+        );
+    }
+}

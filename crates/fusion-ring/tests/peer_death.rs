@@ -1,0 +1,482 @@
+//! Peers killed with SIGKILL at random points, in real processes.
+//!
+//! - `killed_producers`: a child process streams numbered messages (inline,
+//!   copied into blocks, and loans) into a named `FusionRing`; the parent
+//!   receives and kills the child at a random moment, hundreds of times.
+//!   After each kill the parent must get every message the child had
+//!   published (the child counts them in a shared page after each send),
+//!   none twice, then `Disconnected` rather than a hang, and the arena must
+//!   be back to the blocks still queued (none).
+//! - `killed_consumers`: the mirror image. A child receives (copies, and
+//!   zero-copy payloads it holds on to) and counts what it got; the parent
+//!   sends, kills it at random, finds `Disconnected` when it sends into the
+//!   full ring with no receiver left, then receives the rest itself: every
+//!   message the child did not get, exactly once, in order; the slot a dead
+//!   consumer held is released (the parent streams more than a ring's worth
+//!   through afterwards), and the blocks it held are freed.
+//!
+//! Children are this test binary, re-run with `--exact <child test>` and
+//! `FRING_DEATH_ROLE` naming it. `FRING_DEATH_ITERATIONS` sets the number
+//! of kills (default 300 per test).
+
+#![cfg(not(fusion_ring_loom))]
+
+mod common;
+use common::{fill, mix};
+
+use std::collections::VecDeque;
+use std::fs::{File, OpenOptions};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use fusion_ring::{Config, FusionRing, Payload, PriorityClass, RingError};
+
+const ROLE_VAR: &str = "FRING_DEATH_ROLE";
+const RING_VAR: &str = "FRING_DEATH_RING";
+const PAGE_VAR: &str = "FRING_DEATH_PAGE";
+const BASE_VAR: &str = "FRING_DEATH_BASE";
+
+/// Longest any single wait of the parent may take before the test fails.
+const STUCK: Duration = Duration::from_secs(10);
+const CAPACITY: usize = 16;
+const MAX_MESSAGE: usize = 4096;
+
+fn iterations() -> u64 {
+    std::env::var("FRING_DEATH_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300)
+}
+
+fn config() -> Config {
+    Config::new(CAPACITY)
+        .arena_bytes(256 * 1024)
+        .max_message(MAX_MESSAGE)
+}
+
+/// Length of message `id`: inline, or copied into a block, or a loan.
+fn len_of(id: u64) -> usize {
+    match mix(id) % 4 {
+        0 | 1 => 8 + (mix(id ^ 1) % 33) as usize,
+        2 => 41 + (mix(id ^ 2) % 2000) as usize,
+        _ => 1024 + (mix(id ^ 3) % 3072) as usize,
+    }
+}
+
+fn check(id: u64, got: &[u8]) {
+    assert_eq!(got.len(), len_of(id), "length of message {id}");
+    let mut want = vec![0u8; got.len()];
+    fill(id, &mut want);
+    assert!(got == want.as_slice(), "content of message {id}");
+}
+
+fn id_of(bytes: &[u8]) -> u64 {
+    u64::from_le_bytes(bytes[..8].try_into().expect("8-byte header"))
+}
+
+// ---------------------------------------------------------------------------
+// A page of counters shared with the child (a file mapped by both).
+
+struct Page {
+    ptr: *mut AtomicU64,
+    path: String,
+    owner: bool,
+}
+
+impl Page {
+    const WORDS: usize = 4;
+
+    fn create(path: &str) -> Self {
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .expect("create page");
+        f.set_len(4096).expect("size page");
+        Self::map(&f, path, true)
+    }
+
+    fn open(path: &str) -> Self {
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .expect("open page");
+        Self::map(&f, path, false)
+    }
+
+    fn map(f: &File, path: &str, owner: bool) -> Self {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a fresh shared mapping of a 4096-byte file we keep the
+        // size of; the result is checked before use.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                4096,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                f.as_raw_fd(),
+                0,
+            )
+        };
+        assert_ne!(p, libc::MAP_FAILED, "mmap page");
+        Page {
+            ptr: p.cast(),
+            path: path.to_string(),
+            owner,
+        }
+    }
+
+    fn word(&self, i: usize) -> &AtomicU64 {
+        assert!(i < Self::WORDS);
+        // SAFETY: in bounds of the 4096-byte mapping, aligned (page start),
+        // alive as long as `self`; only accessed atomically.
+        unsafe { &*self.ptr.add(i) }
+    }
+}
+
+impl Drop for Page {
+    fn drop(&mut self) {
+        // SAFETY: unmaps what `map` mapped; no reference outlives `self`.
+        unsafe { libc::munmap(self.ptr.cast(), 4096) };
+        if self.owner {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Word 0: messages sent (producer child) or the next id the consumer
+/// child expects (consumer child). Word 1: 1 once the child is running.
+const PROGRESS: usize = 0;
+const STARTED: usize = 1;
+
+// ---------------------------------------------------------------------------
+// Children
+
+fn is_child(role: &str) -> bool {
+    std::env::var(ROLE_VAR).ok().as_deref() == Some(role)
+}
+
+fn var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("child: {name} missing"))
+}
+
+/// Sends ids `base..` until killed, counting each one sent in the page.
+#[test]
+fn child_producer() {
+    if !is_child("child_producer") {
+        return;
+    }
+    let ring = FusionRing::open(&var(RING_VAR)).expect("child: open ring");
+    let page = Page::open(&var(PAGE_VAR));
+    let base: u64 = var(BASE_VAR).parse().expect("base");
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    for id in base.. {
+        let len = len_of(id);
+        fill(id, &mut buf[..len]);
+        if len >= 1024 {
+            let mut loan = loop {
+                match ring.loan(len) {
+                    Ok(loan) => break loan,
+                    Err(RingError::ArenaExhausted { .. }) => std::thread::yield_now(),
+                    Err(e) => panic!("child: loan: {e}"),
+                }
+            };
+            loan.copy_from_slice(&buf[..len]);
+            let mut pending = loan;
+            loop {
+                match ring.send_loan(pending, PriorityClass::Normal) {
+                    Ok(()) => break,
+                    Err(e) if e.error == RingError::Full => {
+                        pending = e.loan;
+                        std::thread::yield_now();
+                    }
+                    Err(e) => panic!("child: send_loan: {}", e.error),
+                }
+            }
+        } else {
+            ring.send_blocking(&buf[..len]).expect("child: send");
+        }
+        // Release: the parent reading this count has seen the sends.
+        page.word(PROGRESS).store(id - base + 1, Ordering::Release);
+        // Started once it has sent (so the ring has seen a sender).
+        page.word(STARTED).store(1, Ordering::Release);
+    }
+}
+
+/// Receives until killed, holding the last few zero-copy payloads, and
+/// records the next id it expects in the page.
+#[test]
+fn child_consumer() {
+    if !is_child("child_consumer") {
+        return;
+    }
+    let ring = FusionRing::open(&var(RING_VAR)).expect("child: open ring");
+    let page = Page::open(&var(PAGE_VAR));
+    let mut next: u64 = var(BASE_VAR).parse().expect("base");
+    let mut held: VecDeque<Payload> = VecDeque::new();
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    page.word(STARTED).store(1, Ordering::Release);
+    loop {
+        let id = if next % 2 == 0 {
+            let n = ring.recv_blocking(&mut buf).expect("child: recv");
+            check(id_of(&buf[..n]), &buf[..n]);
+            id_of(&buf[..n])
+        } else {
+            let p = ring
+                .recv_zerocopy_timeout(None)
+                .expect("child: recv_zerocopy");
+            check(id_of(&p), &p);
+            let id = id_of(&p);
+            held.push_back(p);
+            if held.len() > 3 {
+                held.pop_front();
+            }
+            id
+        };
+        assert_eq!(id, next, "child: messages in order");
+        next += 1;
+        page.word(PROGRESS).store(next, Ordering::Release);
+    }
+}
+
+struct Spawned(Child);
+
+impl Spawned {
+    fn start(role: &str, ring: &str, page: &str, base: u64) -> Self {
+        let child = Command::new(std::env::current_exe().expect("current_exe"))
+            .args(["--exact", role, "--test-threads=1", "--nocapture"])
+            .env(ROLE_VAR, role)
+            .env(RING_VAR, ring)
+            .env(PAGE_VAR, page)
+            .env(BASE_VAR, base.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn child");
+        Spawned(child)
+    }
+
+    /// SIGKILL, then reap (so its pid is not a zombie's any more).
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+
+    fn assert_running(&mut self) {
+        if let Some(status) = self.0.try_wait().expect("try_wait") {
+            panic!("child exited on its own: {status}");
+        }
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn wait_started(page: &Page, child: &mut Spawned) {
+    let start = Instant::now();
+    while page.word(STARTED).load(Ordering::Acquire) == 0 {
+        child.assert_running();
+        assert!(start.elapsed() < STUCK, "child never started");
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
+fn names(tag: &str) -> (String, String) {
+    let name = format!("fr-death-{}-{tag}", std::process::id());
+    (name.clone(), format!("/dev/shm/{name}-page"))
+}
+
+// ---------------------------------------------------------------------------
+// Tests
+
+#[test]
+fn killed_producers() {
+    let (name, page_path) = names("prod");
+    let ring = FusionRing::create(&name, &config()).expect("create ring");
+    let mut rng = 0x5EED_u64;
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    let (mut total, mut skipped) = (0u64, 0u64);
+    for iteration in 0..iterations() {
+        let page = Page::create(&page_path);
+        let base = iteration << 32;
+        let head_before = ring.as_ring().stats().head;
+        let mut child = Spawned::start("child_producer", &name, &page_path, base);
+        wait_started(&page, &mut child);
+        // Receive for a random while (0-4 ms) as the child sends, then kill
+        // it wherever it is: sending, blocked on a full ring, or in a loan.
+        rng = mix(rng);
+        let run_for = Duration::from_micros(rng % 4000);
+        let started = Instant::now();
+        let mut next = base;
+        while started.elapsed() < run_for {
+            match ring.recv_with_timeout(&mut buf, Duration::from_micros(200)) {
+                Ok(n) => {
+                    assert_eq!(id_of(&buf[..n]), next, "iteration {iteration}: order");
+                    check(next, &buf[..n]);
+                    next += 1;
+                }
+                Err(RingError::Timeout) => {}
+                Err(e) => panic!("iteration {iteration}: recv while running: {e}"),
+            }
+        }
+        child.kill();
+        let sent = page.word(PROGRESS).load(Ordering::Acquire);
+        // Drain: everything it sent arrives, in order, then Disconnected
+        // (its claimed-but-unpublished slot, if any, is skipped on the way).
+        let drain_start = Instant::now();
+        loop {
+            match ring.recv_with_timeout(&mut buf, STUCK) {
+                Ok(n) => {
+                    assert_eq!(id_of(&buf[..n]), next, "iteration {iteration}: order");
+                    check(next, &buf[..n]);
+                    next += 1;
+                }
+                Err(RingError::Disconnected) => break,
+                Err(e) => panic!(
+                    "iteration {iteration}: after the kill: {e} ({} of {sent} received)",
+                    next - base
+                ),
+            }
+            assert!(
+                drain_start.elapsed() < STUCK,
+                "iteration {iteration}: drain"
+            );
+        }
+        let got = next - base;
+        // A message published after the last count update may arrive too.
+        assert!(
+            got == sent || got == sent + 1,
+            "iteration {iteration}: the child sent {sent}, we received {got}"
+        );
+        // Positions claimed but never published by the child: skipped.
+        skipped += ring.as_ring().stats().head - head_before - got;
+        // The ring is empty; the blocks the child held (a loan, a block
+        // copied into but unsent) are freed.
+        let recovered = ring.as_ring().recover();
+        assert_eq!(
+            ring.as_ring().arena_usage().blocks_in_use,
+            0,
+            "iteration {iteration}: arena after recovery ({recovered:?})"
+        );
+        assert_eq!(ring.as_ring().len(), 0);
+        total += got;
+    }
+    eprintln!(
+        "killed_producers: {} kills, {total} messages checked, {skipped} unpublished slots skipped",
+        iterations()
+    );
+    assert!(total > 0, "the children sent nothing at all");
+}
+
+#[test]
+fn killed_consumers() {
+    let (name, page_path) = names("cons");
+    let ring = FusionRing::create(&name, &config()).expect("create ring");
+    let mut rng = 0xC0FFEE_u64;
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    let mut next_send = 0u64;
+    let (mut child_got, mut parent_got) = (0u64, 0u64);
+    // The ring has had a receiver from the start (a child killed before
+    // its first receive still leaves the senders a side to miss).
+    assert_eq!(ring.clone().recv(&mut buf), Err(RingError::Empty));
+    for iteration in 0..iterations() {
+        let page = Page::create(&page_path);
+        let base = next_send;
+        page.word(PROGRESS).store(base, Ordering::Relaxed);
+        let mut child = Spawned::start("child_consumer", &name, &page_path, base);
+        wait_started(&page, &mut child);
+        rng = mix(rng);
+        let run_for = Duration::from_micros(rng % 4000);
+        let started = Instant::now();
+        while started.elapsed() < run_for {
+            let len = len_of(next_send);
+            fill(next_send, &mut buf[..len]);
+            match ring.send_with_timeout(&buf[..len], Duration::from_micros(200)) {
+                Ok(()) => next_send += 1,
+                Err(RingError::Timeout) => {}
+                Err(e) => panic!("iteration {iteration}: send while running: {e}"),
+            }
+        }
+        child.kill();
+        let expected = page.word(PROGRESS).load(Ordering::Acquire);
+        child_got += expected - base;
+        // With nobody left to receive, a sender waiting on a full ring is
+        // told so instead of hanging.
+        loop {
+            let len = len_of(next_send);
+            fill(next_send, &mut buf[..len]);
+            match ring.send_with_timeout(&buf[..len], STUCK) {
+                Ok(()) => next_send += 1,
+                Err(RingError::Disconnected) => break,
+                Err(e) => panic!("iteration {iteration}: send after the kill: {e}"),
+            }
+        }
+        // A new consumer (this process) gets the rest: from the child's
+        // next expected id, or the one after if the child had claimed it
+        // when it died, through the last one sent, each once and in order.
+        let consumer = ring.clone();
+        let mut next = None;
+        let drain_start = Instant::now();
+        while next != Some(next_send) {
+            assert!(
+                drain_start.elapsed() < STUCK,
+                "iteration {iteration}: drain"
+            );
+            match consumer.recv_with_timeout(&mut buf, Duration::from_millis(50)) {
+                Ok(n) => {
+                    let id = id_of(&buf[..n]);
+                    check(id, &buf[..n]);
+                    match next {
+                        None => assert!(
+                            id == expected || id == expected + 1,
+                            "iteration {iteration}: first id {id}, the child expected {expected}"
+                        ),
+                        Some(want) => assert_eq!(id, want, "iteration {iteration}: order"),
+                    }
+                    next = Some(id + 1);
+                    parent_got += 1;
+                }
+                Err(RingError::Timeout) if next.is_none() && next_send <= expected + 1 => {
+                    // The child got (or took) everything.
+                    next = Some(next_send);
+                }
+                Err(e) => panic!(
+                    "iteration {iteration}: draining: {e} (sent up to {next_send}, child expected {expected}, next {next:?})"
+                ),
+            }
+        }
+        // The ring moves on: more than a ring's worth goes through.
+        for k in 0..(2 * CAPACITY as u64) {
+            let id = next_send + k;
+            let len = len_of(id).min(64);
+            let mut msg = vec![0u8; len];
+            fill(id, &mut msg);
+            ring.send_with_timeout(&msg, STUCK)
+                .unwrap_or_else(|e| panic!("iteration {iteration}: send {k} after drain: {e}"));
+            let n = consumer
+                .recv_with_timeout(&mut buf, STUCK)
+                .unwrap_or_else(|e| panic!("iteration {iteration}: recv {k} after drain: {e}"));
+            assert_eq!(&buf[..n], &msg[..]);
+        }
+        next_send += 2 * CAPACITY as u64;
+        drop(consumer);
+        let recovered = ring.as_ring().recover();
+        assert_eq!(
+            ring.as_ring().arena_usage().blocks_in_use,
+            0,
+            "iteration {iteration}: the blocks the child held are freed ({recovered:?})"
+        );
+    }
+    eprintln!(
+        "killed_consumers: {} kills, the children received {child_got}, the parent {parent_got}",
+        iterations()
+    );
+    assert!(child_got > 0, "the children received nothing at all");
+}
