@@ -220,7 +220,7 @@ fn child_consumer() {
     let mut buf = vec![0u8; MAX_MESSAGE];
     page.word(STARTED).store(1, Ordering::Release);
     loop {
-        let id = if next % 2 == 0 {
+        let id = if next.is_multiple_of(2) {
             let n = ring.recv_blocking(&mut buf).expect("child: recv");
             check(id_of(&buf[..n]), &buf[..n]);
             id_of(&buf[..n])
