@@ -44,14 +44,43 @@
 //! # Ok::<(), fusion_ring::RingError>(())
 //! ```
 //!
-//! ## Trust
-//! The other side of shared memory is another program. Everything read from
-//! the segment is an atomic and is validated before use: opening checks the
-//! header against the real file size, and slot lengths, kinds, priorities
-//! and sequence words are range-checked. A peer that scribbles on the
-//! segment can make this side get [`RingError::Corrupt`] or wrong message
-//! bytes, not undefined behaviour. (Hardening against every hostile pattern,
-//! peer-death recovery and fuzzing are tracked separately.)
+//! ## Trust model
+//! The other side of shared memory is another program: it may be buggy,
+//! hostile, or killed at any instruction. What this crate promises:
+//!
+//! - **Scribbling.** Everything a peer can write is an atomic, and every
+//!   value read from the segment is checked before it is used: opening
+//!   checks magic, version, layout hash and every region against the real
+//!   file size; slot lengths, kinds and priorities, sequence words against
+//!   their heads, zero-copy descriptors (offset, alignment, size class,
+//!   generation, length) against the arena, free-list links against the
+//!   block area, claim records and counters with saturating arithmetic. A
+//!   peer writing any bytes anywhere, at any time, can make this side get
+//!   [`RingError::Corrupt`], wrong message bytes, lost messages or leaked
+//!   arena blocks; never undefined behaviour, a panic, an access outside the
+//!   segment, or a loop that does not end without the peer's help. A peer
+//!   that keeps writing can keep this side busy (as one that keeps sending
+//!   can); blocking calls with a deadline still return by it.
+//! - **Zero-copy payloads** are views into shared memory ([`Payload`],
+//!   [`Loan`]): a hostile process that maps the segment can change the bytes
+//!   while they are read. Copy what must not change under you.
+//! - **Death.** Participants register their pid and process start time. A
+//!   blocking call whose other side has had participants and has none alive
+//!   returns [`RingError::Disconnected`] (checked every few ms while it
+//!   sleeps, nothing on the hot path). A slot a dead producer claimed and
+//!   never published is skipped; one a dead consumer claimed and never
+//!   released is freed; arena blocks a dead process held are returned;
+//!   dead participants' entries are freed. Blocked calls do this as they
+//!   wait, and [`Ring::recover`] does it on demand. The limits (same pid
+//!   namespace, handles carried across `fork`) are in [`Ring::recover`]'s
+//!   module (`peer`) docs and in `docs/ARCHITECTURE.md`.
+//! - **Named segments** are files under `/dev/shm`, created with `O_EXCL`
+//!   and mode 0600 by default: any process that may open the file is a
+//!   peer. Such a peer can also truncate the file, and then reading the
+//!   mapping raises `SIGBUS`, which no check can prevent. Anonymous rings
+//!   (memfd, passed by inheritance or over a Unix socket with
+//!   [`handoff`]) are sealed against shrinking: prefer them when peers are
+//!   not trusted that far.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks, missing_docs)]

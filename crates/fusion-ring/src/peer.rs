@@ -137,7 +137,7 @@ fn settled(core: &RingCore, id: &ParticipantId) -> bool {
     };
     let seq = |pos: u64| core.slot(pos).seq.load(Ordering::Relaxed) & !RECLAIMING;
     range(&id.send_claim).all(|pos| seq(pos) != pos)
-        && range(&id.recv_claim).all(|pos| seq(pos) != pos + 1)
+        && range(&id.recv_claim).all(|pos| seq(pos) != pos.wrapping_add(1))
 }
 
 /// Publishes tombstones over the positions dead producers claimed and
@@ -174,7 +174,7 @@ pub(crate) fn recover_slots(ring: &Ring) -> (u64, u64) {
         // Acquire: SYNC POINT "claim recorded" (see `stalled_release`).
         let tail = ctrl.consumer_head.value.load(Ordering::Acquire);
         for pos in first..tail.min(first.saturating_add(core.capacity())) {
-            if core.slot(pos).seq.load(Ordering::Relaxed) != pos + 1
+            if core.slot(pos).seq.load(Ordering::Relaxed) != pos.wrapping_add(1)
                 || live.live_claim(pos, Claims::Recv)
             {
                 continue;

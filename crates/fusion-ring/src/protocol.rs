@@ -176,7 +176,7 @@ impl RingCore {
                 let mut count = 1;
                 while count < max
                     // SYNC POINT "slot free" for each further slot of a batch.
-                    && self.slot(pos + count).seq.load(Ordering::Acquire) == pos + count
+                    && self.slot(pos.wrapping_add(count)).seq.load(Ordering::Acquire) == pos.wrapping_add(count)
                 {
                     count += 1;
                 }
@@ -187,12 +187,12 @@ impl RingCore {
                 // Otherwise the CAS only decides ownership (module docs).
                 match head.compare_exchange_weak(
                     pos,
-                    pos + count,
+                    pos.wrapping_add(count),
                     Ordering::Release,
                     Ordering::Relaxed,
                 ) {
                     Ok(_) => {
-                        self.prefetch_for_write(pos + count);
+                        self.prefetch_for_write(pos.wrapping_add(count));
                         return Ok(Claim { pos, count });
                     }
                     Err(current) => pos = current,
@@ -240,7 +240,7 @@ impl RingCore {
             word.store(*value, Ordering::Relaxed);
         }
         // SYNC POINT "message visible" (Release; pairs with `claim_recv`).
-        store_seq(&slot.seq, pos + 1, seqcst);
+        store_seq(&slot.seq, pos.wrapping_add(1), seqcst);
     }
 
     /// Claims up to `max` (>= 1) consecutive published messages with one CAS.
@@ -266,7 +266,7 @@ impl RingCore {
             let slot = self.slot(pos);
             // SYNC POINT "message visible" (Acquire; pairs with `publish`).
             let seq = slot.seq.load(Ordering::Acquire);
-            let diff = seq.wrapping_sub(pos + 1) as i64;
+            let diff = seq.wrapping_sub(pos.wrapping_add(1)) as i64;
             if diff == 0 {
                 if let Some(limit) = limit {
                     let len = slot.meta.load(Ordering::Relaxed) as u32 as usize;
@@ -291,9 +291,9 @@ impl RingCore {
                 self.prefetch_for_write(pos);
                 let mut count = 1;
                 while count < max {
-                    let next = self.slot(pos + count);
+                    let next = self.slot(pos.wrapping_add(count));
                     // SYNC POINT "message visible" for each further slot.
-                    if next.seq.load(Ordering::Acquire) != pos + count + 1 {
+                    if next.seq.load(Ordering::Acquire) != pos.wrapping_add(count + 1) {
                         break;
                     }
                     // A batch stops before a message too long for the caller.
@@ -308,7 +308,7 @@ impl RingCore {
                 // `claim_send_as`; pairs with `stalled_release`).
                 match head.compare_exchange_weak(
                     pos,
-                    pos + count,
+                    pos.wrapping_add(count),
                     Ordering::Release,
                     Ordering::Relaxed,
                 ) {
@@ -354,14 +354,18 @@ impl RingCore {
     /// `seqcst`: as in [`RingCore::publish`], for the wake-up handshake.
     pub(crate) fn release(&self, pos: u64, seqcst: bool) {
         // SYNC POINT "slot free" (Release; pairs with `claim_send`).
-        store_seq(&self.slot(pos).seq, pos + self.capacity(), seqcst);
+        store_seq(
+            &self.slot(pos).seq,
+            pos.wrapping_add(self.capacity()),
+            seqcst,
+        );
     }
 
     /// Whether the next position to receive holds a published message.
     pub(crate) fn readable(&self) -> bool {
         // Relaxed head, Acquire seq: a hint for waiters, who then claim.
         let pos = self.ctrl().consumer_head.value.load(Ordering::Relaxed);
-        self.slot(pos).seq.load(Ordering::Acquire) == pos + 1
+        self.slot(pos).seq.load(Ordering::Acquire) == pos.wrapping_add(1)
     }
 
     /// Whether the next position to send into is free.
@@ -402,7 +406,7 @@ impl RingCore {
         let seq = self.slot(pos).seq.load(Ordering::Relaxed);
         // Acquire: SYNC POINT "claim recorded" (pairs with the claim CAS).
         let tail = self.ctrl().consumer_head.value.load(Ordering::Acquire);
-        (seq & !RECLAIMING == pos + 1 && tail > pos).then_some(pos)
+        (seq & !RECLAIMING == pos.wrapping_add(1) && tail > pos).then_some(pos)
     }
 
     /// Publishes an empty tombstone at `pos`, a position claimed by a
@@ -430,7 +434,7 @@ impl RingCore {
         for word in &slot.payload {
             word.store(0, Ordering::Relaxed);
         }
-        store_seq(&slot.seq, pos + 1, true);
+        store_seq(&slot.seq, pos.wrapping_add(1), true);
         true
     }
 
@@ -448,8 +452,8 @@ impl RingCore {
         if slot
             .seq
             .compare_exchange(
-                pos + 1,
-                (pos + 1) | RECLAIMING,
+                pos.wrapping_add(1),
+                pos.wrapping_add(1) | RECLAIMING,
                 Ordering::Acquire,
                 Ordering::Relaxed,
             )
@@ -458,7 +462,7 @@ impl RingCore {
             return false;
         }
         before(&self.read(pos));
-        store_seq(&slot.seq, pos + self.capacity(), true);
+        store_seq(&slot.seq, pos.wrapping_add(self.capacity()), true);
         true
     }
 }
@@ -473,7 +477,7 @@ fn record_claim(record: Option<&ClaimRecord>, pos: u64, count: u64) {
     if let Some(r) = record {
         // Relaxed: ordered before the claim by the CAS's Release.
         r.start.store(pos, Ordering::Relaxed);
-        r.end.store(pos + count, Ordering::Relaxed);
+        r.end.store(pos.wrapping_add(count), Ordering::Relaxed);
     }
 }
 

@@ -514,14 +514,24 @@ impl Ring {
             match out {
                 Outgoing::Inline(data) => {
                     let meta = pack_meta(data.len() as u32, SlotKind::Inline, priority as u8);
-                    self.core
-                        .publish(claim.pos + k, stamp, meta, &pack_payload(data), seqcst);
+                    self.core.publish(
+                        claim.pos.wrapping_add(k),
+                        stamp,
+                        meta,
+                        &pack_payload(data),
+                        seqcst,
+                    );
                     stats.record_send(priority.lane(), 1, data.len() as u64, false);
                 }
                 Outgoing::Block(desc) => {
                     let meta = pack_meta(desc.len, SlotKind::ZeroCopy, priority as u8);
-                    self.core
-                        .publish(claim.pos + k, stamp, meta, &desc.to_words(), seqcst);
+                    self.core.publish(
+                        claim.pos.wrapping_add(k),
+                        stamp,
+                        meta,
+                        &desc.to_words(),
+                        seqcst,
+                    );
                     stats.record_send(priority.lane(), 1, desc.len as u64, true);
                 }
             }
@@ -591,7 +601,7 @@ impl Ring {
             // As in `send_with`: a single release doubles as the fence.
             let seqcst = self.wakeups && claim.count == 1;
             for k in 0..claim.count {
-                let pos = claim.pos + k;
+                let pos = claim.pos.wrapping_add(k);
                 let content = self.core.read(pos);
                 let decoded = self.decode(&content);
                 self.core.release(pos, seqcst);

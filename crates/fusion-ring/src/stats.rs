@@ -51,7 +51,9 @@ pub struct LaneStats {
 impl LaneStats {
     /// Number of received messages that carried a timestamp.
     pub fn timed(&self) -> u64 {
-        self.latency_hist.iter().sum()
+        self.latency_hist
+            .iter()
+            .fold(0u64, |sum, n| sum.saturating_add(*n))
     }
 
     /// Mean latency in ticks of the timestamped messages (0 if none).
@@ -65,14 +67,14 @@ impl LaneStats {
     /// Upper bound (in ticks) of the histogram bucket holding quantile `q`
     /// (0.0..=1.0); 0 if nothing was received.
     pub fn latency_percentile(&self, q: f64) -> u64 {
-        let total: u64 = self.latency_hist.iter().sum();
+        let total = self.timed();
         if total == 0 {
             return 0;
         }
         let rank = ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
         let mut seen = 0;
         for (i, n) in self.latency_hist.iter().enumerate() {
-            seen += n;
+            seen = n.saturating_add(seen);
             if seen >= rank {
                 return if i + 1 == LATENCY_BUCKETS {
                     self.latency_max
@@ -84,14 +86,16 @@ impl LaneStats {
         self.latency_max
     }
 
+    /// Adds another lane's counters. Saturating: they come from shared
+    /// memory, where a scribbling peer may have put any value.
     fn add(&mut self, o: &LaneStats) {
-        self.sent += o.sent;
-        self.sent_bytes += o.sent_bytes;
-        self.inline_sent += o.inline_sent;
-        self.zerocopy_sent += o.zerocopy_sent;
-        self.received += o.received;
-        self.received_bytes += o.received_bytes;
-        self.latency_sum += o.latency_sum;
+        self.sent = self.sent.saturating_add(o.sent);
+        self.sent_bytes = self.sent_bytes.saturating_add(o.sent_bytes);
+        self.inline_sent = self.inline_sent.saturating_add(o.inline_sent);
+        self.zerocopy_sent = self.zerocopy_sent.saturating_add(o.zerocopy_sent);
+        self.received = self.received.saturating_add(o.received);
+        self.received_bytes = self.received_bytes.saturating_add(o.received_bytes);
+        self.latency_sum = self.latency_sum.saturating_add(o.latency_sum);
         if o.received > 0 {
             self.latency_min = if self.latency_min == 0 {
                 o.latency_min
@@ -101,7 +105,7 @@ impl LaneStats {
         }
         self.latency_max = self.latency_max.max(o.latency_max);
         for (a, b) in self.latency_hist.iter_mut().zip(&o.latency_hist) {
-            *a += b;
+            *a = a.saturating_add(*b);
         }
     }
 }
@@ -164,7 +168,7 @@ impl StatsWriter<'_> {
             l.latency_max.store(latency, Ordering::Relaxed);
         }
         let min1 = l.latency_min_plus1.load(Ordering::Relaxed);
-        if min1 == 0 || latency + 1 < min1 {
+        if min1 == 0 || latency.saturating_add(1) < min1 {
             l.latency_min_plus1
                 .store(latency.saturating_add(1), Ordering::Relaxed);
         }

@@ -420,8 +420,11 @@ impl Arena {
             let carved = ctrl.carved[c].load(Ordering::Relaxed);
             let free = self.list(c).len_bounded(carved);
             let used = carved.saturating_sub(free);
-            u.blocks_in_use += used;
-            u.bytes_in_use += used * block_size(c) as u64;
+            // Saturating: `carved` is shared memory a peer may scribble on.
+            u.blocks_in_use = u.blocks_in_use.saturating_add(used);
+            u.bytes_in_use = u
+                .bytes_in_use
+                .saturating_add(used.saturating_mul(block_size(c) as u64));
         }
         u
     }
