@@ -60,6 +60,11 @@ pub(crate) const fn block_size(c: usize) -> usize {
     BLOCK_HEADER + class_payload(c)
 }
 
+/// Reference count of a block on a free list (or being put there). Not 0,
+/// so that `reclaim_dead` can tell a free block from one whose last holder
+/// died while freeing it.
+pub(crate) const ON_FREE_LIST: u32 = u32::MAX;
+
 /// Why an allocation failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum AllocError {
@@ -327,6 +332,12 @@ impl Arena {
             .store(if only { pid } else { 0 }, Ordering::Relaxed);
     }
 
+    /// The header of a block, for tests that play a misbehaving peer.
+    #[cfg(test)]
+    pub(crate) fn header_for_test(&self, offset: u64) -> &BlockHeader {
+        self.header_at(offset as usize)
+    }
+
     /// The process recorded as holding a checked block (0: unknown).
     pub(crate) fn owner(&self, offset: u64) -> u32 {
         self.header_at(offset as usize)
@@ -340,9 +351,12 @@ impl Arena {
         // AcqRel: see the module docs ("reference count").
         let before = h.refcount.fetch_sub(1, Ordering::AcqRel);
         if before == 1 {
+            // Until this store, a count of 0 with a holder recorded tells
+            // `reclaim_dead` that a process is freeing it (and may die).
+            h.refcount.store(ON_FREE_LIST, Ordering::Relaxed);
             self.free(h, offset);
             true
-        } else if before == 0 {
+        } else if before == 0 || before == ON_FREE_LIST {
             // Released more often than retained: only a scribbling peer can
             // cause this. Undo, and leave the block alone (leaked, not reused
             // while someone may still read it).
@@ -353,7 +367,8 @@ impl Arena {
         }
     }
 
-    /// Puts a block nobody references any more on its free list.
+    /// Puts a block nobody references any more (its count already
+    /// [`ON_FREE_LIST`]) on its free list.
     fn free(&self, h: &BlockHeader, offset: u64) {
         h.generation.store(
             h.generation.load(Ordering::Relaxed).wrapping_add(1),
@@ -389,14 +404,19 @@ impl Arena {
             }
             // Acquire: the owner's and holders' last writes to the block
             // happen before we free it (as the refcount's AcqRel does).
+            // A count of 0 with a holder recorded: the holder died while
+            // freeing it (see `release`); finish the job.
             let refs = h.refcount.load(Ordering::Acquire);
             let owner = h.owner_pid.load(Ordering::Relaxed);
-            if refs != 0 && owner != 0 && !queued.contains(&(offset as u64)) && dead(owner)
+            if refs != ON_FREE_LIST
+                && owner != 0
+                && !queued.contains(&(offset as u64))
+                && dead(owner)
                 // One survivor frees it; a holder that was not dead after
                 // all would have changed the count.
                 && h
                     .refcount
-                    .compare_exchange(refs, 0, Ordering::AcqRel, Ordering::Relaxed)
+                    .compare_exchange(refs, ON_FREE_LIST, Ordering::AcqRel, Ordering::Relaxed)
                     .is_ok()
             {
                 self.free(h, offset as u64);
