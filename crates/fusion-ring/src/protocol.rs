@@ -701,4 +701,54 @@ mod loom_model {
             assert!(ring.writable());
         });
     }
+
+    /// A survivor looking for a dead producer's slot must never take a
+    /// live producer's claim for one: once it sees the head past a
+    /// position, it sees the claimer's record covering it (the claim CAS
+    /// is Release, the survivor's head load Acquire). Fails if either is
+    /// made Relaxed: the survivor then tombstones the live producer's slot.
+    #[test]
+    fn a_live_claim_is_never_taken_for_a_dead_one() {
+        use crate::layout::{pack_meta, ClaimRecord, SlotKind};
+        let mut b = loom::model::Builder::new();
+        if std::env::var_os("LOOM_MAX_PREEMPTIONS").is_none() {
+            b.preemption_bound = Some(3);
+        }
+        b.check(|| {
+            let m = Arc::new(Model::one_lap_in());
+            let record = Arc::new(ClaimRecord {
+                start: AtomicU64::new(0),
+                end: AtomicU64::new(0),
+            });
+            let producer = {
+                let (m, record) = (Arc::clone(&m), Arc::clone(&record));
+                loom::thread::spawn(move || {
+                    let ring = m.core();
+                    let c = ring.claim_send_as(1, Some(&record)).expect("a free slot");
+                    ring.publish(c.pos, 7, 0, &[7, !7, 0, 0, 0], false);
+                })
+            };
+            let survivor = {
+                let (m, record) = (Arc::clone(&m), Arc::clone(&record));
+                loom::thread::spawn(move || {
+                    let ring = m.core();
+                    if let Some(pos) = ring.stalled_publish() {
+                        // As `peer::recover_slots` does, with this one
+                        // producer as the only (live) participant.
+                        if !record.covers(pos) {
+                            let meta = pack_meta(0, SlotKind::Tombstone, 4);
+                            assert!(
+                                !ring.tombstone(pos, meta),
+                                "tombstoned position {pos}, claimed by a live producer"
+                            );
+                        }
+                    }
+                })
+            };
+            producer.join().unwrap();
+            survivor.join().unwrap();
+            let ring = m.core();
+            assert_eq!(recv(&ring), Some(7), "the live producer's message");
+        });
+    }
 }
