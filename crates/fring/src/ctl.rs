@@ -31,6 +31,8 @@ pub fn ls() -> Res {
         "arena in use",
         "participants (alive/dead)",
     ]);
+    // "stale": no running process has a handle; `fring rm` removes it
+    // without --force.
     for name in names {
         match RingInfo::read(&name) {
             Ok(i) => {
@@ -52,7 +54,11 @@ pub fn ls() -> Res {
                             bytes(i.arena.capacity_bytes)
                         )
                     },
-                    format!("{alive}/{}", i.participants.len() - alive),
+                    format!(
+                        "{alive}/{}{}",
+                        i.participants.len() - alive,
+                        if i.is_stale() { " (stale)" } else { "" }
+                    ),
                 ]);
             }
             Err(e) => {

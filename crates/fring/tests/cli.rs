@@ -532,7 +532,8 @@ fn rm_without_force_once_participants_are_gone() {
     let out = fring(&["ls"]);
     out.ok("fring ls");
     let row = table_row(&out.stdout, &slash).expect("listed");
-    assert_eq!((row[1], row[4]), ("64", "0/0"), "{row:?}");
+    // Nobody has a handle on it: marked stale.
+    assert_eq!((row[1], row[4]), ("64", "0/0 (stale)"), "{row:?}");
 
     fring(&["rm", name]).ok("fring rm (no participants)");
     assert!(!ls_names().contains(&slash), "{slash} still listed");

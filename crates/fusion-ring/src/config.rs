@@ -32,6 +32,7 @@ pub struct Config {
     capacity: usize,
     mode: u32,
     unlink_on_drop: bool,
+    replace_stale: bool,
     timestamps: bool,
     arena_bytes: usize,
     max_message: usize,
@@ -52,6 +53,7 @@ impl Config {
             capacity,
             mode: 0o600,
             unlink_on_drop: true,
+            replace_stale: false,
             timestamps: true,
             arena_bytes: DEFAULT_ARENA_BYTES,
             max_message: DEFAULT_MAX_MESSAGE,
@@ -64,6 +66,32 @@ impl Config {
     pub fn mode(mut self, mode: u32) -> Self {
         self.mode = mode & 0o777;
         self
+    }
+
+    /// Whether `create` may replace a stale ring of the same name: one that
+    /// no running process has a handle on (its creator and participants
+    /// exited or died, see [`crate::inspect::RingInfo::is_stale`]). Default
+    /// `false`: `create` reports `AlreadyExists`. A ring in use, or a file
+    /// that is not a readable ring of this version, is never replaced.
+    ///
+    /// ```
+    /// use fusion_ring::{Config, Ring, RingError};
+    /// let name = format!("doc-stale-{}", std::process::id());
+    /// // A ring left behind: its creator kept the name and went away.
+    /// drop(Ring::create(&name, &Config::new(8).unlink_on_drop(false))?);
+    /// assert!(matches!(Ring::create(&name, &Config::new(8)), Err(RingError::AlreadyExists { .. })));
+    /// let ring = Ring::create(&name, &Config::new(8).replace_stale(true))?;
+    /// # drop(ring);
+    /// # Ok::<(), RingError>(())
+    /// ```
+    pub fn replace_stale(mut self, replace: bool) -> Self {
+        self.replace_stale = replace;
+        self
+    }
+
+    /// Whether `create` replaces a stale ring of the same name.
+    pub fn replaces_stale(&self) -> bool {
+        self.replace_stale
     }
 
     /// Whether dropping the creating handle removes the segment's name

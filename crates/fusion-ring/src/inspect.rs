@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::arena::{Arena, ArenaUsage};
 use crate::atomic::Ordering;
-use crate::participant::{process_start_time, ROLE_RECEIVER, ROLE_SENDER};
+use crate::participant::{self, ROLE_RECEIVER, ROLE_SENDER};
 use crate::segment::Segment;
 use crate::stats::{aggregate, LaneStats};
 use crate::{Result, RingError};
@@ -55,6 +55,8 @@ pub struct RingInfo {
     pub lanes: [LaneStats; 5],
     /// Registered participants.
     pub participants: Vec<Participant>,
+    /// Handles registered beyond the participant table (not identifiable).
+    pub unlisted_handles: u32,
     /// Pid of the creating process.
     pub creator_pid: u32,
     /// Clock ticks per nanosecond measured by the creator.
@@ -91,7 +93,7 @@ impl RingInfo {
                     pid,
                     sender: role & ROLE_SENDER != 0,
                     receiver: role & ROLE_RECEIVER != 0,
-                    alive: pid != 0 && process_start_time(pid) == Some(start),
+                    alive: pid != 0 && participant::process_alive(pid, start),
                 }
             })
             .collect();
@@ -106,14 +108,24 @@ impl RingInfo {
             arena: arena.unwrap_or_default(),
             lanes: aggregate(segment.participants()),
             participants,
+            unlisted_handles: participant::unidentified(segment.participants()),
             creator_pid: h.creator_pid.load(Ordering::Relaxed),
             ticks_per_ns: f64::from_bits(h.ticks_per_ns_bits.load(Ordering::Relaxed)),
         })
     }
 
-    /// Whether any registered participant is still running.
+    /// Whether any registered participant is still running (handles that
+    /// found the participant table full count as running: they cannot be
+    /// told apart).
     pub fn has_live_participants(&self) -> bool {
-        self.participants.iter().any(|p| p.alive)
+        self.unlisted_handles > 0 || self.participants.iter().any(|p| p.alive)
+    }
+
+    /// Whether no running process has a handle on the ring: its creator
+    /// and every participant have exited (or died). A stale named ring can
+    /// be removed (`fring rm`) or replaced ([`crate::Config::replace_stale`]).
+    pub fn is_stale(&self) -> bool {
+        !self.has_live_participants()
     }
 }
 

@@ -63,6 +63,30 @@ pub struct Ring {
     _not_sync: PhantomData<Cell<()>>,
 }
 
+/// Removes the named ring if no running process has a handle on it.
+/// Returns whether it did. The file is removed only if it is still the one
+/// examined (another process replacing it at the same time keeps its new
+/// ring; one of the two creates then gets `AlreadyExists`).
+fn remove_if_stale(name: &str) -> Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let path = format!("/dev/shm{}", crate::segment::shm_name(name)?);
+    let inode = |p: &str| std::fs::metadata(p).map(|m| (m.dev(), m.ino())).ok();
+    let Some(examined) = inode(&path) else {
+        return Ok(false);
+    };
+    match crate::inspect::RingInfo::read(name) {
+        Ok(info) if info.is_stale() && inode(&path) == Some(examined) => {
+            match crate::remove_named(name) {
+                Ok(()) | Err(RingError::NotFound { .. }) => Ok(true),
+                Err(e) => Err(e),
+            }
+        }
+        Ok(_) | Err(RingError::Corrupt(_) | RingError::VersionMismatch { .. }) => Ok(false),
+        Err(RingError::NotFound { .. }) => Ok(true),
+        Err(e) => Err(e),
+    }
+}
+
 /// How many `Full`/`Empty` results pass between two looks for a dead
 /// peer's claim (each look is two loads when there is none).
 const STALL_CHECK_EVERY: u32 = 1 << 12;
@@ -214,11 +238,18 @@ impl Ring {
     }
 
     /// Creates a named ring under `/dev/shm` (`O_EXCL`: fails with
-    /// [`RingError::AlreadyExists`] if the name is taken).
+    /// [`RingError::AlreadyExists`] if the name is taken, unless the ring
+    /// there is stale and [`Config::replace_stale`] allows replacing it).
     pub fn create(name: &str, config: &Config) -> Result<Self> {
-        Ok(Self::from_segment(Arc::new(Segment::create_named(
-            name, config,
-        )?)))
+        let segment = match Segment::create_named(name, config) {
+            Err(RingError::AlreadyExists { .. })
+                if config.replaces_stale() && remove_if_stale(name)? =>
+            {
+                Segment::create_named(name, config)?
+            }
+            r => r?,
+        };
+        Ok(Self::from_segment(Arc::new(segment)))
     }
 
     /// Opens a named ring created by another handle or process.

@@ -242,6 +242,21 @@ fn child_consumer() {
     }
 }
 
+/// Creates a named ring that outlives it (as a crashed creator's would),
+/// says so in the page, and waits to be killed.
+#[test]
+fn child_creator() {
+    if !is_child("child_creator") {
+        return;
+    }
+    let _ring = FusionRing::create(&var(RING_VAR), &config()).expect("child: create");
+    let page = Page::open(&var(PAGE_VAR));
+    page.word(STARTED).store(1, Ordering::Release);
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
 struct Spawned(Child);
 
 impl Spawned {
@@ -491,4 +506,53 @@ fn killed_consumers() {
         iterations()
     );
     assert!(child_got > 0, "the children received nothing at all");
+}
+
+#[test]
+fn a_ring_whose_creator_was_killed_is_stale_and_can_be_replaced() {
+    use fusion_ring::inspect::RingInfo;
+    let (name, page_path) = names("stale");
+    let page = Page::create(&page_path);
+    let mut creator = Spawned::start("child_creator", &name, &page_path, 0);
+    wait_started(&page, &mut creator);
+
+    // In use: not stale, and never replaced.
+    let info = RingInfo::read(&name).expect("read");
+    assert!(
+        !info.is_stale(),
+        "its creator is alive: {:?}",
+        info.participants
+    );
+    assert!(matches!(
+        FusionRing::create(&name, &config().replace_stale(true)),
+        Err(RingError::AlreadyExists { .. })
+    ));
+    // Opening it, sending: fine, and this process is now a participant.
+    let user = FusionRing::open(&name).expect("open");
+    user.send(b"left behind").expect("send");
+    creator.kill();
+    assert!(
+        !RingInfo::read(&name).expect("read").is_stale(),
+        "we still use it"
+    );
+    drop(user);
+
+    // Killed, so it could not remove its name: the file stays, stale.
+    let info = RingInfo::read(&name).expect("the file is still there");
+    assert!(info.is_stale(), "{:?}", info.participants);
+    assert_eq!(info.queued, 1);
+    assert!(
+        matches!(
+            FusionRing::create(&name, &config()),
+            Err(RingError::AlreadyExists { .. })
+        ),
+        "not replaced unless asked"
+    );
+    let fresh = FusionRing::create(&name, &config().replace_stale(true)).expect("replaced");
+    assert_eq!(
+        fresh.recv(&mut [0u8; 64]),
+        Err(RingError::Empty),
+        "a new ring"
+    );
+    assert!(!RingInfo::read(&name).expect("read").is_stale());
 }
