@@ -300,11 +300,11 @@ impl FusionRing {
     pub fn stats(&self) -> FusionStats {
         let r = self.ring.stats();
         let lanes = self.ring.lane_stats();
-        let received = lanes.iter().map(|l| l.received).sum();
-        let timed: u64 = lanes.iter().map(LaneStats::timed).sum();
-        let latency: u64 = lanes.iter().map(|l| l.latency_sum).sum();
+        let received = crate::stats::total(&lanes, |l| l.received);
+        let timed: u64 = crate::stats::total(&lanes, LaneStats::timed);
+        let latency: u64 = crate::stats::total(&lanes, |l| l.latency_sum);
         FusionStats {
-            sent: lanes.iter().map(|l| l.sent).sum(),
+            sent: crate::stats::total(&lanes, |l| l.sent),
             received,
             inline_count: r.inline_count,
             zerocopy_count: r.zerocopy_count,

@@ -296,8 +296,8 @@ impl Ring {
             // Relaxed: a statistics snapshot.
             head: ctrl.producer_head.value.load(Ordering::Relaxed),
             tail: ctrl.consumer_head.value.load(Ordering::Relaxed),
-            inline_count: lanes.iter().map(|l| l.inline_sent).sum(),
-            zerocopy_count: lanes.iter().map(|l| l.zerocopy_sent).sum(),
+            inline_count: crate::stats::total(&lanes, |l| l.inline_sent),
+            zerocopy_count: crate::stats::total(&lanes, |l| l.zerocopy_sent),
             capacity: self.core.capacity(),
         }
     }
@@ -415,10 +415,28 @@ impl Ring {
                 self.missed();
                 RingError::Empty
             }
-            ClaimError::TooSmall { needed } => RingError::BufferTooSmall { needed, got: 0 },
+            ClaimError::TooSmall { .. } => self.recv_claim_error(e, None),
             ClaimError::Corrupt { pos, seq } => self.corrupt(format!(
                 "slot sequence {seq} contradicts head position {pos}"
             )),
+        }
+    }
+
+    /// A receive claim's error; `limit` is the caller's buffer size. A
+    /// waiting message longer than any this ring carries is a scribbled
+    /// length: reported as corruption, not as a buffer to grow.
+    #[cold]
+    fn recv_claim_error(&self, e: ClaimError, limit: Option<usize>) -> RingError {
+        match e {
+            ClaimError::TooSmall { needed } if needed > self.max_message => self.corrupt(format!(
+                "a waiting message is {needed} bytes long, more than the largest the ring carries ({})",
+                self.max_message
+            )),
+            ClaimError::TooSmall { needed } => RingError::BufferTooSmall {
+                needed,
+                got: limit.unwrap_or(0),
+            },
+            e => self.claim_error(e),
         }
     }
 
@@ -615,13 +633,7 @@ impl Ring {
             let claim = self
                 .core
                 .claim_recv_as(max as u64, limit, Some(&self.entry().id.recv_claim))
-                .map_err(|e| match e {
-                    ClaimError::TooSmall { needed } => RingError::BufferTooSmall {
-                        needed,
-                        got: limit.unwrap_or(0),
-                    },
-                    e => self.claim_error(e),
-                })?;
+                .map_err(|e| self.recv_claim_error(e, limit))?;
             let now = if claim.count > 1 && self.timestamps {
                 Some(Clock::now())
             } else {
@@ -683,13 +695,7 @@ impl Ring {
             let claim = self
                 .core
                 .claim_recv_as(1, limit, Some(&self.entry().id.recv_claim))
-                .map_err(|e| match e {
-                    ClaimError::TooSmall { needed } => RingError::BufferTooSmall {
-                        needed,
-                        got: limit.unwrap_or(0),
-                    },
-                    e => self.claim_error(e),
-                })?;
+                .map_err(|e| self.recv_claim_error(e, limit))?;
             let content = self.core.read(claim.pos);
             let decoded = self.decode(&content);
             // A single release doubles as the handshake's fence (`sync`).

@@ -196,6 +196,14 @@ pub(crate) fn read_lane(l: &LaneCounters) -> LaneStats {
     }
 }
 
+/// `field` summed over `lanes`, saturating (counters from shared memory may
+/// hold any value a peer wrote).
+pub(crate) fn total(lanes: &[LaneStats], field: impl Fn(&LaneStats) -> u64) -> u64 {
+    lanes
+        .iter()
+        .fold(0u64, |sum, l| sum.saturating_add(field(l)))
+}
+
 /// Sums the lanes of every entry in use (and the retired entry 0).
 pub(crate) fn aggregate(entries: &[ParticipantEntry]) -> [LaneStats; 5] {
     let mut out = [LaneStats::default(); PriorityClass::COUNT];

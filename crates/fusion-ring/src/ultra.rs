@@ -137,10 +137,10 @@ impl UltraFastRing {
     /// ```
     pub fn stats(&self) -> UltraStats {
         let lanes = self.ring.lane_stats();
-        let sent = lanes.iter().map(|l| l.sent).sum();
-        let received = lanes.iter().map(|l| l.received).sum();
-        let latency: u64 = lanes.iter().map(|l| l.latency_sum).sum();
-        let timed: u64 = lanes.iter().map(LaneStats::timed).sum();
+        let sent = crate::stats::total(&lanes, |l| l.sent);
+        let received = crate::stats::total(&lanes, |l| l.received);
+        let latency: u64 = crate::stats::total(&lanes, |l| l.latency_sum);
+        let timed: u64 = crate::stats::total(&lanes, LaneStats::timed);
         UltraStats {
             sent,
             received,

@@ -437,7 +437,11 @@ impl Arena {
             ..Default::default()
         };
         for c in 0..MAX_CLASSES {
-            let carved = ctrl.carved[c].load(Ordering::Relaxed);
+            // At most what fits: `carved` is shared memory, and the walk
+            // below must end even on a scribbled, cyclic list.
+            let carved = ctrl.carved[c]
+                .load(Ordering::Relaxed)
+                .min((self.blocks_len / block_size(c)) as u64);
             let free = self.list(c).len_bounded(carved);
             let used = carved.saturating_sub(free);
             // Saturating: `carved` is shared memory a peer may scribble on.
