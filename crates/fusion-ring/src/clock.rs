@@ -25,13 +25,13 @@ impl Clock {
     /// The current tick count. Cheap (no syscall); not serialising.
     #[inline(always)]
     pub fn now() -> u64 {
-        #[cfg(target_arch = "x86_64")]
+        #[cfg(all(target_arch = "x86_64", not(miri)))]
         {
             // SAFETY: rdtsc has no preconditions; it is available on every
             // x86_64 CPU.
             unsafe { core::arch::x86_64::_rdtsc() }
         }
-        #[cfg(target_arch = "aarch64")]
+        #[cfg(all(target_arch = "aarch64", not(miri)))]
         {
             let v: u64;
             // SAFETY: reading cntvct_el0 is allowed at EL0 on Linux and has
@@ -39,7 +39,8 @@ impl Clock {
             unsafe { core::arch::asm!("mrs {}, cntvct_el0", out(reg) v, options(nomem, nostack)) };
             v
         }
-        #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+        // Miri cannot run rdtsc or read cntvct_el0: monotonic ns instead.
+        #[cfg(any(miri, not(any(target_arch = "x86_64", target_arch = "aarch64"))))]
         {
             fallback_ns()
         }
@@ -63,13 +64,18 @@ impl Clock {
     }
 }
 
-#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+#[cfg(any(miri, not(any(target_arch = "x86_64", target_arch = "aarch64"))))]
 fn fallback_ns() -> u64 {
     static START: OnceLock<Instant> = OnceLock::new();
     START.get_or_init(Instant::now).elapsed().as_nanos() as u64
 }
 
 fn calibrate() -> f64 {
+    // Under Miri the ticks are `fallback_ns` nanoseconds: no need to spin
+    // 21 ms of (interpreted, virtual) time to find that out.
+    if cfg!(miri) {
+        return 1.0;
+    }
     // Take the best of a few short windows: a preemption inside a window only
     // ever makes the Instant side longer, and the median of three is robust to
     // one bad window either way.

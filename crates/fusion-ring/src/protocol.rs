@@ -136,7 +136,8 @@ impl RingCore {
     /// invalidation.
     #[inline(always)]
     fn prefetch_for_write(&self, pos: u64) {
-        #[cfg(all(target_arch = "x86_64", not(fusion_ring_loom)))]
+        // Miri cannot run inline assembly: no prefetch there.
+        #[cfg(all(target_arch = "x86_64", not(fusion_ring_loom), not(miri)))]
         {
             let p = self.slot(pos) as *const Slot;
             // SAFETY: prefetchw never faults and has no architectural effect
@@ -145,7 +146,7 @@ impl RingCore {
                 core::arch::asm!("prefetchw [{p}]", p = in(reg) p, options(nostack, preserves_flags, readonly))
             };
         }
-        #[cfg(not(all(target_arch = "x86_64", not(fusion_ring_loom))))]
+        #[cfg(not(all(target_arch = "x86_64", not(fusion_ring_loom), not(miri))))]
         let _ = pos;
     }
 

@@ -3,7 +3,7 @@
 use core::ptr::NonNull;
 use std::os::fd::BorrowedFd;
 
-use rustix::mm::{mmap, munmap, MapFlags, ProtFlags};
+use rustix::mm::{mmap, MapFlags, ProtFlags};
 
 use crate::{Result, RingError};
 
@@ -46,6 +46,27 @@ impl Mapping {
         Ok(Self { ptr, len })
     }
 
+    /// A zeroed, page-aligned heap allocation of `len` bytes (`len` > 0)
+    /// standing in for a shared mapping: Miri cannot `mmap` a file. Shared
+    /// between the threads of the process only, which is all Miri runs.
+    #[cfg(miri)]
+    pub(crate) fn heap(len: usize) -> Result<Self> {
+        let layout =
+            std::alloc::Layout::from_size_align(len, crate::layout::PAGE).map_err(|_| {
+                RingError::Io {
+                    op: "alloc",
+                    source: crate::error::IoError(22), // EINVAL
+                }
+            })?;
+        // SAFETY: `len` > 0 (every segment has at least a header page).
+        let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
+        let ptr = NonNull::new(ptr).ok_or(RingError::Io {
+            op: "alloc",
+            source: crate::error::IoError(12), // ENOMEM
+        })?;
+        Ok(Self { ptr, len })
+    }
+
     /// Base address (page aligned).
     pub(crate) fn as_ptr(&self) -> NonNull<u8> {
         self.ptr
@@ -57,9 +78,19 @@ impl Mapping {
 }
 
 impl Drop for Mapping {
+    #[cfg(not(miri))]
     fn drop(&mut self) {
         // SAFETY: ptr/len are exactly what mmap returned, and nothing that
         // borrows the mapping outlives `self` (owners hold it in an Arc).
-        let _ = unsafe { munmap(self.ptr.as_ptr().cast(), self.len) };
+        let _ = unsafe { rustix::mm::munmap(self.ptr.as_ptr().cast(), self.len) };
+    }
+
+    #[cfg(miri)]
+    fn drop(&mut self) {
+        let layout = std::alloc::Layout::from_size_align(self.len, crate::layout::PAGE)
+            .expect("checked in `heap`");
+        // SAFETY: ptr/len are exactly what `heap` allocated with this layout,
+        // and nothing that borrows the mapping outlives `self`.
+        unsafe { std::alloc::dealloc(self.ptr.as_ptr(), layout) };
     }
 }

@@ -21,9 +21,7 @@ use core::ptr::NonNull;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use rustix::fs::{
-    fcntl_add_seals, fcntl_get_seals, fstat, ftruncate, memfd_create, MemfdFlags, Mode, SealFlags,
-};
+use rustix::fs::{fcntl_add_seals, fcntl_get_seals, fstat, ftruncate, Mode, SealFlags};
 use rustix::io::Errno;
 use rustix::shm;
 
@@ -60,17 +58,7 @@ impl Segment {
     pub(crate) fn create_anonymous(config: &Config) -> Result<Self> {
         config.validate()?;
         let geometry = config.geometry();
-        let fd = memfd_create(
-            "fusion-ring",
-            MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
-        )
-        .map_err(|e| RingError::io("memfd_create", e))?;
-        ftruncate(&fd, geometry.total_size as u64).map_err(|e| RingError::io("ftruncate", e))?;
-        // No shrinking (SIGBUS for mappers), no growing, no further seals
-        // (a peer could otherwise add F_SEAL_FUTURE_WRITE and stop new opens).
-        fcntl_add_seals(&fd, SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL)
-            .map_err(|e| RingError::io("fcntl(F_ADD_SEALS)", e))?;
-        let map = Mapping::map_shared(fd.as_fd(), geometry.total_size)?;
+        let (fd, map) = anonymous_backing(geometry.total_size)?;
         let seg = Segment {
             map,
             fd,
@@ -85,6 +73,9 @@ impl Segment {
 
     /// A new named segment under /dev/shm (`O_CREAT | O_EXCL`).
     pub(crate) fn create_named(name: &str, config: &Config) -> Result<Self> {
+        if cfg!(miri) {
+            return Err(unsupported_under_miri("shm_open"));
+        }
         config.validate()?;
         let name = shm_name(name)?;
         let geometry = config.geometry();
@@ -128,6 +119,9 @@ impl Segment {
 
     /// Opens an existing named segment.
     pub(crate) fn open_named(name: &str) -> Result<Self> {
+        if cfg!(miri) {
+            return Err(unsupported_under_miri("shm_open"));
+        }
         let name = shm_name(name)?;
         let fd =
             shm::open(name.as_str(), shm::OFlags::RDWR, Mode::empty()).map_err(|e| match e {
@@ -140,6 +134,9 @@ impl Segment {
     /// Adopts a segment from a file descriptor (received over a socket or
     /// inherited). A memfd without `F_SEAL_SHRINK` gets it added if possible.
     pub(crate) fn from_fd(fd: OwnedFd) -> Result<Self> {
+        if cfg!(miri) {
+            return Err(unsupported_under_miri("mmap"));
+        }
         let label = format!("fd {}", std::os::fd::AsRawFd::as_raw_fd(&fd));
         if let Ok(seals) = fcntl_get_seals(&fd) {
             if !seals.contains(SealFlags::SHRINK) && !seals.contains(SealFlags::SEAL) {
@@ -220,15 +217,15 @@ impl Segment {
             .store(g.arena_offset as u64, Ordering::Relaxed);
         h.arena_len.store(g.arena_len as u64, Ordering::Relaxed);
         h.max_message.store(g.max_message as u64, Ordering::Relaxed);
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
+        // Miri (isolated) has no wall clock: creation time 0 there.
+        let now = (!cfg!(miri))
+            .then(std::time::SystemTime::now)
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_nanos() as u64);
         h.created_unix_ns.store(now, Ordering::Relaxed);
         h.flags.store(self.flags, Ordering::Relaxed);
-        h.creator_pid.store(
-            rustix::process::getpid().as_raw_nonzero().get() as u32,
-            Ordering::Relaxed,
-        );
+        h.creator_pid
+            .store(crate::participant::current_pid(), Ordering::Relaxed);
         h.ticks_per_ns_bits
             .store(crate::Clock::ticks_per_ns().to_bits(), Ordering::Relaxed);
         // SYNC POINT "segment initialised": pairs with the Acquire load of
@@ -306,6 +303,45 @@ impl Segment {
                 MAX_PARTICIPANTS,
             )
         }
+    }
+}
+
+/// A sealed memfd of `len` bytes and its shared mapping.
+#[cfg(not(miri))]
+fn anonymous_backing(len: usize) -> Result<(OwnedFd, Mapping)> {
+    use rustix::fs::{fcntl_add_seals, memfd_create, MemfdFlags};
+    let fd = memfd_create(
+        "fusion-ring",
+        MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
+    )
+    .map_err(|e| RingError::io("memfd_create", e))?;
+    ftruncate(&fd, len as u64).map_err(|e| RingError::io("ftruncate", e))?;
+    // No shrinking (SIGBUS for mappers), no growing, no further seals
+    // (a peer could otherwise add F_SEAL_FUTURE_WRITE and stop new opens).
+    fcntl_add_seals(&fd, SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL)
+        .map_err(|e| RingError::io("fcntl(F_ADD_SEALS)", e))?;
+    let map = Mapping::map_shared(fd.as_fd(), len)?;
+    Ok((fd, map))
+}
+
+/// Miri cannot run memfd_create or mmap a file: the segment is a zeroed heap
+/// allocation and the fd the read end of a pipe (so `as_fd` works, but the
+/// fd names no segment; handing it to `from_fd` is not supported).
+#[cfg(miri)]
+fn anonymous_backing(len: usize) -> Result<(OwnedFd, Mapping)> {
+    let (fd, _) = std::io::pipe().map_err(|e| RingError::Io {
+        op: "pipe",
+        source: crate::error::IoError(e.raw_os_error().unwrap_or(0)),
+    })?;
+    Ok((fd.into(), Mapping::heap(len)?))
+}
+
+/// Miri cannot open, seal or map files: the named and fd paths give this
+/// error under Miri (`ENOSYS`), only anonymous rings exist there.
+fn unsupported_under_miri(op: &'static str) -> RingError {
+    RingError::Io {
+        op,
+        source: crate::error::IoError(38),
     }
 }
 
@@ -468,6 +504,9 @@ pub(crate) fn shm_name(name: &str) -> Result<String> {
 
 /// Removes a named segment (no check of who uses it).
 pub(crate) fn unlink_named(name: &str) -> Result<()> {
+    if cfg!(miri) {
+        return Err(unsupported_under_miri("shm_unlink"));
+    }
     let name = shm_name(name)?;
     shm::unlink(name.as_str()).map_err(|e| match e {
         Errno::NOENT => RingError::NotFound { name },
