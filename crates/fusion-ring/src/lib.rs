@@ -96,6 +96,8 @@ mod protocol;
 
 #[cfg(all(test, fusion_ring_loom))]
 mod loom_tests;
+#[cfg(all(test, miri))]
+mod miri_tests;
 
 #[cfg(not(fusion_ring_loom))]
 mod config;

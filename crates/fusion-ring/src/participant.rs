@@ -150,6 +150,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[cfg_attr(miri, ignore)] // reads /proc, which isolated Miri cannot
     fn own_start_time_is_readable_and_stable() {
         let pid = current_pid();
         let a = process_start_time(pid).expect("start time of self");
