@@ -8,7 +8,7 @@
 //! cargo +nightly miri test -p fusion-ring --lib miri_
 //! ```
 //! (see docs/SANITIZERS.md). Sizes are small: Miri interprets the code
-//! some 10^5-10^6 times slower than native.
+//! orders of magnitude slower than it runs natively.
 
 use std::time::Duration;
 
