@@ -22,8 +22,10 @@
 //! Environment: `FRING_FUZZ_SEED` (base seed, decimal or 0x-hex; every
 //! episode prints its own seed, which reproduces it as the base seed),
 //! `FRING_FUZZ_SECS` (run each fuzz test for that long instead of the short
-//! in-suite budget), `FRING_FUZZ_SKIP` (comma-separated operation names to
-//! leave out, e.g. to look past a known bug). See docs/FUZZING.md.
+//! in-suite budget), `FRING_FUZZ_SKIP` (comma-separated operation names as
+//! `op_name` spells them, e.g. `arena_usage`, to leave out, and
+//! `too_small_check` to drop that check: to look past a known bug). See
+//! docs/FUZZING.md.
 
 #![cfg(not(fusion_ring_loom))]
 
@@ -494,6 +496,40 @@ enum Op {
     Inspect,
 }
 
+/// Every operation, in declaration order (`Op as usize` indexes it).
+const ALL_OPS: [Op; 30] = [
+    Op::Send,
+    Op::SendLarge,
+    Op::Loan,
+    Op::SendBatch,
+    Op::BatchFn,
+    Op::InlineFn,
+    Op::ZeroCopyFn,
+    Op::SendTimeout,
+    Op::UltraSend,
+    Op::UltraBatch,
+    Op::Recv,
+    Op::RecvSmall,
+    Op::RecvMeta,
+    Op::RecvZc,
+    Op::RecvBatch,
+    Op::RecvTimeout,
+    Op::RecvZcTimeout,
+    Op::UltraRecv,
+    Op::UltraRecvBatch,
+    Op::WaitNotEmpty,
+    Op::WaitNotFull,
+    Op::Forward,
+    Op::DropHeld,
+    Op::Stats,
+    Op::UltraStats,
+    Op::RingStats,
+    Op::ArenaUsage,
+    Op::Len,
+    Op::Reopen,
+    Op::Inspect,
+];
+
 const SEND_OPS: [Op; 11] = [
     Op::Send,
     Op::SendLarge,
@@ -896,6 +932,7 @@ impl Worker {
                 if let Err(RingError::BufferTooSmall { got, .. }) = &r {
                     assert_eq!(*got, size, "{op:?}: BufferTooSmall names the buffer");
                 }
+                self.check_too_small(op, &r);
                 self.tally.note(op, &r);
             }
             Op::RecvZc | Op::RecvZcTimeout => {
@@ -932,6 +969,7 @@ impl Worker {
                 let k = self.rng.range(1, 8);
                 let mut out = vec![InlineMessage::default(); k];
                 let r = self.u.recv_batch(&mut out);
+                self.check_too_small(op, &r);
                 if let Ok(n) = r {
                     assert!(n <= k, "ultra recv_batch took {n} into {k}");
                     for m in &out[..n] {
@@ -973,6 +1011,9 @@ impl Worker {
             }
             Op::Stats => {
                 let s = self.f.stats();
+                for l in &s.lanes {
+                    std::hint::black_box((l.timed(), l.avg_latency(), l.latency_percentile(0.99)));
+                }
                 std::hint::black_box(&s);
                 self.tally.note::<()>(op, &Ok(()));
             }
@@ -1026,6 +1067,22 @@ impl Worker {
         }
     }
 
+    /// A message the ring may hold is at most its largest message: a
+    /// `BufferTooSmall` asking for more names a scribbled length, which
+    /// should be `Corrupt` (see `regression_buffer_too_small_...`).
+    fn check_too_small<T>(&self, op: Op, r: &Result<T, RingError>) {
+        if skipped().iter().any(|s| s == "too_small_check") {
+            return;
+        }
+        if let Err(RingError::BufferTooSmall { needed, .. }) = r {
+            let max = self.f.max_message().max(INLINE_MAX);
+            assert!(
+                *needed <= max,
+                "{op:?}: BufferTooSmall asks for {needed} bytes, the ring's largest message is {max}"
+            );
+        }
+    }
+
     fn check_payload(&mut self, p: &Payload, max: usize) {
         assert!(
             p.len() <= max.max(INLINE_MAX),
@@ -1047,7 +1104,7 @@ impl Worker {
 fn stacks_of(pid: u32) -> String {
     match Command::new("gdb")
         .args(["-p", &pid.to_string(), "-batch", "-nx"])
-        .args(["-ex", "set pagination off", "-ex", "thread apply all bt 30"])
+        .args(["-ex", "set pagination off", "-ex", "thread apply all bt 8"])
         .stdin(Stdio::null())
         .output()
     {
@@ -1088,10 +1145,12 @@ fn start_watchdog(
                 if c != last[i].0 {
                     last[i] = (c, Instant::now());
                 } else if last[i].1.elapsed() > STALL && !done.load(Ordering::Relaxed) {
-                    let op = b.op.load(Ordering::Relaxed);
+                    let op = ALL_OPS
+                        .get(b.op.load(Ordering::Relaxed))
+                        .map_or("?".into(), |&op| op_name(op));
                     let ctx = context.lock().map(|c| c.clone()).unwrap_or_default();
                     eprintln!(
-                        "STALL: {who} has been in operation #{op} for {STALL:?} ({c} operations started)\ncontext: {ctx}\nstacks:\n{}",
+                        "STALL: {who} has been in operation {op} for {STALL:?} ({c} operations started)\ncontext: {ctx}\nstacks:\n{}",
                         stacks_of(std::process::id())
                     );
                     std::process::exit(EXIT_STALL);
@@ -1226,11 +1285,12 @@ fn tail(out: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-/// The value of the last line starting with `prefix` (e.g. `TALLY`).
+/// The rest of the last line holding `prefix` (e.g. `TALLY`).
 fn last_line<'a>(out: &'a str, prefix: &str) -> Option<&'a str> {
+    // (The test harness prints "test NAME ... " before the child's output.)
     out.lines()
         .rev()
-        .find_map(|l| l.strip_prefix(prefix).map(str::trim))
+        .find_map(|l| l.find(prefix).map(|i| l[i + prefix.len()..].trim()))
 }
 
 // ===========================================================================
@@ -1283,6 +1343,14 @@ fn layout_mirror_matches_a_real_segment() {
     let lane = lay.participants + PARTICIPANT_SIZE + 64 + PriorityClass::Normal.lane() * 320;
     assert_eq!(le64(&b, lane), 2, "sent");
     assert_eq!(le64(&b, lane + 64), 2, "received");
+}
+
+#[test]
+fn operation_table_is_complete_and_in_order() {
+    for (i, &op) in ALL_OPS.iter().enumerate() {
+        assert_eq!(op as usize, i, "{op:?}");
+    }
+    assert_eq!(op_name(Op::UltraRecvBatch), "ultra_recv_batch");
 }
 
 // ===========================================================================
@@ -1710,6 +1778,7 @@ struct Scribbler {
     /// Mean pause between bursts, in µs.
     gap_us: u64,
     burst: u64,
+    transient: u64,
     writes: u64,
     log: VecDeque<String>,
     restores: Vec<(Instant, usize, usize, u64)>,
@@ -1719,13 +1788,16 @@ impl Scribbler {
     fn new(name: &str, seed: u64, style: u64) -> Self {
         let map = SharedMap::open(name).expect("scribbler: map the segment");
         let lay = map.lay();
-        let (gap_us, burst) = [(2000, 1), (300, 2), (50, 4), (1000, 8)][style as usize % 4];
+        // (mean pause, largest burst, percent of writes undone soon after)
+        let (gap_us, burst, transient) =
+            [(5000, 1, 80), (1000, 1, 50), (200, 2, 30), (1000, 8, 30)][style as usize % 4];
         Scribbler {
             map,
             lay,
             rng: Rng::new(seed),
             gap_us,
             burst,
+            transient,
             writes: 0,
             log: VecDeque::new(),
             restores: Vec::new(),
@@ -1803,12 +1875,16 @@ impl Scribbler {
     fn write_one(&mut self) {
         let e = self.pick();
         let (off, w) = resolve(&self.lay, &e, |o| self.map.load(o, 8));
-        let (off, w) = if !off.is_multiple_of(w) { (off, 1) } else { (off, w) };
+        let (off, w) = if !off.is_multiple_of(w) {
+            (off, 1)
+        } else {
+            (off, w)
+        };
         let old = self.map.load(off, w);
         let new = apply_val(e.val, old, w, self.lay.capacity);
         self.map.store(off, w, new);
         self.writes += 1;
-        let transient = self.rng.pct(30);
+        let transient = self.rng.pct(self.transient);
         if transient {
             let at = Instant::now() + Duration::from_micros(self.rng.below(300));
             self.restores.push((at, off, w, old));
@@ -2074,7 +2150,11 @@ fn live_episodes(threads: bool) {
         let mut tallies = Vec::new();
         for (role, verdict, out) in &results {
             if let Some(v) = verdict {
-                failures.push(format!("--- {role}: {v}\n{}", tail(out, 120)));
+                let detail = match out.find("STALL:") {
+                    Some(i) => out[i..].lines().take(60).collect::<Vec<_>>().join("\n"),
+                    None => tail(out, 120),
+                };
+                failures.push(format!("--- {role}: {v}\n{detail}"));
             }
             for prefix in ["TALLY-producer", "TALLY-consumer", "TALLY"] {
                 if let Some(l) = last_line(out, prefix).filter(|l| !l.starts_with('-')) {
@@ -2103,7 +2183,13 @@ fn live_episodes(threads: bool) {
             .filter(|(role, prefix, _)| role.contains("consumer") || prefix.contains("consumer"))
             .map(|(_, _, t)| t.get("received").copied().unwrap_or(0))
             .sum();
-        assert!(received > 0, "{what}: the consumer received nothing");
+        if received == 0 {
+            let outs: Vec<String> = results
+                .iter()
+                .map(|(role, _, out)| format!("--- {role}:\n{}", tail(out, 30)))
+                .collect();
+            panic!("{what}: the consumer received nothing\n{}", outs.join("\n"));
+        }
         for (_, _, t) in &tallies {
             totals.ops += t.get("ops").copied().unwrap_or(0);
             totals.received += t.get("received").copied().unwrap_or(0);
@@ -2133,4 +2219,165 @@ fn live_scribbling_processes() {
         return;
     }
     live_episodes(false);
+}
+
+// ===========================================================================
+// Regressions: reduced reproducers of what the fuzzers found. Each writes a
+// few words into a live segment, as a peer would, then makes one call.
+
+/// A named ring, with a mapping of its file for playing the peer.
+fn victim(cfg: &Config) -> (FusionRing, SharedMap, Lay, String) {
+    let name = unique_name();
+    let ring = FusionRing::create(&name, cfg).expect("create");
+    let map = SharedMap::open(&name).expect("map");
+    let lay = map.lay();
+    (ring, map, lay, name)
+}
+
+fn lane_word(lay: &Lay, entry: usize, lane: usize, word: usize) -> usize {
+    lay.participants + entry * PARTICIPANT_SIZE + 64 + lane * 320 + word * 8
+}
+
+/// Peer sets `consumer_head` to u64::MAX: `claim_recv` computes `pos + 1`
+/// (protocol.rs, `claim_recv`), which overflows: a panic in debug builds.
+/// (Release builds wrap and report `Corrupt`.)
+#[test]
+fn regression_consumer_head_at_u64_max() {
+    let (ring, map, lay, _name) = victim(&Config::new(8).arena_bytes(0));
+    ring.send(b"x").unwrap();
+    map.store(lay.ctrl + CONSUMER_HEAD, 8, u64::MAX);
+    let r = ring.recv(&mut [0u8; 64]);
+    assert!(matches!(r, Err(RingError::Corrupt(_))), "{r:?}");
+}
+
+/// Peer sets `producer_head` to u64::MAX and the slot it maps to looks free
+/// for that position: `claim_send` computes `pos + count` (protocol.rs,
+/// `claim_send`, the CAS) and `publish` `pos + 1`: overflow panics in debug
+/// builds.
+#[test]
+fn regression_producer_head_at_u64_max() {
+    let (ring, map, lay, _name) = victim(&Config::new(8).arena_bytes(0));
+    map.store(lay.ctrl, 8, u64::MAX);
+    map.store(lay.slots + 7 * SLOT, 8, u64::MAX); // slot (MAX & 7): "free for MAX"
+    let r = ring.send(b"x");
+    assert!(
+        matches!(r, Ok(()) | Err(RingError::Corrupt(_) | RingError::Full)),
+        "{r:?}"
+    );
+}
+
+/// Peer sets a lane counter of the retired entry (0) to u64::MAX: summing it
+/// with our entry's counter (`LaneStats::add`, stats.rs, `self.sent +=
+/// o.sent`) overflows: `stats()` and `RingInfo::read` panic in debug builds.
+#[test]
+fn regression_lane_counter_sum_over_participants() {
+    let (ring, map, lay, name) = victim(&Config::new(8).arena_bytes(0));
+    ring.send(b"x").unwrap(); // our entry (1): lane Normal sent = 1
+    map.store(
+        lane_word(&lay, 0, PriorityClass::Normal.lane(), 0),
+        8,
+        u64::MAX,
+    );
+    let s = ring.stats();
+    let info = RingInfo::read(&name).expect("inspect");
+    // Any value is acceptable for a scribbled counter; not a panic.
+    std::hint::black_box((s.sent, info.lanes));
+}
+
+/// Peer sets lane High's `sent` (of our own entry) to u64::MAX: the lanes
+/// are summed with `Iterator::sum` (ultra.rs `UltraFastRing::stats`,
+/// fusion.rs `FusionRing::stats`, ring.rs `Ring::stats`), which overflows:
+/// a panic in debug builds.
+#[test]
+fn regression_lane_counter_sum_over_lanes() {
+    let (ring, map, lay, _name) = victim(&Config::new(8).arena_bytes(0));
+    ring.send(b"x").unwrap(); // lane Normal: sent = 1, inline_sent = 1
+    for word in [0, 2] {
+        // sent, inline_sent of lane High
+        map.store(
+            lane_word(&lay, 1, PriorityClass::High.lane(), word),
+            8,
+            u64::MAX,
+        );
+    }
+    let ultra = UltraFastRing::from(ring.as_ring().clone());
+    std::hint::black_box(ultra.stats());
+    std::hint::black_box(ring.as_ring().stats());
+    std::hint::black_box(ring.stats());
+}
+
+/// Peer sets the arena's `carved[10]` (a class with no block) to u64::MAX:
+/// `Arena::usage` (arena/mod.rs) computes `used * block_size(c)` with
+/// `used` = u64::MAX: overflow, a panic in debug builds of
+/// `arena_usage()`, `FusionRing::stats()` and `RingInfo::read`.
+#[test]
+fn regression_arena_carved_counter_at_u64_max() {
+    let cfg = Config::new(8).arena_bytes(256 << 10).max_message(64 << 10);
+    let (ring, map, lay, name) = victim(&cfg);
+    map.store(lay.arena + ARENA_CARVED + 10 * 8, 8, u64::MAX);
+    std::hint::black_box(ring.as_ring().arena_usage());
+    std::hint::black_box(ring.stats());
+    std::hint::black_box(RingInfo::read(&name).expect("inspect").arena);
+}
+
+/// Peer makes a free-list block point to itself and sets that class's
+/// `carved` counter to u64::MAX: `Arena::usage` walks the list with
+/// `FreeList::len_bounded(carved)` (arena/free_list.rs), bounded only by
+/// the scribbled counter, so it loops ~2^64 times: `arena_usage()`,
+/// `FusionRing::stats()` and `RingInfo::read` (`fring stat`) hang, in
+/// release builds too. Run in a child under a watchdog.
+#[test]
+fn regression_arena_usage_free_list_cycle_hangs() {
+    if std::env::var(ROLE_VAR).is_ok() {
+        return;
+    }
+    let kid = spawn_child("child_arena_usage_free_list_cycle", "", 0, 0, 0);
+    let (_, verdict, out) = wait_all(vec![kid], Duration::from_secs(10)).remove(0);
+    if let Some(v) = verdict {
+        panic!(
+            "arena_usage() on a cyclic free list: {v}\n{}",
+            tail(&out, 40)
+        );
+    }
+}
+
+#[test]
+fn child_arena_usage_free_list_cycle() {
+    if child_args("child_arena_usage_free_list_cycle").is_none() {
+        return;
+    }
+    let cfg = Config::new(8).arena_bytes(256 << 10).max_message(64 << 10);
+    let (ring, map, lay, _name) = victim(&cfg);
+    ring.send(&[1u8; 1000]).unwrap(); // a class-4 block at offset 0
+    ring.recv(&mut vec![0u8; 64 << 10]).unwrap(); // freed: free[4] -> block 0
+    assert_eq!(
+        map.load(lay.arena + ARENA_FREE + 4 * 64, 8) & 0xffff_ffff,
+        1
+    );
+    map.store(lay.blocks + 16, 8, 1); // block 0's next = block 0
+    map.store(lay.arena + ARENA_CARVED + 4 * 8, 8, u64::MAX);
+    let usage = ring.as_ring().arena_usage();
+    println!("arena_usage() returned: {usage:?}");
+}
+
+/// Peer sets the length of a queued inline message to 0xFFFF_FFFF: a
+/// receive with a small buffer reports `BufferTooSmall { needed:
+/// 4294967295 }`, more than the ring's largest message (`claim_recv`,
+/// protocol.rs, returns the slot length unchecked; ring.rs `recv_one` maps
+/// it). A caller that grows its buffer to `needed` and retries allocates
+/// 4 GiB; the length should be reported as `Corrupt` instead.
+#[test]
+fn regression_buffer_too_small_names_a_scribbled_length() {
+    let (ring, map, lay, _name) = victim(&Config::new(8).arena_bytes(0));
+    ring.send(b"0123456789").unwrap();
+    map.store(lay.slots + 16, 4, 0xFFFF_FFFF);
+    let mut small = [0u8; 16];
+    match ring.recv(&mut small) {
+        Err(RingError::BufferTooSmall { needed, .. }) => assert!(
+            needed <= ring.max_message(),
+            "BufferTooSmall names {needed} bytes, the ring's largest message is {}",
+            ring.max_message()
+        ),
+        r => assert!(matches!(r, Err(RingError::Corrupt(_))), "{r:?}"),
+    }
 }
