@@ -30,7 +30,8 @@ fn template() -> &'static [u8] {
         ring.recv(&mut [0u8; 1000]).unwrap();
         ring.send(b"inline").unwrap();
         ring.send(&[2u8; 200]).unwrap();
-        ring.send_with_priority(&[3u8; 900], PriorityClass::Low).unwrap();
+        ring.send_with_priority(&[3u8; 900], PriorityClass::Low)
+            .unwrap();
         std::fs::read(format!("/dev/shm/{name}")).expect("template bytes")
     })
 }
@@ -53,7 +54,9 @@ fn build(data: &[u8]) -> Vec<u8> {
     let mut rest = rest;
     while rest.len() >= 5 {
         let off = u32::from_le_bytes(rest[..4].try_into().unwrap()) as usize % bytes.len();
-        let len = (rest[4] as usize).min(rest.len() - 5).min(bytes.len() - off);
+        let len = (rest[4] as usize)
+            .min(rest.len() - 5)
+            .min(bytes.len() - off);
         bytes[off..off + len].copy_from_slice(&rest[5..5 + len]);
         rest = &rest[5 + len..];
     }
@@ -89,7 +92,9 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(f) = FusionRing::open(&name) {
         let _ = f.send(&[7u8; 300]);
         let _ = f.recv(&mut vec![0u8; f.max_message().min(1 << 20)]);
-        let _ = f.recv_zerocopy().map(|p| p.iter().map(|&b| b as u64).sum::<u64>());
+        let _ = f
+            .recv_zerocopy()
+            .map(|p| p.iter().map(|&b| b as u64).sum::<u64>());
         let _ = f.recv(&mut [0u8; 8]);
         let _ = f.recv_with_timeout(&mut [0u8; 64], Duration::from_micros(100));
         let _ = f.loan(100).map(|mut l| l.fill(1));
