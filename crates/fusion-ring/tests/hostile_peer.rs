@@ -1806,8 +1806,13 @@ impl Scribbler {
         let map = SharedMap::open(name).expect("scribbler: map the segment");
         let lay = map.lay();
         // (mean pause, largest burst, percent of writes undone soon after)
-        let (gap_us, burst, transient) =
-            [(5000, 1, 80), (1000, 1, 50), (200, 2, 30), (1000, 8, 30)][style as usize % 4];
+        let (gap_us, burst, transient) = [
+            (5000, 1, 80),
+            (1000, 1, 50),
+            (200, 2, 30),
+            (1000, 8, 30),
+            (300, 2, 100),
+        ][style as usize % 5];
         Scribbler {
             map,
             lay,
@@ -2121,7 +2126,7 @@ fn live_episodes(threads: bool) {
         let seed = episode_seed(base, k);
         let mut rng = Rng::new(seed);
         let cfg_k = rng.below(4);
-        let style = rng.below(4);
+        let style = rng.below(5);
         let name = unique_name();
         let ring = FusionRing::create(&name, &live_config(cfg_k)).expect("create the episode ring");
         let kids = if threads {
