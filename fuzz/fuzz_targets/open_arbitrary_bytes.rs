@@ -11,7 +11,6 @@
 
 #![no_main]
 
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use fusion_ring::inspect::RingInfo;
@@ -64,12 +63,9 @@ fn build(data: &[u8]) -> Vec<u8> {
 }
 
 fuzz_target!(|data: &[u8]| {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let name = format!(
-        "fring-fuzz-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    );
+    // One name per process, rewritten by every input: a crash leaves at
+    // most this one file behind.
+    let name = format!("fring-fuzz-{}-0", std::process::id());
     let path = format!("/dev/shm/{name}");
     let bytes = build(data);
     std::fs::write(&path, &bytes).expect("write");

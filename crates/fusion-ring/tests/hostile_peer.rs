@@ -1282,6 +1282,9 @@ fn wait_all(mut kids: Vec<Spawned>, limit: Duration) -> Vec<(String, Option<Stri
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+    for k in &kids {
+        remove_segments_of(k.child.id());
+    }
     kids.iter()
         .map(|k| {
             let verdict = k.reaped.clone().filter(|v| v != "success");
@@ -1289,6 +1292,20 @@ fn wait_all(mut kids: Vec<Spawned>, limit: Duration) -> Vec<(String, Option<Stri
             (k.role.to_string(), verdict, out)
         })
         .collect()
+}
+
+/// Removes the segments a (killed or crashed) child left in /dev/shm.
+fn remove_segments_of(pid: u32) {
+    let prefix = format!("fring-fuzz-{pid}-");
+    for entry in std::fs::read_dir("/dev/shm")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        if entry.file_name().to_string_lossy().starts_with(&prefix) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// The last `n` lines of a child's output.
