@@ -506,10 +506,11 @@ enum Op {
     Len,
     Reopen,
     Inspect,
+    Recover,
 }
 
 /// Every operation, in declaration order (`Op as usize` indexes it).
-const ALL_OPS: [Op; 30] = [
+const ALL_OPS: [Op; 31] = [
     Op::Send,
     Op::SendLarge,
     Op::Loan,
@@ -540,6 +541,7 @@ const ALL_OPS: [Op; 30] = [
     Op::Len,
     Op::Reopen,
     Op::Inspect,
+    Op::Recover,
 ];
 
 const SEND_OPS: [Op; 11] = [
@@ -569,7 +571,8 @@ const RECV_OPS: [Op; 12] = [
     Op::Forward,
     Op::DropHeld,
 ];
-const LOOK_OPS: [Op; 5] = [
+const LOOK_OPS: [Op; 6] = [
+    Op::Recover,
     Op::Stats,
     Op::UltraStats,
     Op::RingStats,
@@ -1050,6 +1053,12 @@ impl Worker {
                 std::hint::black_box(r.is_empty());
                 self.tally.note::<()>(op, &Ok(()));
             }
+            Op::Recover => {
+                // Reclaims what "dead" peers left: a scribbled pid or start
+                // time makes a live peer look dead.
+                std::hint::black_box(self.f.as_ring().recover());
+                self.tally.note::<()>(op, &Ok(()));
+            }
             Op::Reopen => {
                 let Some(name) = self.name.clone() else {
                     return;
@@ -1072,7 +1081,7 @@ impl Worker {
                 };
                 let r = RingInfo::read(&name);
                 if let Ok(info) = &r {
-                    std::hint::black_box(info.has_live_participants());
+                    std::hint::black_box((info.has_live_participants(), info.is_stale()));
                 }
                 self.tally.note(op, &r.map(drop));
             }
