@@ -2271,7 +2271,9 @@ fn live_scribbling_processes() {
 
 // ===========================================================================
 // Regressions: reduced reproducers of what the fuzzers found. Each writes a
-// few words into a live segment, as a peer would, then makes one call.
+// few words into a live segment, as a peer would, then makes one call. The
+// comments describe the failure as found (at 04d1ddf); all five were fixed
+// by c43d2a3 and 5b7655c.
 
 /// A named ring, with a mapping of its file for playing the peer.
 fn victim(cfg: &Config) -> (FusionRing, SharedMap, Lay, String) {
