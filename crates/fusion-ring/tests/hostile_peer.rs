@@ -180,7 +180,10 @@ const HEADER_FIELDS: [(usize, usize); 18] = [
 /// ControlBlock is 16 lines; the SyncBlock follows it.
 const CONTROL_SIZE: usize = 16 * 64;
 const CONSUMER_HEAD: usize = 128;
-const PARTICIPANT_SIZE: usize = 64 + 5 * 320;
+/// A participant entry: identity line, send-claim line, receive-claim line,
+/// then 5 lanes of counters (320 B each).
+const LANES: usize = 3 * 64;
+const PARTICIPANT_SIZE: usize = LANES + 5 * 320;
 const MAX_PARTICIPANTS: usize = 64;
 /// ArenaControl: bump line, 24 free-list head lines, 24 carved counters;
 /// the block area starts on the next page.
@@ -311,12 +314,22 @@ fn resolve(lay: &Lay, e: &Edit, word: impl Fn(usize) -> u64) -> (usize, usize) {
         Region::Participant => {
             let entry = lay.participants.wrapping_add((i % 8) * PARTICIPANT_SIZE);
             if f < 40 {
-                // identity line: state, role, pid (u32), start time, heartbeat
-                let (o, w) = [(0, 4), (4, 4), (8, 4), (16, 8), (24, 8)][f % 5];
+                // identity line: state, role, pid (u32), start time; then
+                // the send and receive claim records (start, end)
+                let (o, w) = [
+                    (0, 4),
+                    (4, 4),
+                    (8, 4),
+                    (16, 8),
+                    (64, 8),
+                    (72, 8),
+                    (128, 8),
+                    (136, 8),
+                ][f % 8];
                 (entry.wrapping_add(o), w)
             } else {
                 let lane = (i >> 8) % 5;
-                (entry.wrapping_add(64 + lane * 320 + (f % 40) * 8), 8)
+                (entry.wrapping_add(LANES + lane * 320 + (f % 40) * 8), 8)
             }
         }
         Region::ArenaCtrl => {
@@ -1378,7 +1391,7 @@ fn layout_mirror_matches_a_real_segment() {
     assert_eq!(le64(&b, lay.ctrl + CONSUMER_HEAD), 2);
     assert_eq!(le64(&b, lay.arena + ARENA_FREE + 4 * 64) & 0xffff_ffff, 1);
     // Our participant entry (1) counted the sends in lane Normal.
-    let lane = lay.participants + PARTICIPANT_SIZE + 64 + PriorityClass::Normal.lane() * 320;
+    let lane = lay.participants + PARTICIPANT_SIZE + LANES + PriorityClass::Normal.lane() * 320;
     assert_eq!(le64(&b, lane), 2, "sent");
     assert_eq!(le64(&b, lane + 64), 2, "received");
 }
@@ -2285,7 +2298,7 @@ fn victim(cfg: &Config) -> (FusionRing, SharedMap, Lay, String) {
 }
 
 fn lane_word(lay: &Lay, entry: usize, lane: usize, word: usize) -> usize {
-    lay.participants + entry * PARTICIPANT_SIZE + 64 + lane * 320 + word * 8
+    lay.participants + entry * PARTICIPANT_SIZE + LANES + lane * 320 + word * 8
 }
 
 /// Peer sets `consumer_head` to u64::MAX: `claim_recv` computes `pos + 1`
