@@ -92,35 +92,34 @@ impl<'a> Liveness<'a> {
         }
     }
 
-    /// Registered entries (the shared entry 0 excluded).
-    fn registered(&self) -> impl Iterator<Item = usize> + 'a {
-        let entries = self.entries;
-        (1..entries.len().min(MAX_PARTICIPANTS))
-            .filter(move |&i| entries[i].id.state.load(Ordering::Acquire) == IN_USE)
+    /// Indices of the entries (the shared entry 0 excluded).
+    fn indices(&self) -> core::ops::Range<usize> {
+        1..self.entries.len().min(MAX_PARTICIPANTS)
+    }
+
+    fn registered(&self, i: usize) -> bool {
+        self.entries[i].id.state.load(Ordering::Acquire) == IN_USE
     }
 
     fn alive(&mut self, i: usize) -> bool {
         *self.known[i].get_or_insert_with(|| participant::entry_alive(&self.entries[i]))
     }
 
+    /// Whether entry `i` is registered and its claim covers `pos`.
+    fn claims(&self, i: usize, pos: u64, claims: Claims) -> bool {
+        self.registered(i) && claims.of(&self.entries[i].id).covers(pos)
+    }
+
     /// Whether a live participant's claim covers `pos`.
     fn live_claim(&mut self, pos: u64, claims: Claims) -> bool {
-        let covering: Vec<usize> = self
-            .registered()
-            .filter(|&i| claims.of(&self.entries[i].id).covers(pos))
-            .collect();
-        covering.into_iter().any(|i| self.alive(i))
+        self.indices()
+            .any(|i| self.claims(i, pos, claims) && self.alive(i))
     }
 
     /// The pid of a dead participant whose claim covers `pos`.
     fn dead_claimer(&mut self, pos: u64, claims: Claims) -> Option<u32> {
-        let covering: Vec<usize> = self
-            .registered()
-            .filter(|&i| claims.of(&self.entries[i].id).covers(pos))
-            .collect();
-        covering
-            .into_iter()
-            .find(|&i| !self.alive(i))
+        self.indices()
+            .find(|&i| self.claims(i, pos, claims) && !self.alive(i))
             .map(|i| self.entries[i].id.pid.load(Ordering::Relaxed))
     }
 }
@@ -245,10 +244,12 @@ pub(crate) fn reclaim_blocks(ring: &Ring) -> u64 {
 /// Frees the entries of dead processes whose claims are settled.
 pub(crate) fn reap_dead(entries: &[ParticipantEntry], core: &RingCore) -> u64 {
     let mut live = Liveness::new(entries);
-    let dead: Vec<usize> = live.registered().collect();
-    dead.into_iter()
+    live.indices()
         .filter(|&i| {
-            !live.alive(i) && settled(core, &entries[i].id) && participant::reap(entries, i)
+            live.registered(i)
+                && !live.alive(i)
+                && settled(core, &entries[i].id)
+                && participant::reap(entries, i)
         })
         .count() as u64
 }
@@ -263,11 +264,11 @@ pub(crate) fn disconnected(ring: &Ring, role: u32) -> bool {
         return false;
     }
     let mut live = Liveness::new(entries);
-    let others: Vec<usize> = live
-        .registered()
-        .filter(|&i| entries[i].id.role.load(Ordering::Relaxed) & role != 0)
-        .collect();
-    !others.into_iter().any(|i| live.alive(i))
+    !live.indices().any(|i| {
+        live.registered(i)
+            && entries[i].id.role.load(Ordering::Relaxed) & role != 0
+            && live.alive(i)
+    })
 }
 
 /// Everything above, for [`Ring::recover`].
