@@ -177,7 +177,7 @@ pub fn blocking_latency(rounds: usize) -> R<Samples> {
             let mut out = Vec::with_capacity(rounds);
             for i in 0..rounds + 1 {
                 // Untimed pause: the child goes to sleep in the meantime.
-                std::thread::sleep(Duration::from_micros(200));
+                std::thread::sleep(WAKE_PAUSE);
                 let t0 = Clock::now();
                 ping.send_blocking(&[1]).expect("send");
                 pong.recv_blocking(&mut b).expect("recv");
@@ -190,8 +190,15 @@ pub fn blocking_latency(rounds: usize) -> R<Samples> {
     )
 }
 
+/// The untimed pause before each ping of the wake-up rows (`blocking`,
+/// `eventfd`): long enough for the receiver to be asleep, so both rows time
+/// waking a sleeper from the same state (an idle vCPU wakes slower than a
+/// busy one: comparing a sleeper with a peer still spinning is unfair).
+pub const WAKE_PAUSE: Duration = Duration::from_micros(200);
+
 /// Shared memory signalled with eventfds (the classic "shm + eventfd" IPC):
-/// the message is written to a shared line, then an eventfd wakes the peer.
+/// the message is written to a shared line, then an eventfd wakes the peer,
+/// which sleeps in `read` after a [`WAKE_PAUSE`] before each ping.
 pub fn eventfd_latency(rounds: usize) -> R<Samples> {
     use rustix::event::{eventfd, EventfdFlags};
     let a = eventfd(0, EventfdFlags::empty()).map_err(|e| e.to_string())?;
@@ -211,11 +218,18 @@ pub fn eventfd_latency(rounds: usize) -> R<Samples> {
         },
         || {
             let mut v = [0u8; 8];
-            timed(warm, rounds, || {
+            let mut out = Vec::with_capacity(rounds);
+            for i in 0..warm + rounds {
+                std::thread::sleep(WAKE_PAUSE);
+                let t0 = Clock::now();
                 msg.fetch_add(1, Ordering::AcqRel);
                 rustix::io::write(&a, &one).expect("eventfd write");
                 rustix::io::read(&b, &mut v).expect("eventfd read");
-            })
+                if i >= warm {
+                    out.push((Clock::now() - t0) / 2);
+                }
+            }
+            out
         },
     )
 }
