@@ -212,6 +212,11 @@ impl FusionRing {
     }
 
     /// Sends, waiting while the ring (or the arena) is full.
+    ///
+    /// Returns [`RingError::Disconnected`] (nothing sent) if, while it
+    /// waits, the ring has had receivers and none is alive any more: they
+    /// dropped their handles or their processes died. Slots and blocks that
+    /// dead processes held are reclaimed as it waits (see [`Ring::recover`]).
     pub fn send_blocking(&self, data: &[u8]) -> Result<()> {
         self.send_until(data, PriorityClass::Normal, None)
     }
@@ -263,6 +268,10 @@ impl FusionRing {
     }
 
     /// Receives into `buffer`, waiting for a message.
+    ///
+    /// Returns [`RingError::Disconnected`] once the ring is empty, has had
+    /// senders, and none is alive any more; a slot a dead sender claimed and
+    /// never published is skipped as it waits (see [`Ring::recover`]).
     pub fn recv_blocking(&self, buffer: &mut [u8]) -> Result<usize> {
         self.recv_until(buffer, None).map(|(n, _, _)| n)
     }

@@ -102,7 +102,9 @@ impl<'r> RingSync<'r> {
         }
     }
 
-    /// Blocks until a message is ready to be received.
+    /// Blocks until a message is ready to be received, or returns
+    /// [`crate::RingError::Disconnected`] once the ring has had senders and
+    /// none is alive (checked every few ms of sleep).
     pub fn wait_not_empty(&self) -> Result<()> {
         wait_on(self.ring, Waiting::NotEmpty, None, || self.ring.readable())
     }
@@ -115,7 +117,9 @@ impl<'r> RingSync<'r> {
         })
     }
 
-    /// Blocks until a slot is free.
+    /// Blocks until a slot is free, or returns
+    /// [`crate::RingError::Disconnected`] once the ring has had receivers
+    /// and none is alive.
     pub fn wait_not_full(&self) -> Result<()> {
         wait_on(self.ring, Waiting::NotFull, None, || self.ring.writable())
     }
