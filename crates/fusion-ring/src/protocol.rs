@@ -765,4 +765,58 @@ mod loom_model {
             assert_eq!(recv(&ring), Some(7), "the live producer's message");
         });
     }
+
+    /// The mirror image for consumers: a survivor releasing the slot of a
+    /// dead consumer must never release one a live consumer has claimed
+    /// (the consumer's claim CAS is Release, `stalled_release`'s head load
+    /// Acquire). Fails if either is made Relaxed.
+    #[test]
+    fn a_live_receive_claim_is_never_taken_for_a_dead_one() {
+        use crate::layout::ClaimRecord;
+        let mut b = loom::model::Builder::new();
+        if std::env::var_os("LOOM_MAX_PREEMPTIONS").is_none() {
+            b.preemption_bound = Some(3);
+        }
+        b.check(|| {
+            let m = Arc::new(Model::one_lap_in());
+            // A full ring: positions 1 and 2 published, producers wait at 3.
+            send(&m, 10);
+            send(&m, 20);
+            let record = Arc::new(ClaimRecord {
+                start: AtomicU64::new(0),
+                end: AtomicU64::new(0),
+            });
+            let consumer = {
+                let (m, record) = (Arc::clone(&m), Arc::clone(&record));
+                loom::thread::spawn(move || {
+                    let ring = m.core();
+                    let c = ring
+                        .claim_recv_as(1, None, Some(&record))
+                        .expect("a message");
+                    let value = ring.read(c.pos).payload[0];
+                    ring.release(c.pos, false);
+                    value
+                })
+            };
+            let survivor = {
+                let (m, record) = (Arc::clone(&m), Arc::clone(&record));
+                loom::thread::spawn(move || {
+                    let ring = m.core();
+                    if let Some(pos) = ring.stalled_release() {
+                        if !record.covers(pos) {
+                            assert!(
+                                !ring.force_release(pos, |_| {}),
+                                "released position {pos}, claimed by a live consumer"
+                            );
+                        }
+                    }
+                })
+            };
+            assert_eq!(consumer.join().unwrap(), 10);
+            survivor.join().unwrap();
+            let ring = m.core();
+            assert_eq!(recv(&ring), Some(20), "the second message is still there");
+            assert!(ring.writable());
+        });
+    }
 }
