@@ -33,8 +33,9 @@
 //! - A handle carried into a forked child still counts as its parent's:
 //!   if the parent dies, the child's in-flight claims look dead. Clone the
 //!   handle in the child (a clone registers the child).
-//! - A survivor killed in the middle of a reclaim leaves that slot marked
-//!   as being reclaimed; consumers then wait at it.
+//! - A survivor killed in the middle of a reclaim is taken over from (its
+//!   record covers the slot, as a claimer's does), but a block reference
+//!   it may not have dropped yet is leaked rather than dropped twice.
 //! - A block received while another process also held it (a forwarded
 //!   payload) is recorded with no holder and is never reclaimed.
 
@@ -46,7 +47,7 @@ use crate::layout::{
     MAX_PARTICIPANTS,
 };
 use crate::participant::{self, IN_USE};
-use crate::protocol::{RingCore, SlotContent, RECLAIMING};
+use crate::protocol::{RingCore, SlotContent, POSITION, RECLAIMING};
 use crate::{PriorityClass, Ring};
 
 /// What [`Ring::recover`] found and put right.
@@ -134,9 +135,9 @@ fn settled(core: &RingCore, id: &ParticipantId) -> bool {
         // A scribbled record may name any range: look at one lap at most.
         start..end.min(start.saturating_add(core.capacity()))
     };
-    let seq = |pos: u64| core.slot(pos).seq.load(Ordering::Relaxed) & !RECLAIMING;
-    range(&id.send_claim).all(|pos| seq(pos) != pos)
-        && range(&id.recv_claim).all(|pos| seq(pos) != pos.wrapping_add(1))
+    let seq = |pos: u64| core.slot(pos).seq.load(Ordering::Relaxed) & POSITION;
+    range(&id.send_claim).all(|pos| seq(pos) != pos & POSITION)
+        && range(&id.recv_claim).all(|pos| seq(pos) != pos.wrapping_add(1) & POSITION)
 }
 
 /// Publishes tombstones over the positions dead producers claimed and
@@ -158,9 +159,16 @@ pub(crate) fn recover_slots(ring: &Ring) -> (u64, u64) {
         // Acquire: SYNC POINT "claim recorded" (see `stalled_publish`).
         let head = ctrl.producer_head.value.load(Ordering::Acquire);
         let meta = pack_meta(0, SlotKind::Tombstone, PriorityClass::Background as u8);
+        let record = &ring.entry().id.send_claim;
         for pos in first..head.min(first.saturating_add(core.capacity())) {
-            let waiting = core.slot(pos).seq.load(Ordering::Relaxed) == pos;
-            if waiting && !live.live_claim(pos, Claims::Send) && core.tombstone(pos, meta) {
+            // Acquire: SYNC POINT "claim recorded", for a mark left by a
+            // survivor (see `RingCore::tombstone`).
+            let seq = core.slot(pos).seq.load(Ordering::Acquire);
+            let waiting = seq == pos || (seq & RECLAIMING != 0 && seq & POSITION == pos);
+            if waiting
+                && !live.live_claim(pos, Claims::Send)
+                && core.tombstone(pos, seq, meta, Some(record))
+            {
                 tombstones += 1;
             }
         }
@@ -172,14 +180,20 @@ pub(crate) fn recover_slots(ring: &Ring) -> (u64, u64) {
     if let Some(first) = stuck_release {
         // Acquire: SYNC POINT "claim recorded" (see `stalled_release`).
         let tail = ctrl.consumer_head.value.load(Ordering::Acquire);
+        let record = &ring.entry().id.recv_claim;
         for pos in first..tail.min(first.saturating_add(core.capacity())) {
-            if core.slot(pos).seq.load(Ordering::Relaxed) != pos.wrapping_add(1)
-                || live.live_claim(pos, Claims::Recv)
-            {
+            // Acquire: as above.
+            let seq = core.slot(pos).seq.load(Ordering::Acquire);
+            let held = pos.wrapping_add(1);
+            let waiting =
+                seq == held || (seq & RECLAIMING != 0 && seq & POSITION == held & POSITION);
+            if !waiting || live.live_claim(pos, Claims::Recv) {
                 continue;
             }
             let dead = live.dead_claimer(pos, Claims::Recv);
-            if core.force_release(pos, |content| drop_untaken_block(ring, content, dead)) {
+            if core.force_release(pos, seq, Some(record), |content| {
+                drop_untaken_block(ring, content, dead)
+            }) {
                 released += 1;
             }
         }
@@ -358,6 +372,36 @@ mod tests {
         assert_eq!(&buf[..n], b"after the gap");
         assert_eq!(r.stats().head, 2);
         assert_eq!(r.recover(), Recovery::default(), "nothing left to do");
+    }
+
+    #[test]
+    fn a_survivor_that_died_while_reclaiming_is_taken_over() {
+        let ring = ring(8);
+        let r = ring.as_ring();
+        let dead = dead_entry(r, ROLE_SENDER);
+        r.core()
+            .claim_send_as(1, Some(&dead.id.send_claim))
+            .expect("claim");
+        ring.send(b"behind").expect("send");
+        // A survivor recorded position 0, marked its slot, and then stopped
+        // (first alive: a clone of ours; then gone).
+        let survivor = r.clone();
+        let record = &survivor.entry().id.send_claim;
+        record.start.store(0, Ordering::Relaxed);
+        record.end.store(1, Ordering::Relaxed);
+        let slot = &r.core().slot(0).seq;
+        slot.store(crate::protocol::reclaim_mark(0, 0), Ordering::Relaxed);
+        let mut buf = [0u8; 64];
+        assert_eq!(ring.recv(&mut buf), Err(RingError::Empty));
+        assert_eq!(
+            r.recover().unpublished_slots,
+            0,
+            "the survivor is alive: wait for it"
+        );
+        drop(survivor);
+        assert_eq!(r.recover().unpublished_slots, 1, "taken over");
+        let n = ring.recv(&mut buf).expect("the message behind");
+        assert_eq!(&buf[..n], b"behind");
     }
 
     #[test]

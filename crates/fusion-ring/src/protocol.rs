@@ -408,7 +408,7 @@ impl RingCore {
         // Acquire: SYNC POINT "claim recorded" (pairs with the claim CAS):
         // the caller then reads the claimers' records.
         let head = self.ctrl().producer_head.value.load(Ordering::Acquire);
-        (seq & !RECLAIMING == pos && head > pos).then_some(pos)
+        (seq & POSITION == pos && head > pos).then_some(pos)
     }
 
     /// The position producers wait at if a consumer claimed the message
@@ -420,7 +420,7 @@ impl RingCore {
         let seq = self.slot(pos).seq.load(Ordering::Relaxed);
         // Acquire: SYNC POINT "claim recorded" (pairs with the claim CAS).
         let tail = self.ctrl().consumer_head.value.load(Ordering::Acquire);
-        (seq & !RECLAIMING == pos.wrapping_add(1) && tail > pos).then_some(pos)
+        (seq & POSITION == pos.wrapping_add(1) & POSITION && tail > pos).then_some(pos)
     }
 
     /// Publishes an empty tombstone at `pos`, a position claimed by a
@@ -429,16 +429,32 @@ impl RingCore {
     /// all, or another survivor got there first).
     ///
     /// The caller has checked that no live producer's claim covers `pos`:
-    /// nobody else writes this slot but other survivors, and the CAS to
-    /// `RECLAIMING` picks one of them.
-    pub(crate) fn tombstone(&self, pos: u64, meta: u64) -> bool {
+    /// nobody else writes this slot but other survivors, and the CAS from
+    /// `observed` (the sequence word it saw: `pos`, or the mark of a
+    /// survivor that died while doing this) to a new [`reclaim_mark`]
+    /// picks one of them. `record` (the caller's send-claim record) is set
+    /// to cover `pos` first, so that a later survivor waits for this one
+    /// while it is alive and takes over if it dies.
+    pub(crate) fn tombstone(
+        &self,
+        pos: u64,
+        observed: u64,
+        meta: u64,
+        record: Option<&ClaimRecord>,
+    ) -> bool {
         let slot = self.slot(pos);
-        // Relaxed: nothing is read through this CAS; the Release store of
-        // `pos + 1` below publishes the tombstone (SYNC POINT "message
-        // visible", as in `publish`).
+        record_claim(record, pos, 1);
+        // Release: SYNC POINT "claim recorded", for a survivor that sees
+        // the mark (as the claim CAS does). The Release store of `pos + 1`
+        // below publishes the tombstone (SYNC POINT "message visible").
         if slot
             .seq
-            .compare_exchange(pos, pos | RECLAIMING, Ordering::Relaxed, Ordering::Relaxed)
+            .compare_exchange(
+                observed,
+                reclaim_mark(observed, pos),
+                Ordering::Release,
+                Ordering::Relaxed,
+            )
             .is_err()
         {
             return false;
@@ -458,32 +474,62 @@ impl RingCore {
     /// false if the slot was no longer waiting.
     ///
     /// As with `tombstone`, the caller has checked that no live consumer's
-    /// claim covers `pos`.
-    pub(crate) fn force_release(&self, pos: u64, before: impl FnOnce(&SlotContent)) -> bool {
+    /// claim covers `pos`; `observed` and `record` (its receive-claim
+    /// record) work as there. Taking over from a survivor that died here,
+    /// `before` is not called (it may have run already: a block reference
+    /// is leaked rather than dropped twice).
+    pub(crate) fn force_release(
+        &self,
+        pos: u64,
+        observed: u64,
+        record: Option<&ClaimRecord>,
+        before: impl FnOnce(&SlotContent),
+    ) -> bool {
         let slot = self.slot(pos);
+        record_claim(record, pos, 1);
         // Acquire: the content read below is the published message's
-        // (SYNC POINT "message visible", as in `claim_recv`).
+        // (SYNC POINT "message visible", as in `claim_recv`); Release: SYNC
+        // POINT "claim recorded", as in `tombstone`.
         if slot
             .seq
             .compare_exchange(
-                pos.wrapping_add(1),
-                pos.wrapping_add(1) | RECLAIMING,
-                Ordering::Acquire,
+                observed,
+                reclaim_mark(observed, pos.wrapping_add(1)),
+                Ordering::AcqRel,
                 Ordering::Relaxed,
             )
             .is_err()
         {
             return false;
         }
-        before(&self.read(pos));
+        if observed & RECLAIMING == 0 {
+            before(&self.read(pos));
+        }
         store_seq(&slot.seq, pos.wrapping_add(self.capacity()), true);
         true
     }
 }
 
 /// Top bit of a sequence word: a survivor is reclaiming the slot (see
-/// `tombstone` and `force_release`). Positions never reach 2^63.
+/// `tombstone` and `force_release`). Bits 56..63 of such a mark count the
+/// survivors that took over from one that died, and the low bits keep the
+/// sequence value; positions are taken to stay below 2^56 (over two years
+/// at a billion messages a second).
 pub(crate) const RECLAIMING: u64 = 1 << 63;
+/// The sequence value bits of a sequence word (see [`RECLAIMING`]).
+pub(crate) const POSITION: u64 = (1 << 56) - 1;
+
+/// The mark a survivor puts on a sequence word it found holding `observed`
+/// (`value`, or an earlier survivor's mark of it): each takeover makes a
+/// new mark, so one CAS from what a survivor saw picks one survivor.
+pub(crate) fn reclaim_mark(observed: u64, value: u64) -> u64 {
+    let takeovers = if observed & RECLAIMING != 0 {
+        ((observed >> 56) & 0x7f) + 1
+    } else {
+        0
+    };
+    RECLAIMING | (takeovers & 0x7f) << 56 | (value & POSITION)
+}
 
 /// Writes the positions a claimer is about to take (see `claim_send_as`).
 #[inline(always)]
@@ -752,7 +798,7 @@ mod loom_model {
                         if !record.covers(pos) {
                             let meta = pack_meta(0, SlotKind::Tombstone, 4);
                             assert!(
-                                !ring.tombstone(pos, meta),
+                                !ring.tombstone(pos, pos, meta, None),
                                 "tombstoned position {pos}, claimed by a live producer"
                             );
                         }
@@ -805,7 +851,7 @@ mod loom_model {
                     if let Some(pos) = ring.stalled_release() {
                         if !record.covers(pos) {
                             assert!(
-                                !ring.force_release(pos, |_| {}),
+                                !ring.force_release(pos, pos + 1, None, |_| {}),
                                 "released position {pos}, claimed by a live consumer"
                             );
                         }

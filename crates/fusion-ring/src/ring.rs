@@ -356,8 +356,9 @@ impl Ring {
         }
     }
 
+    /// This handle's participant entry.
     #[inline(always)]
-    fn entry(&self) -> &ParticipantEntry {
+    pub(crate) fn entry(&self) -> &ParticipantEntry {
         // SAFETY: `entry` points into the mapping kept alive by `segment`.
         unsafe { self.entry.as_ref() }
     }
