@@ -33,8 +33,10 @@ where
         Self { head, node }
     }
 
-    /// Pushes block `index`.
-    pub(crate) fn push(&self, index: u64) {
+    /// Pushes block `index`; `mark` is called on its header right before
+    /// each attempt to link it in (the arena marks it free there, as late
+    /// as it can: see `Arena::release`).
+    pub(crate) fn push(&self, index: u64, mark: impl Fn(&BlockHeader)) {
         let Some(block) = (self.node)(index) else {
             return;
         };
@@ -43,6 +45,7 @@ where
             // Relaxed: published by the Release CAS below.
             block.next.store(head & INDEX_MASK, Ordering::Relaxed);
             let new = (head >> 32).wrapping_add(1) << 32 | (index + 1);
+            mark(block);
             // SYNC POINT "block free" (Release; pairs with `pop`).
             match self
                 .head
@@ -149,7 +152,7 @@ mod loom_model {
         }
         for i in held {
             m.owned[i as usize].store(false, Ordering::Relaxed);
-            m.list().push(i);
+            m.list().push(i, |_| {});
         }
     }
 
@@ -164,7 +167,7 @@ mod loom_model {
                 owned: (0..3).map(|_| AtomicBool::new(false)).collect(),
             });
             for i in 0..3 {
-                m.list().push(i);
+                m.list().push(i, |_| {});
             }
             let t = {
                 let m = Arc::clone(&m);

@@ -351,9 +351,9 @@ impl Arena {
         // AcqRel: see the module docs ("reference count").
         let before = h.refcount.fetch_sub(1, Ordering::AcqRel);
         if before == 1 {
-            // Until this store, a count of 0 with a holder recorded tells
-            // `reclaim_dead` that a process is freeing it (and may die).
-            h.refcount.store(ON_FREE_LIST, Ordering::Relaxed);
+            // Until `free` marks it ON_FREE_LIST, right before linking it
+            // in, a count of 0 with a holder recorded tells `reclaim_dead`
+            // that a process is freeing it (and may die doing so).
             self.free(h, offset);
             true
         } else if before == 0 || before == ON_FREE_LIST {
@@ -367,17 +367,23 @@ impl Arena {
         }
     }
 
-    /// Puts a block nobody references any more (its count already
-    /// [`ON_FREE_LIST`]) on its free list.
+    /// Puts a block nobody references any more on its free list, marking
+    /// it [`ON_FREE_LIST`] (and without holder) just before the link-in
+    /// CAS: a process killed between the mark and the CAS leaks the block
+    /// (it is then neither on the list nor recognisable as half-freed), so
+    /// that window is kept to a few instructions.
     fn free(&self, h: &BlockHeader, offset: u64) {
         h.generation.store(
             h.generation.load(Ordering::Relaxed).wrapping_add(1),
             Ordering::Relaxed,
         );
-        h.owner_pid.store(0, Ordering::Relaxed);
         let class = h.class.load(Ordering::Relaxed) as usize;
         if class < MAX_CLASSES {
-            self.list(class).push(offset / 64);
+            self.list(class).push(offset / 64, |b| {
+                // Relaxed: published by the push's Release CAS.
+                b.refcount.store(ON_FREE_LIST, Ordering::Relaxed);
+                b.owner_pid.store(0, Ordering::Relaxed);
+            });
         }
     }
 
