@@ -38,6 +38,8 @@
 //!   it may not have dropped yet is leaked rather than dropped twice.
 //! - A block received while another process also held it (a forwarded
 //!   payload) is recorded with no holder and is never reclaimed.
+//! - A process killed in the few instructions between marking a freed
+//!   block free and linking it into its free list leaks that block.
 
 use std::collections::{HashMap, HashSet};
 
