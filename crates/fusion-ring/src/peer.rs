@@ -377,6 +377,32 @@ mod tests {
     }
 
     #[test]
+    fn a_polling_consumer_gets_past_a_dead_producers_slot_by_itself() {
+        let ring = crate::UltraFastRing::with_config(&Config::new(8)).expect("ring");
+        let r = ring.as_ring();
+        let dead = dead_entry(r, ROLE_SENDER);
+        r.core()
+            .claim_send_as(1, Some(&dead.id.send_claim))
+            .expect("claim");
+        ring.send_fast(b"behind", PriorityClass::Normal)
+            .expect("send");
+        // No blocking call, no `recover`: only `Empty` results, and every
+        // few thousand of them a look for a stuck claim.
+        let mut buf = [0u8; 40];
+        let mut polls = 0;
+        let len = loop {
+            polls += 1;
+            match ring.recv_fast(&mut buf) {
+                Ok((len, _, _)) => break len,
+                Err(RingError::Empty) if polls < 100_000 => {}
+                r => panic!("after {polls} polls: {r:?}"),
+            }
+        };
+        assert_eq!(&buf[..len], b"behind");
+        assert!(polls > 1, "the gap was there first");
+    }
+
+    #[test]
     fn a_survivor_that_died_while_reclaiming_is_taken_over() {
         let ring = ring(8);
         let r = ring.as_ring();
