@@ -49,7 +49,7 @@ use crate::layout::{
     MAX_PARTICIPANTS,
 };
 use crate::participant::{self, IN_USE};
-use crate::protocol::{RingCore, SlotContent, POSITION, RECLAIMING};
+use crate::protocol::{holds_or_marks, RingCore, SlotContent, POSITION, RECLAIMING};
 use crate::{PriorityClass, Ring};
 
 /// What [`Ring::recover`] found and put right.
@@ -166,8 +166,7 @@ pub(crate) fn recover_slots(ring: &Ring) -> (u64, u64) {
             // Acquire: SYNC POINT "claim recorded", for a mark left by a
             // survivor (see `RingCore::tombstone`).
             let seq = core.slot(pos).seq.load(Ordering::Acquire);
-            let waiting = seq == pos || (seq & RECLAIMING != 0 && seq & POSITION == pos);
-            if waiting
+            if holds_or_marks(seq, pos)
                 && !live.live_claim(pos, Claims::Send)
                 && core.tombstone(pos, seq, meta, Some(record))
             {
@@ -186,10 +185,7 @@ pub(crate) fn recover_slots(ring: &Ring) -> (u64, u64) {
         for pos in first..tail.min(first.saturating_add(core.capacity())) {
             // Acquire: as above.
             let seq = core.slot(pos).seq.load(Ordering::Acquire);
-            let held = pos.wrapping_add(1);
-            let waiting =
-                seq == held || (seq & RECLAIMING != 0 && seq & POSITION == held & POSITION);
-            if !waiting || live.live_claim(pos, Claims::Recv) {
+            if !holds_or_marks(seq, pos.wrapping_add(1)) || live.live_claim(pos, Claims::Recv) {
                 continue;
             }
             let dead = live.dead_claimer(pos, Claims::Recv);

@@ -442,28 +442,16 @@ impl RingCore {
         meta: u64,
         record: Option<&ClaimRecord>,
     ) -> bool {
-        let slot = self.slot(pos);
-        record_claim(record, pos, 1);
-        // Release: SYNC POINT "claim recorded", for a survivor that sees
-        // the mark (as the claim CAS does). The Release store of `pos + 1`
-        // below publishes the tombstone (SYNC POINT "message visible").
-        if slot
-            .seq
-            .compare_exchange(
-                observed,
-                reclaim_mark(observed, pos),
-                Ordering::Release,
-                Ordering::Relaxed,
-            )
-            .is_err()
-        {
+        if !self.mark_for_reclaim(pos, observed, pos, record) {
             return false;
         }
+        let slot = self.slot(pos);
         slot.stamp.store(0, Ordering::Relaxed);
         slot.meta.store(meta, Ordering::Relaxed);
         for word in &slot.payload {
             word.store(0, Ordering::Relaxed);
         }
+        // SYNC POINT "message visible" (as in `publish`).
         store_seq(&slot.seq, pos.wrapping_add(1), true);
         true
     }
@@ -485,28 +473,42 @@ impl RingCore {
         record: Option<&ClaimRecord>,
         before: impl FnOnce(&SlotContent),
     ) -> bool {
-        let slot = self.slot(pos);
-        record_claim(record, pos, 1);
-        // Acquire: the content read below is the published message's
-        // (SYNC POINT "message visible", as in `claim_recv`); Release: SYNC
-        // POINT "claim recorded", as in `tombstone`.
-        if slot
-            .seq
-            .compare_exchange(
-                observed,
-                reclaim_mark(observed, pos.wrapping_add(1)),
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            )
-            .is_err()
-        {
+        if !self.mark_for_reclaim(pos, observed, pos.wrapping_add(1), record) {
             return false;
         }
         if observed & RECLAIMING == 0 {
             before(&self.read(pos));
         }
-        store_seq(&slot.seq, pos.wrapping_add(self.capacity()), true);
+        // SYNC POINT "slot free" (as in `release`).
+        store_seq(&self.slot(pos).seq, pos.wrapping_add(self.capacity()), true);
         true
+    }
+
+    /// The first step of `tombstone` and `force_release`: records `pos` as
+    /// the caller's claim, then moves the slot's sequence word from
+    /// `observed` (holding `value`, or a dead survivor's mark of it) to a
+    /// new mark. True if this survivor won the slot.
+    fn mark_for_reclaim(
+        &self,
+        pos: u64,
+        observed: u64,
+        value: u64,
+        record: Option<&ClaimRecord>,
+    ) -> bool {
+        record_claim(record, pos, 1);
+        // Release: SYNC POINT "claim recorded", for a survivor that sees
+        // the mark (as the claim CAS does). Acquire: the slot content the
+        // winner reads next is the published message's (SYNC POINT
+        // "message visible", as in `claim_recv`).
+        self.slot(pos)
+            .seq
+            .compare_exchange(
+                observed,
+                reclaim_mark(observed, value),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            )
+            .is_ok()
     }
 }
 
@@ -518,6 +520,12 @@ impl RingCore {
 pub(crate) const RECLAIMING: u64 = 1 << 63;
 /// The sequence value bits of a sequence word (see [`RECLAIMING`]).
 pub(crate) const POSITION: u64 = (1 << 56) - 1;
+
+/// Whether sequence word `seq` holds `value`, or a survivor's mark of it
+/// (see [`RECLAIMING`]): what a survivor may reclaim from.
+pub(crate) fn holds_or_marks(seq: u64, value: u64) -> bool {
+    seq == value || (seq & RECLAIMING != 0 && seq & POSITION == value & POSITION)
+}
 
 /// The mark a survivor puts on a sequence word it found holding `observed`
 /// (`value`, or an earlier survivor's mark of it): each takeover makes a
