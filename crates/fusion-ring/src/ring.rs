@@ -19,7 +19,7 @@ use crate::protocol::{
     PAYLOAD_WORDS,
 };
 use crate::segment::Segment;
-use crate::stats::{aggregate, LaneStats, StatsWriter};
+use crate::stats::{aggregate, LaneStats, RecvTally, SendTally, StatsWriter};
 use crate::sync;
 use crate::{
     BatchMessage, Clock, Config, Loan, LoanError, PriorityClass, Result, RingError, INLINE_MAX,
@@ -556,6 +556,7 @@ impl Ring {
             .claim_send_as(n as u64, Some(&self.entry().id.send_claim))
             .map_err(|e| self.claim_error(e))?;
         let stats = self.stats_writer();
+        let mut tally = SendTally::default();
         // A single message on a ring with wake-ups publishes with a SeqCst
         // swap, which doubles as the handshake's fence (see `sync`).
         let seqcst = self.wakeups && claim.count == 1;
@@ -571,7 +572,7 @@ impl Ring {
                         &pack_payload(data),
                         seqcst,
                     );
-                    stats.record_send(priority.lane(), 1, data.len() as u64, false);
+                    stats.tally_send(&mut tally, priority.lane(), data.len() as u64, false);
                 }
                 Outgoing::Block(desc) => {
                     let meta = pack_meta(desc.len, SlotKind::ZeroCopy, priority as u8);
@@ -582,10 +583,11 @@ impl Ring {
                         &desc.to_words(),
                         seqcst,
                     );
-                    stats.record_send(priority.lane(), 1, desc.len as u64, true);
+                    stats.tally_send(&mut tally, priority.lane(), desc.len as u64, true);
                 }
             }
         }
+        stats.flush_send(&mut tally);
         if seqcst {
             sync::notify_after_seqcst(&self.sync_block().not_empty.value);
         } else if self.wakeups {
@@ -641,6 +643,7 @@ impl Ring {
                 None
             };
             let stats = self.stats_writer();
+            let mut tally = RecvTally::default();
             let (mut taken, mut bad) = (0, None);
             // As in `send_with`: a single release doubles as the fence.
             let seqcst = self.wakeups && claim.count == 1;
@@ -663,7 +666,7 @@ impl Ring {
                     }
                 };
                 let latency = latency_since(content.stamp, now);
-                stats.record_recv(priority.lane(), len as u64, latency);
+                stats.tally_recv(&mut tally, priority.lane(), len as u64, latency);
                 each(Received {
                     body,
                     len,
@@ -672,6 +675,7 @@ impl Ring {
                 });
                 taken += 1;
             }
+            stats.flush_recv(&mut tally);
             if seqcst {
                 sync::notify_after_seqcst(&self.sync_block().not_full.value);
             } else if self.wakeups {
@@ -906,37 +910,85 @@ impl Ring {
 
     /// Receives up to `out.len()` inline messages with one claim; stops
     /// before a message longer than 40 bytes (which stays queued).
+    ///
+    /// `recv_with` with the caller's step written in: an inline slot's words
+    /// go straight into `out` instead of through `Received` and a closure.
+    /// Single-thread `send_batch` + `recv_batch` of 32 went from 50-73 to
+    /// 33-66 ticks per message (8 alternating runs each, medians 60 and 35;
+    /// `first_measurement`), and streaming across two processes from
+    /// 161-178 to 131-145 (4 alternating runs).
     pub(crate) fn recv_inline_batch(&self, out: &mut [InlineMessage]) -> Result<usize> {
         if out.is_empty() {
             return Ok(0);
         }
-        let mut n = 0;
-        self.recv_with(out.len(), Some(INLINE_MAX), |r| {
-            let mut data = [0u8; SLOT_PAYLOAD];
-            match r.body {
-                Body::Inline(words) => data = unpack_payload(&words),
-                Body::Block(d) => {
-                    let arena = self.arena.as_ref().expect("checked block implies an arena");
-                    let len = r.len.min(INLINE_MAX);
-                    // SAFETY: as in `recv_copy`; at most `len` <= block bytes.
-                    unsafe {
-                        core::ptr::copy_nonoverlapping(
-                            arena.payload_ptr(d.offset).as_ptr(),
-                            data.as_mut_ptr(),
-                            len,
-                        )
-                    };
-                    self.release_block(d.offset);
-                }
+        if self.roles.get() & ROLE_RECEIVER == 0 {
+            self.note_role(ROLE_RECEIVER);
+        }
+        loop {
+            let claim = self
+                .core
+                .claim_recv_as(
+                    out.len() as u64,
+                    Some(INLINE_MAX),
+                    Some(&self.entry().id.recv_claim),
+                )
+                .map_err(|e| self.recv_claim_error(e, Some(INLINE_MAX)))?;
+            let now = self.timestamps.then(Clock::now);
+            let stats = self.stats_writer();
+            let mut tally = RecvTally::default();
+            // As in `recv_with`: a single release doubles as the fence.
+            let seqcst = self.wakeups && claim.count == 1;
+            let (mut n, mut bad) = (0, None);
+            for k in 0..claim.count {
+                let pos = claim.pos.wrapping_add(k);
+                let content = self.core.read(pos);
+                let decoded = self.decode(&content);
+                self.core.release(pos, seqcst);
+                let (len, priority) = match decoded {
+                    Decoded::Inline { len, priority } => {
+                        out[n].data = unpack_payload(&content.payload);
+                        (len, priority)
+                    }
+                    Decoded::Block { desc, priority } => {
+                        let arena = self.arena.as_ref().expect("checked block implies an arena");
+                        let len = (desc.len as usize).min(INLINE_MAX);
+                        // SAFETY: as in `recv_copy`; at most `len` <= block bytes.
+                        unsafe {
+                            core::ptr::copy_nonoverlapping(
+                                arena.payload_ptr(desc.offset).as_ptr(),
+                                out[n].data.as_mut_ptr(),
+                                len,
+                            )
+                        };
+                        self.release_block(desc.offset);
+                        (desc.len as usize, priority)
+                    }
+                    Decoded::Tombstone => continue,
+                    Decoded::Bad(what) => {
+                        bad = Some(format!("at position {pos}: {what}"));
+                        continue;
+                    }
+                };
+                let latency = latency_since(content.stamp, now);
+                stats.tally_recv(&mut tally, priority.lane(), len as u64, latency);
+                let m = &mut out[n];
+                m.len = len.min(INLINE_MAX) as u8;
+                m.priority = priority;
+                m.latency_cycles = latency.unwrap_or(0);
+                n += 1;
             }
-            out[n] = InlineMessage {
-                data,
-                len: r.len.min(INLINE_MAX) as u8,
-                priority: r.priority,
-                latency_cycles: r.latency.unwrap_or(0),
-            };
-            n += 1;
-        })
+            stats.flush_recv(&mut tally);
+            if seqcst {
+                sync::notify_after_seqcst(&self.sync_block().not_full.value);
+            } else if self.wakeups {
+                sync::notify(&self.sync_block().not_full.value);
+            }
+            match (n, bad) {
+                (0, Some(what)) => return Err(self.corrupt(what)),
+                (0, None) => continue, // only tombstones: look again
+                (n, _) => return Ok(n),
+            }
+        }
     }
 }
 

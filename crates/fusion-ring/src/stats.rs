@@ -131,6 +131,41 @@ fn bump(counter: &AtomicU64, v: u64, shared: bool) {
     }
 }
 
+/// One lane's send counters gathered over one call, written to the entry
+/// once (or when the lane changes): a batch then costs one read-modify-write
+/// per counter instead of one per message.
+#[derive(Default)]
+pub(crate) struct SendTally {
+    lane: usize,
+    count: u64,
+    bytes: u64,
+    zerocopy: u64,
+}
+
+/// One lane's receive counters gathered over one call, as [`SendTally`].
+/// The latency histogram is not gathered: its bucket differs per message.
+pub(crate) struct RecvTally {
+    lane: usize,
+    count: u64,
+    bytes: u64,
+    latency_sum: u64,
+    latency_min: u64,
+    latency_max: u64,
+}
+
+impl Default for RecvTally {
+    fn default() -> Self {
+        Self {
+            lane: 0,
+            count: 0,
+            bytes: 0,
+            latency_sum: 0,
+            latency_min: u64::MAX,
+            latency_max: 0,
+        }
+    }
+}
+
 /// Writes one participant entry's counters.
 pub(crate) struct StatsWriter<'a> {
     pub(crate) entry: &'a ParticipantEntry,
@@ -138,20 +173,92 @@ pub(crate) struct StatsWriter<'a> {
 }
 
 impl StatsWriter<'_> {
+    /// Adds one sent message to `t`, first writing out what `t` holds if it
+    /// is for another lane.
     #[inline(always)]
-    pub(crate) fn record_send(&self, lane: usize, count: u64, bytes: u64, zerocopy: bool) {
-        let l = &self.entry.lanes[lane];
-        bump(&l.sent, count, self.shared);
-        bump(&l.sent_bytes, bytes, self.shared);
-        bump(
-            if zerocopy {
-                &l.zerocopy_sent
-            } else {
-                &l.inline_sent
-            },
-            count,
-            self.shared,
-        );
+    pub(crate) fn tally_send(&self, t: &mut SendTally, lane: usize, bytes: u64, zerocopy: bool) {
+        if t.lane != lane && t.count != 0 {
+            self.flush_send(t);
+        }
+        t.lane = lane;
+        t.count += 1;
+        t.bytes = t.bytes.wrapping_add(bytes);
+        t.zerocopy += zerocopy as u64;
+    }
+
+    /// Writes `t` to the entry and empties it.
+    #[inline(always)]
+    pub(crate) fn flush_send(&self, t: &mut SendTally) {
+        if t.count != 0 {
+            let l = &self.entry.lanes[t.lane];
+            bump(&l.sent, t.count, self.shared);
+            bump(&l.sent_bytes, t.bytes, self.shared);
+            if t.zerocopy != 0 {
+                bump(&l.zerocopy_sent, t.zerocopy, self.shared);
+            }
+            if t.zerocopy != t.count {
+                bump(&l.inline_sent, t.count - t.zerocopy, self.shared);
+            }
+        }
+        *t = SendTally::default();
+    }
+
+    /// Adds one received message to `t` (its latency bucket goes straight
+    /// to the entry), first writing out `t` if it is for another lane.
+    #[inline(always)]
+    pub(crate) fn tally_recv(
+        &self,
+        t: &mut RecvTally,
+        lane: usize,
+        bytes: u64,
+        latency: Option<u64>,
+    ) {
+        if t.lane != lane && t.count != 0 {
+            self.flush_recv(t);
+        }
+        t.lane = lane;
+        t.count += 1;
+        t.bytes = t.bytes.wrapping_add(bytes);
+        if let Some(latency) = latency {
+            bump(
+                &self.entry.lanes[lane].latency_hist[bucket(latency)],
+                1,
+                self.shared,
+            );
+            t.latency_sum = t.latency_sum.wrapping_add(latency);
+            t.latency_min = t.latency_min.min(latency);
+            t.latency_max = t.latency_max.max(latency);
+        }
+    }
+
+    /// Writes `t` to the entry and empties it.
+    #[inline(always)]
+    pub(crate) fn flush_recv(&self, t: &mut RecvTally) {
+        if t.count != 0 {
+            let l = &self.entry.lanes[t.lane];
+            bump(&l.received, t.count, self.shared);
+            bump(&l.received_bytes, t.bytes, self.shared);
+            if t.latency_min != u64::MAX {
+                bump(&l.latency_sum, t.latency_sum, self.shared);
+                self.note_extremes(l, t.latency_min, t.latency_max);
+            }
+        }
+        *t = RecvTally::default();
+    }
+
+    /// Widens the lane's latency min/max to include `[min, max]`.
+    #[inline(always)]
+    fn note_extremes(&self, l: &LaneCounters, min: u64, max: u64) {
+        // Relaxed: min/max are statistics; races between sharers may lose
+        // an extreme value but never tear one.
+        if max > l.latency_max.load(Ordering::Relaxed) {
+            l.latency_max.store(max, Ordering::Relaxed);
+        }
+        let min1 = l.latency_min_plus1.load(Ordering::Relaxed);
+        if min1 == 0 || min.saturating_add(1) < min1 {
+            l.latency_min_plus1
+                .store(min.saturating_add(1), Ordering::Relaxed);
+        }
     }
 
     #[inline(always)]
@@ -162,16 +269,7 @@ impl StatsWriter<'_> {
         let Some(latency) = latency else { return };
         bump(&l.latency_sum, latency, self.shared);
         bump(&l.latency_hist[bucket(latency)], 1, self.shared);
-        // Relaxed: min/max are statistics; races between sharers may lose
-        // an extreme value but never tear one.
-        if latency > l.latency_max.load(Ordering::Relaxed) {
-            l.latency_max.store(latency, Ordering::Relaxed);
-        }
-        let min1 = l.latency_min_plus1.load(Ordering::Relaxed);
-        if min1 == 0 || latency.saturating_add(1) < min1 {
-            l.latency_min_plus1
-                .store(latency.saturating_add(1), Ordering::Relaxed);
-        }
+        self.note_extremes(l, latency, latency);
     }
 }
 
@@ -293,5 +391,89 @@ mod tests {
         assert_eq!(s.latency_percentile(0.75), 4);
         assert_eq!(s.latency_percentile(1.0), 100);
         assert_eq!(LaneStats::default().latency_percentile(0.5), 0);
+    }
+
+    fn lane(stats: &[LaneStats; 5], p: PriorityClass) -> LaneStats {
+        stats[p.lane()]
+    }
+
+    /// A batch's counters are gathered per call and written per lane: a
+    /// batch that switches lanes must still credit each message to its own.
+    #[test]
+    fn a_mixed_lane_inline_batch_is_counted_per_lane() {
+        use crate::{BatchMessage, UltraFastRing};
+        let ring = UltraFastRing::new(16).unwrap();
+        let batch = [
+            BatchMessage::new(b"abc", PriorityClass::High),
+            BatchMessage::new(b"de", PriorityClass::High),
+            BatchMessage::new(b"f", PriorityClass::Low),
+            BatchMessage::new(b"ghij", PriorityClass::High),
+        ];
+        assert_eq!(crate::inline::send_batch(&ring, &batch).unwrap(), 4);
+        let mut out = [crate::InlineMessage::default(); 8];
+        assert_eq!(ring.recv_batch(&mut out).unwrap(), 4);
+        let stats = ring.as_ring().lane_stats();
+        let high = lane(&stats, PriorityClass::High);
+        assert_eq!((high.sent, high.sent_bytes, high.inline_sent), (3, 9, 3));
+        assert_eq!(
+            (high.received, high.received_bytes, high.timed()),
+            (3, 9, 3)
+        );
+        assert!(high.latency_min <= high.latency_max);
+        assert!(high.latency_sum >= high.latency_max);
+        let low = lane(&stats, PriorityClass::Low);
+        assert_eq!(
+            (low.sent, low.sent_bytes, low.received, low.timed()),
+            (1, 1, 1, 1)
+        );
+        assert_eq!(low.latency_sum, low.latency_max);
+        for p in [
+            PriorityClass::RealTime,
+            PriorityClass::Normal,
+            PriorityClass::Background,
+        ] {
+            assert_eq!(lane(&stats, p), LaneStats::default(), "{p:?}");
+        }
+    }
+
+    /// The same through the general path, with a zero-copy message between
+    /// inline ones of the same lane.
+    #[test]
+    fn a_mixed_kind_batch_is_counted_per_lane_and_kind() {
+        use crate::{BatchMessage, Config, FusionRing};
+        let ring = FusionRing::with_config(&Config::new(16).arena_bytes(1 << 16).max_message(4096))
+            .unwrap();
+        let big = [9u8; 100];
+        let batch = [
+            BatchMessage::new(&big, PriorityClass::High),
+            BatchMessage::new(b"xyz", PriorityClass::Low),
+            BatchMessage::new(b"uv", PriorityClass::High),
+        ];
+        assert_eq!(ring.send_batch(&batch).unwrap(), 3);
+        let mut out = Vec::new();
+        assert_eq!(ring.recv_batch(&mut out, 8).unwrap(), 3);
+        drop(out);
+        let stats = ring.as_ref().lane_stats();
+        let high = lane(&stats, PriorityClass::High);
+        assert_eq!(
+            (
+                high.sent,
+                high.sent_bytes,
+                high.inline_sent,
+                high.zerocopy_sent
+            ),
+            (2, 102, 1, 1)
+        );
+        assert_eq!((high.received, high.received_bytes), (2, 102));
+        let low = lane(&stats, PriorityClass::Low);
+        assert_eq!(
+            (
+                low.sent,
+                low.inline_sent,
+                low.zerocopy_sent,
+                low.received_bytes
+            ),
+            (1, 1, 0, 3)
+        );
     }
 }
