@@ -606,14 +606,6 @@ pub(crate) fn unpack_payload_into(words: &[u64; PAYLOAD_WORDS], out: &mut [u8]) 
     }
 }
 
-/// Unpacks payload words into bytes.
-#[inline(always)]
-pub(crate) fn unpack_payload(words: &[u64; PAYLOAD_WORDS]) -> [u8; SLOT_PAYLOAD] {
-    let mut bytes = [0u8; SLOT_PAYLOAD];
-    unpack_payload_into(words, &mut bytes);
-    bytes
-}
-
 /// Initial sequence word of slot `index` in a fresh ring.
 pub(crate) fn initial_seq(index: u64) -> u64 {
     index
@@ -628,7 +620,8 @@ mod tests {
         for len in 0..=SLOT_PAYLOAD {
             let data: Vec<u8> = (0..len as u8).map(|i| i.wrapping_mul(37) ^ 0xA5).collect();
             let words = pack_payload(&data);
-            let bytes = unpack_payload(&words);
+            let mut bytes = [0u8; SLOT_PAYLOAD];
+            unpack_payload_into(&words, &mut bytes);
             assert_eq!(&bytes[..len], &data[..]);
             assert!(bytes[len..].iter().all(|&b| b == 0));
             let mut out = vec![0xEE; len];

@@ -15,8 +15,7 @@ use crate::layout::{
 };
 use crate::participant::{self, ROLE_RECEIVER, ROLE_SENDER};
 use crate::protocol::{
-    pack_payload, unpack_payload, unpack_payload_into, ClaimError, RingCore, SlotContent,
-    PAYLOAD_WORDS,
+    pack_payload, unpack_payload_into, ClaimError, RingCore, SlotContent, PAYLOAD_WORDS,
 };
 use crate::segment::Segment;
 use crate::stats::{aggregate, LaneStats, RecvTally, SendTally, StatsWriter};
@@ -911,84 +910,38 @@ impl Ring {
     /// Receives up to `out.len()` inline messages with one claim; stops
     /// before a message longer than 40 bytes (which stays queued).
     ///
-    /// `recv_with` with the caller's step written in: an inline slot's words
-    /// go straight into `out` instead of through `Received` and a closure.
-    /// Single-thread `send_batch` + `recv_batch` of 32 went from 50-73 to
-    /// 33-66 ticks per message (8 alternating runs each, medians 60 and 35;
-    /// `first_measurement`), and streaming across two processes from
-    /// 161-178 to 131-145 (4 alternating runs).
+    /// Each message is written straight into its `out` entry: copying it
+    /// through a local first, together with per-message stats writes,
+    /// made single-thread `send_batch` + `recv_batch` of 32 cost 50-73
+    /// ticks per message; 37-40 now (6 alternating runs; `first_measurement`).
     pub(crate) fn recv_inline_batch(&self, out: &mut [InlineMessage]) -> Result<usize> {
         if out.is_empty() {
             return Ok(0);
         }
-        if self.roles.get() & ROLE_RECEIVER == 0 {
-            self.note_role(ROLE_RECEIVER);
-        }
-        loop {
-            let claim = self
-                .core
-                .claim_recv_as(
-                    out.len() as u64,
-                    Some(INLINE_MAX),
-                    Some(&self.entry().id.recv_claim),
-                )
-                .map_err(|e| self.recv_claim_error(e, Some(INLINE_MAX)))?;
-            let now = self.timestamps.then(Clock::now);
-            let stats = self.stats_writer();
-            let mut tally = RecvTally::default();
-            // As in `recv_with`: a single release doubles as the fence.
-            let seqcst = self.wakeups && claim.count == 1;
-            let (mut n, mut bad) = (0, None);
-            for k in 0..claim.count {
-                let pos = claim.pos.wrapping_add(k);
-                let content = self.core.read(pos);
-                let decoded = self.decode(&content);
-                self.core.release(pos, seqcst);
-                let (len, priority) = match decoded {
-                    Decoded::Inline { len, priority } => {
-                        out[n].data = unpack_payload(&content.payload);
-                        (len, priority)
-                    }
-                    Decoded::Block { desc, priority } => {
-                        let arena = self.arena.as_ref().expect("checked block implies an arena");
-                        let len = (desc.len as usize).min(INLINE_MAX);
-                        // SAFETY: as in `recv_copy`; at most `len` <= block bytes.
-                        unsafe {
-                            core::ptr::copy_nonoverlapping(
-                                arena.payload_ptr(desc.offset).as_ptr(),
-                                out[n].data.as_mut_ptr(),
-                                len,
-                            )
-                        };
-                        self.release_block(desc.offset);
-                        (desc.len as usize, priority)
-                    }
-                    Decoded::Tombstone => continue,
-                    Decoded::Bad(what) => {
-                        bad = Some(format!("at position {pos}: {what}"));
-                        continue;
-                    }
-                };
-                let latency = latency_since(content.stamp, now);
-                stats.tally_recv(&mut tally, priority.lane(), len as u64, latency);
-                let m = &mut out[n];
-                m.len = len.min(INLINE_MAX) as u8;
-                m.priority = priority;
-                m.latency_cycles = latency.unwrap_or(0);
-                n += 1;
+        let mut n = 0;
+        self.recv_with(out.len(), Some(INLINE_MAX), |r| {
+            let m = &mut out[n];
+            match r.body {
+                Body::Inline(words) => unpack_payload_into(&words, &mut m.data),
+                Body::Block(d) => {
+                    let arena = self.arena.as_ref().expect("checked block implies an arena");
+                    let len = r.len.min(INLINE_MAX);
+                    // SAFETY: as in `recv_copy`; at most `len` <= block bytes.
+                    unsafe {
+                        core::ptr::copy_nonoverlapping(
+                            arena.payload_ptr(d.offset).as_ptr(),
+                            m.data.as_mut_ptr(),
+                            len,
+                        )
+                    };
+                    self.release_block(d.offset);
+                }
             }
-            stats.flush_recv(&mut tally);
-            if seqcst {
-                sync::notify_after_seqcst(&self.sync_block().not_full.value);
-            } else if self.wakeups {
-                sync::notify(&self.sync_block().not_full.value);
-            }
-            match (n, bad) {
-                (0, Some(what)) => return Err(self.corrupt(what)),
-                (0, None) => continue, // only tombstones: look again
-                (n, _) => return Ok(n),
-            }
-        }
+            m.len = r.len.min(INLINE_MAX) as u8;
+            m.priority = r.priority;
+            m.latency_cycles = r.latency.unwrap_or(0);
+            n += 1;
+        })
     }
 }
 
