@@ -98,7 +98,7 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     let slow = (rounds / 10).max(1000); // syscall paths: ~10-50 us each
     let zc_rounds = |size: usize| (rounds / (1 + size / (64 << 10))).max(2000);
     let zc_msgs = |size: usize| (opts.messages / (1 + size as u64 / 512)).clamp(2000, 500_000);
-    let steps = 10 + 4 * opts.sizes.len();
+    let steps = 11 + 4 * opts.sizes.len();
     let mut p = Progress::new(steps);
     let mut report = Report::new(ticks_per_ns);
     // A short cache-line ping-pong before each row: where the host placed the
@@ -111,6 +111,11 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     p.step("floor: cache-line ping-pong");
     let f = paths::floor(rounds)?;
     report.latency("floor", 64, &f, probe()?, None);
+
+    p.step("ring floor: ping-pong through two rings of lines");
+    let r = paths::ring_floor(rounds)?;
+    report.machine.ring_floor_ns = Some(report::median_ns(&r, ticks_per_ns));
+    report.machine.clock_read_ticks = Some(paths::clock_read_ticks());
 
     p.step("inline 40 B latency");
     let s = paths::inline_latency(rounds)?;

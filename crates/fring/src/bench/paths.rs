@@ -87,6 +87,55 @@ pub fn floor(rounds: usize) -> R<Samples> {
     )
 }
 
+/// The least any ping-pong through two queues pays: each side writes the
+/// next line of its own ring of lines while the other side polls that line.
+/// Unlike `floor` (one line, read then written by each side in turn, so
+/// one transfer per hop hands over ownership too), the writer must first
+/// take its line back from the poller: two transfers per hop.
+pub fn ring_floor(rounds: usize) -> R<Samples> {
+    const LINES: u64 = 32; // per direction: ping lines 0..32, pong 32..64
+    let page = SharedPage::new();
+    let line = |dir: u64, i: u64| page.word((64 * (dir * LINES + i % LINES)) as usize);
+    let total = (rounds + rounds / 10 + 1) as u64;
+    with_peer(
+        || {
+            for i in 1..=total {
+                while line(0, i).load(Ordering::Acquire) != i {
+                    std::hint::spin_loop();
+                }
+                line(1, i).store(i, Ordering::Release);
+            }
+        },
+        || {
+            let mut i = 0u64;
+            timed((total as usize) - rounds, rounds, || {
+                i += 1;
+                line(0, i).store(i, Ordering::Release);
+                while line(1, i).load(Ordering::Acquire) != i {
+                    std::hint::spin_loop();
+                }
+            })
+        },
+    )
+}
+
+/// What one read of the clock costs, in ticks (median of 5 runs of 100 000
+/// reads): every stamped message pays it twice, once on each side.
+pub fn clock_read_ticks() -> f64 {
+    const READS: u64 = 100_000;
+    let mut runs: Vec<f64> = (0..5)
+        .map(|_| {
+            let t0 = Clock::now();
+            for _ in 0..READS {
+                std::hint::black_box(Clock::now());
+            }
+            (Clock::now() - t0) as f64 / READS as f64
+        })
+        .collect();
+    runs.sort_by(f64::total_cmp);
+    runs[2]
+}
+
 /// Inline 40-byte messages through `UltraFastRing` (the hot path).
 pub fn inline_latency(rounds: usize) -> R<Samples> {
     let ping = UltraFastRing::new(64).map_err(|e| e.to_string())?;

@@ -15,6 +15,14 @@ pub struct Machine {
     pub cores: usize,
     pub kernel: String,
     pub tsc_ghz: f64,
+    /// One-way ns of `paths::ring_floor`: a ping-pong through two rings of
+    /// lines, the least any two-queue design pays here (two line transfers
+    /// per hop where the `floor` row pays one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ring_floor_ns: Option<f64>,
+    /// Ticks per clock read (every stamped message takes two).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clock_read_ticks: Option<f64>,
 }
 
 impl Machine {
@@ -38,6 +46,8 @@ impl Machine {
                 u.release().to_string_lossy()
             ),
             tsc_ghz: ticks_per_ns,
+            ring_floor_ns: None,
+            clock_read_ticks: None,
         }
     }
 }
@@ -391,6 +401,32 @@ impl Report {
             ]);
         }
         out += &format!("{g}\n");
+        out += &self.limits();
+        out
+    }
+
+    /// What this machine allows, for reading the targets: the two floors
+    /// and the clock, measured in this run.
+    fn limits(&self) -> String {
+        let m = &self.machine;
+        let lat = |name| self.find(name, "latency", None).and_then(|r| r.median_ns);
+        let mut out = String::new();
+        if let (Some(ring), Some(floor), Some(inline)) =
+            (m.ring_floor_ns, lat("floor"), lat("inline"))
+        {
+            out += &format!(
+                "limits: ping-pong through two rings of lines {ring:.0} ns one-way = {:.2}x the one-line floor \
+                 (two line transfers per hop, not one); inline is {:.2}x that ring floor\n",
+                ring / floor,
+                inline / ring,
+            );
+        }
+        if let Some(c) = m.clock_read_ticks {
+            out += &format!(
+                "limits: one clock read {c:.0} ticks; a stamped message takes two ({:.0} ns)\n",
+                2.0 * c / self.ticks_per_ns
+            );
+        }
         out
     }
 
