@@ -764,6 +764,15 @@ fn bench_smoke_writes_json_and_svg() {
         m["tsc_ghz"].as_f64().is_some_and(|g| g > 0.0),
         "tsc_ghz: {m}"
     );
+    // The limits the targets are read against, measured in the same run.
+    for k in ["ring_floor_ns", "clock_read_ticks"] {
+        assert!(m[k].as_f64().is_some_and(|x| x > 0.0), "{k}: {m}");
+    }
+    assert!(
+        out.stdout.contains("limits: ping-pong through two rings of lines"),
+        "table:\n{}",
+        out.stdout
+    );
 
     let results = v["results"].as_array().expect("results list");
     let names: Vec<&str> = results.iter().filter_map(|r| r["name"].as_str()).collect();
