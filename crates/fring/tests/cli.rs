@@ -769,7 +769,8 @@ fn bench_smoke_writes_json_and_svg() {
         assert!(m[k].as_f64().is_some_and(|x| x > 0.0), "{k}: {m}");
     }
     assert!(
-        out.stdout.contains("limits: ping-pong through two rings of lines"),
+        out.stdout
+            .contains("limits: ping-pong through two rings of lines"),
         "table:\n{}",
         out.stdout
     );

@@ -147,18 +147,7 @@ impl RingCore {
     /// invalidation.
     #[inline(always)]
     fn prefetch_for_write(&self, pos: u64) {
-        // Miri cannot run inline assembly: no prefetch there.
-        #[cfg(all(target_arch = "x86_64", not(fusion_ring_loom), not(miri)))]
-        {
-            let p = self.slot(pos) as *const Slot;
-            // SAFETY: prefetchw never faults and has no architectural effect
-            // (CPUs without it execute it as a NOP); `p` is a valid slot.
-            unsafe {
-                core::arch::asm!("prefetchw [{p}]", p = in(reg) p, options(nostack, preserves_flags, readonly))
-            };
-        }
-        #[cfg(not(all(target_arch = "x86_64", not(fusion_ring_loom), not(miri))))]
-        let _ = pos;
+        crate::atomic::prefetch_for_write(self.slot(pos));
     }
 
     /// Claims up to `max` (>= 1) consecutive free slots with one CAS.

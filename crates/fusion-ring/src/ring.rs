@@ -58,6 +58,9 @@ pub struct Ring {
     /// `Full`/`Empty` results so far; every `STALL_CHECK_EVERY`th looks for
     /// a dead peer's claim blocking the ring (`peer`).
     misses: Cell<u32>,
+    /// The block this handle allocated last: most often the next one it
+    /// gets back (free lists are LIFO), so its header is fetched ahead.
+    last_block: Cell<u64>,
     segment: Arc<Segment>,
     _not_sync: PhantomData<Cell<()>>,
 }
@@ -341,6 +344,7 @@ impl Ring {
             max_message: g.max_message,
             roles: Cell::new(0),
             misses: Cell::new(0),
+            last_block: Cell::new(u64::MAX),
             segment,
             _not_sync: PhantomData,
         }
@@ -445,12 +449,21 @@ impl Ring {
         self.arena.as_ref()
     }
 
-    pub(crate) fn segment(&self) -> &Arc<Segment> {
-        &self.segment
+    /// Allocates a block as `Arena::alloc`, first fetching the header of
+    /// the block this handle allocated last (see `last_block`).
+    pub(crate) fn alloc_block(
+        &self,
+        arena: &Arena,
+        len: usize,
+    ) -> core::result::Result<Descriptor, crate::arena::AllocError> {
+        arena.prefetch_header(self.last_block.get());
+        let d = arena.alloc(len, self.owner_pid)?;
+        self.last_block.set(d.offset);
+        Ok(d)
     }
 
-    pub(crate) fn pid(&self) -> u32 {
-        self.owner_pid
+    pub(crate) fn segment(&self) -> &Arc<Segment> {
+        &self.segment
     }
 
     pub(crate) fn has_wakeups(&self) -> bool {
@@ -517,6 +530,12 @@ impl Ring {
                         desc.len
                     ));
                 }
+                // The receiver writes the header (`take`, then the release)
+                // and pushes the block on its class's free list when done:
+                // fetch both lines writable now, overlapped with the checks.
+                arena.prefetch_header(desc.offset);
+                arena.prefetch_free_list(desc.class as usize);
+                arena.prefetch_payload(desc.offset);
                 match arena.check(&desc) {
                     Ok(()) => {
                         // Before the slot is released (the caller's next

@@ -48,12 +48,12 @@ impl<'r> Loan<'r> {
                 ring.label()
             ),
         })?;
-        let desc = arena
-            .alloc(len, ring.pid())
+        let desc = ring
+            .alloc_block(arena, len)
             .or_else(|e| match e {
                 // Blocks dead processes held may make room.
                 crate::arena::AllocError::Exhausted if ring.reclaimed_blocks_now_and_then() => {
-                    arena.alloc(len, ring.pid())
+                    ring.alloc_block(arena, len)
                 }
                 e => Err(e),
             })

@@ -201,6 +201,37 @@ impl Arena {
         })
     }
 
+    /// Fetches the header of the block at `offset` writable ahead of use
+    /// (nothing if `offset` cannot be a block's).
+    #[inline(always)]
+    pub(crate) fn prefetch_header(&self, offset: u64) {
+        if offset.is_multiple_of(64)
+            && offset.saturating_add(BLOCK_HEADER as u64) <= self.blocks_len as u64
+        {
+            crate::atomic::prefetch_for_write(self.header_at(offset as usize));
+        }
+    }
+
+    /// Fetches the first payload line of the block at `offset` ahead of a
+    /// read (nothing if `offset` cannot be a block's).
+    #[inline(always)]
+    pub(crate) fn prefetch_payload(&self, offset: u64) {
+        if offset.is_multiple_of(64)
+            && offset.saturating_add(2 * BLOCK_HEADER as u64) <= self.blocks_len as u64
+        {
+            crate::atomic::prefetch_for_read(self.payload_ptr(offset).as_ptr());
+        }
+    }
+
+    /// Fetches the head of class `class`'s free list writable ahead of a
+    /// push or pop (nothing for a class out of range).
+    #[inline(always)]
+    pub(crate) fn prefetch_free_list(&self, class: usize) {
+        if let Some(head) = self.ctrl().free.get(class) {
+            crate::atomic::prefetch_for_write(&head.value);
+        }
+    }
+
     /// Allocates a block for `len` payload bytes, owned once (refcount 1).
     pub(crate) fn alloc(&self, len: usize, pid: u32) -> Result<Descriptor, AllocError> {
         if len > self.max_message {
@@ -209,6 +240,9 @@ impl Arena {
             });
         }
         let want = class_for(len);
+        // The pop loads the head, then CASes it: fetched writable, the line
+        // moves once instead of twice.
+        self.prefetch_free_list(want);
         let offset = self
             .list(want)
             .pop()
@@ -220,6 +254,8 @@ impl Arena {
             })
             .ok_or(AllocError::Exhausted)?;
         let h = self.header_at(offset);
+        // The caller is about to write the payload: its first line too.
+        crate::atomic::prefetch_for_write(self.payload_ptr(offset as u64).as_ptr());
         // Relaxed: we own the block (popped with Acquire or freshly carved);
         // these become visible to a receiver through the slot's Release.
         h.refcount.store(1, Ordering::Relaxed);
