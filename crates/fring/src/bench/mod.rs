@@ -10,6 +10,8 @@ use std::path::PathBuf;
 
 use fusion_ring::Clock;
 
+use paths::Samples;
+
 pub use report::Report;
 
 /// What to run.
@@ -90,6 +92,9 @@ impl Progress {
     }
 }
 
+/// The spinning latency rows are taken in this many parts, in turn.
+const QUARTERS: usize = 4;
+
 /// Runs every measurement and returns the report.
 pub fn run(opts: &Options) -> Result<Report, String> {
     fork::cpu_count(); // before anything pins this process
@@ -98,7 +103,7 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     let slow = (rounds / 10).max(1000); // syscall paths: ~10-50 us each
     let zc_rounds = |size: usize| (rounds / (1 + size / (64 << 10))).max(2000);
     let zc_msgs = |size: usize| (opts.messages / (1 + size as u64 / 512)).clamp(2000, 500_000);
-    let steps = 10 + 4 * opts.sizes.len();
+    let steps = 7 + QUARTERS + 2 * opts.sizes.len();
     let mut p = Progress::new(steps);
     let mut report = Report::new(ticks_per_ns);
     // A short cache-line ping-pong before each row: where the host placed the
@@ -108,26 +113,57 @@ pub fn run(opts: &Options) -> Result<Report, String> {
         Ok(report::median_ns(&s, ticks_per_ns))
     };
 
-    p.step("floor: cache-line ping-pong");
-    let f = paths::floor(rounds)?;
-    report.latency("floor", 64, &f, probe()?, None);
-
-    p.step("ring floor: ping-pong through two rings of lines");
-    let r = paths::ring_floor(rounds)?;
-    report.machine.ring_floor_ns = Some(report::median_ns(&r, ticks_per_ns));
+    // The spinning latency rows feed ratios (inline / floor, zero-copy /
+    // inline) and drift by tens of percent as the host moves the vCPUs:
+    // each is taken in quarters, in turn with the others, so a slow spell
+    // falls on all of them. Each row's probe is the median of the probes
+    // taken just before its quarters.
+    struct Row {
+        samples: Samples,
+        probes: Vec<f64>,
+    }
+    let new_row = || Row {
+        samples: Vec::new(),
+        probes: Vec::new(),
+    };
+    let (mut floor, mut ring, mut inline) = (new_row(), new_row(), new_row());
+    let mut zc: Vec<(usize, bool, Row)> = opts
+        .sizes
+        .iter()
+        .flat_map(|&size| [(size, true, new_row()), (size, false, new_row())])
+        .collect();
+    for q in 1..=QUARTERS {
+        p.step(&format!(
+            "latency quarter {q}/{QUARTERS}: floors, inline, zero-copy"
+        ));
+        let take = |row: &mut Row, s: Samples| -> Result<(), String> {
+            row.probes.push(probe()?);
+            row.samples.extend(s);
+            Ok(())
+        };
+        take(&mut floor, paths::floor(rounds / QUARTERS)?)?;
+        take(&mut ring, paths::ring_floor(rounds / QUARTERS)?)?;
+        take(&mut inline, paths::inline_latency(rounds / QUARTERS)?)?;
+        for (size, loan, row) in &mut zc {
+            let s = paths::zerocopy_latency(*size, *loan, zc_rounds(*size) / QUARTERS)?;
+            take(row, s)?;
+        }
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    report.latency("floor", 64, &floor.samples, median(floor.probes), None);
+    report.machine.ring_floor_ns = Some(report::median_ns(&ring.samples, ticks_per_ns));
     report.machine.clock_read_ticks = Some(paths::clock_read_ticks());
-
-    p.step("inline 40 B latency");
-    let s = paths::inline_latency(rounds)?;
-    report.latency("inline", 40, &s, probe()?, None);
-
-    for &size in &opts.sizes {
-        p.step(&format!("zero-copy {size} B latency (loan)"));
-        let s = paths::zerocopy_latency(size, true, zc_rounds(size))?;
-        report.latency("zerocopy-loan", size, &s, probe()?, None);
-        p.step(&format!("zero-copy {size} B latency (copying send)"));
-        let s = paths::zerocopy_latency(size, false, zc_rounds(size))?;
-        report.latency("zerocopy-copy", size, &s, probe()?, None);
+    report.latency("inline", 40, &inline.samples, median(inline.probes), None);
+    for (size, loan, row) in zc {
+        let name = if loan {
+            "zerocopy-loan"
+        } else {
+            "zerocopy-copy"
+        };
+        report.latency(name, size, &row.samples, median(row.probes), None);
     }
 
     // The two wake-up rows are compared with each other (a target is their
