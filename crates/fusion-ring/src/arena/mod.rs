@@ -19,7 +19,9 @@
 //!   block happens before the next allocator writes it.
 //! - The reference count decrement is `AcqRel`: `Release` so each owner's
 //!   reads of the payload happen before the block is freed, `Acquire` in the
-//!   last owner so it sees the others' releases before freeing.
+//!   last owner so it sees the others' releases before freeing. An owner
+//!   that finds the count at 1 (its own reference alone) frees without
+//!   decrementing, after an `Acquire` load that plays the same part.
 //! - The payload itself travels with the slot: the sender writes it before
 //!   publishing the slot (`Release`), the receiver reads it after seeing the
 //!   slot published (`Acquire`).
@@ -384,6 +386,19 @@ impl Arena {
     /// Drops an owner; the last one frees the block (and gets `true`).
     pub(crate) fn release(&self, offset: u64) -> bool {
         let h = self.header_at(offset as usize);
+        // The caller holds a reference, so a count of 1 is ours alone, and
+        // nobody can add one: that takes holding a reference too (a clone,
+        // a forward), and a queued message holds its own. Free at once,
+        // without the locked decrement: the common case of a message
+        // received, read and dropped (1 MiB loan one-way 413-463 -> 367-429
+        // ns, 2 x 3 alternating runs). Acquire: as the decrement's, pairs
+        // with the other owners' Release decrements, so their reads of the
+        // payload happen before the block is reused. Dying here leaves the
+        // count at 1 with us as holder: `reclaim_dead` frees it.
+        if h.refcount.load(Ordering::Acquire) == 1 {
+            self.free(h, offset);
+            return true;
+        }
         // AcqRel: see the module docs ("reference count").
         let before = h.refcount.fetch_sub(1, Ordering::AcqRel);
         if before == 1 {
@@ -446,8 +461,9 @@ impl Arena {
             }
             // Acquire: the owner's and holders' last writes to the block
             // happen before we free it (as the refcount's AcqRel does).
-            // A count of 0 with a holder recorded: the holder died while
-            // freeing it (see `release`); finish the job.
+            // A count of 0 or 1 with a holder recorded: the holder died
+            // holding it, or while freeing it (see `release`); finish the
+            // job.
             let refs = h.refcount.load(Ordering::Acquire);
             let owner = h.owner_pid.load(Ordering::Relaxed);
             if refs != ON_FREE_LIST
