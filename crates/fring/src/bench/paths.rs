@@ -472,13 +472,23 @@ pub fn uds_stream(messages: u64) -> R<Stream> {
 
 /// Single-thread memcpy bandwidth of `size`-byte buffers, bytes/s.
 pub fn memcpy_bandwidth(size: usize) -> f64 {
+    memcpy_rotating(size, 1)
+}
+
+/// memcpy bandwidth (bytes/s) of `size`-byte copies from one buffer into
+/// `targets` buffers in turn. A copying send fills one block while the
+/// receiver still holds the previous one, so its working set is that of
+/// `targets = 2`, not 1.
+pub fn memcpy_rotating(size: usize, targets: usize) -> f64 {
     let src = vec![1u8; size];
-    let mut dst = vec![0u8; size];
+    let mut dsts: Vec<Vec<u8>> = (0..targets.max(1)).map(|_| vec![0u8; size]).collect();
     let reps = (256 << 20) / size.max(1);
     let t0 = Instant::now();
-    for _ in 0..reps {
+    for i in 0..reps {
+        let n = dsts.len();
+        let dst = &mut dsts[i % n];
         dst.copy_from_slice(std::hint::black_box(&src));
-        std::hint::black_box(&mut dst);
+        std::hint::black_box(&mut *dst);
     }
     (reps * size) as f64 / t0.elapsed().as_secs_f64()
 }

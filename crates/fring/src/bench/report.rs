@@ -23,6 +23,10 @@ pub struct Machine {
     /// Ticks per clock read (every stamped message takes two).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub clock_read_ticks: Option<f64>,
+    /// memcpy GB/s of the largest zero-copy size into two buffers in turn
+    /// (the working set of a copying send: see `paths::memcpy_rotating`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memcpy_two_buffers_gbps: Option<f64>,
 }
 
 impl Machine {
@@ -48,6 +52,7 @@ impl Machine {
             tsc_ghz: ticks_per_ns,
             ring_floor_ns: None,
             clock_read_ticks: None,
+            memcpy_two_buffers_gbps: None,
         }
     }
 }
@@ -419,6 +424,14 @@ impl Report {
                  (two line transfers per hop, not one); inline is {:.2}x that ring floor\n",
                 ring / floor,
                 inline / ring,
+            );
+        }
+        if let (Some((size, one)), Some(two)) = (self.memcpy, m.memcpy_two_buffers_gbps) {
+            out += &format!(
+                "limits: memcpy of {} into one buffer {:.1} GB/s, into two in turn {two:.1} GB/s \
+                 (a copying send fills one block while the receiver holds the other)\n",
+                human(size),
+                one / 1e9,
             );
         }
         if let Some(c) = m.clock_read_ticks {
