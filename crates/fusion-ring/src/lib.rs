@@ -76,11 +76,18 @@
 //!   module (`peer`) docs and in `docs/ARCHITECTURE.md`.
 //! - **Named segments** are files under `/dev/shm`, created with `O_EXCL`
 //!   and mode 0600 by default: any process that may open the file is a
-//!   peer. Such a peer can also truncate the file, and then reading the
-//!   mapping raises `SIGBUS`, which no check can prevent. Anonymous rings
-//!   (memfd, passed by inheritance or over a Unix socket with
-//!   [`handoff`]) are sealed against shrinking: prefer them when peers are
-//!   not trusted that far.
+//!   peer. Such a peer can also truncate the file, and reading a mapping
+//!   past a file's end raises `SIGBUS`. The mapping of every file not
+//!   sealed against shrinking is therefore guarded: a process-wide
+//!   `SIGBUS` handler (installed the first time such a file is mapped)
+//!   replaces a truncated ring's mapping with a private, poisoned copy, and
+//!   the ring then reports [`RingError::Corrupt`] ("truncated") on every
+//!   claim instead of the process dying. A `SIGBUS` anywhere else goes on
+//!   to the handler that was there before (the default kills, as always).
+//!   At most 128 such mappings are guarded at once. Anonymous rings (memfd,
+//!   passed by inheritance or over a Unix socket with [`handoff`]) are
+//!   sealed against shrinking and need none of this: prefer them when
+//!   peers are not trusted.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks, missing_docs)]

@@ -420,6 +420,11 @@ impl Ring {
                 RingError::Empty
             }
             ClaimError::TooSmall { .. } => self.recv_claim_error(e, None),
+            ClaimError::Corrupt { .. } if self.segment.truncated() => self.corrupt(
+                "another process truncated the segment's file; the ring is lost (its mapping \
+                 was replaced by a poisoned copy instead of faulting)"
+                    .into(),
+            ),
             ClaimError::Corrupt { pos, seq } => self.corrupt(format!(
                 "slot sequence {seq} contradicts head position {pos}"
             )),

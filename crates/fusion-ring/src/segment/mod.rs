@@ -12,10 +12,13 @@
 //!
 //! Truncation: a memfd cannot shrink once sealed. A named file can be
 //! truncated by any process with write access while mapped, which makes the
-//! next access fault with `SIGBUS`; the 0600 default keeps that to the
-//! owner's processes. Prefer memfd when peers are not trusted.
+//! next access fault with `SIGBUS`; the mappings of files not sealed against
+//! shrinking are guarded ([`truncation`]): the fault is caught, the mapping
+//! replaced by a poisoned private copy, and the ring reports `Corrupt`.
 
 mod mapping;
+#[cfg(not(miri))]
+mod truncation;
 
 use core::ptr::NonNull;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -41,6 +44,9 @@ const INIT_WAIT: Duration = Duration::from_millis(500);
 /// A mapped, validated ring segment.
 #[derive(Debug)]
 pub(crate) struct Segment {
+    /// Declared before `map`: unregistered before the mapping is unmapped.
+    #[cfg(not(miri))]
+    truncation: Option<truncation::Guard>,
     map: Mapping,
     fd: OwnedFd,
     geometry: Geometry,
@@ -60,6 +66,8 @@ impl Segment {
         let geometry = config.geometry();
         let (fd, map) = anonymous_backing(geometry.total_size)?;
         let seg = Segment {
+            #[cfg(not(miri))]
+            truncation: None, // sealed against shrinking
             map,
             fd,
             geometry,
@@ -104,6 +112,8 @@ impl Segment {
             }
         };
         let seg = Segment {
+            #[cfg(not(miri))]
+            truncation: guard_unsealed(&fd, &map, Some(&geometry)),
             map,
             fd,
             geometry,
@@ -165,6 +175,8 @@ impl Segment {
         }
         // Map the header page only, until the header says how big the ring is.
         let head_map = Mapping::map_shared(fd.as_fd(), PAGE)?;
+        #[cfg(not(miri))]
+        let head_guard = guard_unsealed(&fd, &head_map, None);
         // SAFETY: the mapping is PAGE bytes, page aligned, and SegmentHeader
         // is PAGE bytes of atomics (any bit pattern valid).
         let header = unsafe { head_map.as_ptr().cast::<SegmentHeader>().as_ref() };
@@ -176,9 +188,13 @@ impl Segment {
             },
             HeaderError::Corrupt(what) => corrupt(what),
         })?;
+        #[cfg(not(miri))]
+        drop(head_guard);
         drop(head_map);
         let map = Mapping::map_shared(fd.as_fd(), geometry.total_size)?;
         Ok(Segment {
+            #[cfg(not(miri))]
+            truncation: guard_unsealed(&fd, &map, Some(&geometry)),
             map,
             fd,
             geometry,
@@ -236,6 +252,15 @@ impl Segment {
 
     pub(crate) fn geometry(&self) -> &Geometry {
         &self.geometry
+    }
+
+    /// Whether another process truncated the file and the mapping was
+    /// replaced by a poisoned copy (see [`truncation`]).
+    pub(crate) fn truncated(&self) -> bool {
+        #[cfg(not(miri))]
+        return self.truncation.as_ref().is_some_and(|g| g.truncated());
+        #[cfg(miri)]
+        false
     }
 
     pub(crate) fn flags(&self) -> u32 {
@@ -304,6 +329,26 @@ impl Segment {
             )
         }
     }
+}
+
+/// Guards `map` against truncation of its file unless the file is sealed
+/// against shrinking; `geometry`: the whole ring is mapped (its slots are
+/// poisoned after a truncation), `None`: the header page only.
+#[cfg(not(miri))]
+fn guard_unsealed(
+    fd: &OwnedFd,
+    map: &Mapping,
+    geometry: Option<&Geometry>,
+) -> Option<truncation::Guard> {
+    let sealed = fcntl_get_seals(fd).is_ok_and(|s| s.contains(SealFlags::SHRINK));
+    if sealed {
+        return None;
+    }
+    truncation::guard(
+        map.as_ptr(),
+        map.len(),
+        geometry.map(|g| (g.slots_offset, g.capacity)),
+    )
 }
 
 /// A sealed memfd of `len` bytes and its shared mapping.
