@@ -1,8 +1,8 @@
 //! Cross-process tests: real processes on one ring.
 //!
 //! Children are this test binary itself, re-run with `--exact <child test>`
-//! and `FUSION_RING_CHILD_ROLE=<child test>`; a `child_*` test returns at
-//! once when that variable does not name it. The fork test forks instead and
+//! (`common::child`); a `child_*` test returns at once unless it was spawned
+//! to play that role. The fork test forks instead and
 //! uses the inherited mapping.
 //!
 //! Every message is checked byte for byte: message `i` has a length in
@@ -12,13 +12,11 @@
 
 #![cfg(not(fusion_ring_loom))]
 
+mod common;
+use common::child::{child_var, is_child, recv_fd, send_fd, serial, ChildGuard, PathGuard};
+
 use std::io::Read;
-use std::os::fd::OwnedFd;
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use fusion_ring::{Config, InlineMessage, PriorityClass, RingError, UltraFastRing, INLINE_MAX};
@@ -32,7 +30,6 @@ const CAPACITY: usize = 1024;
 /// Same-priority runs of this many messages (so batches can carry one class).
 const RUN: u64 = 8;
 
-const ROLE_VAR: &str = "FUSION_RING_CHILD_ROLE";
 /// Ring name, or socket path for the memfd test.
 const TARGET_VAR: &str = "FUSION_RING_CHILD_TARGET";
 const COUNT_VAR: &str = "FUSION_RING_CHILD_COUNT";
@@ -343,131 +340,41 @@ fn assert_stream_stats(ring: &UltraFastRing, count: u64) {
 // ---------------------------------------------------------------------------
 // Children
 
-/// The heavy tests spin two processes each; on 2 cores they run one at a time.
-fn serial() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 fn unique(tag: &str) -> String {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "fr-xp-{}-{}-{tag}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
+    common::child::unique_name(&format!("fr-xp-{tag}"))
 }
 
 /// `(target, count)` if this process was spawned to play `role`.
 fn child_role(role: &str) -> Option<(String, u64)> {
-    if std::env::var(ROLE_VAR).ok().as_deref() != Some(role) {
+    if !is_child(role) {
         return None;
     }
-    let target = std::env::var(TARGET_VAR).expect("child: target variable missing");
-    let count = std::env::var(COUNT_VAR)
-        .expect("child: count variable missing")
+    let count = child_var(COUNT_VAR)
         .parse()
         .expect("child: count is not a number");
-    Some((target, count))
+    Some((child_var(TARGET_VAR), count))
 }
 
-/// A re-spawned test binary playing a child role; killed and reaped on drop
-/// (so a panicking parent leaves no child behind).
-struct ChildGuard {
-    child: Child,
-    role: &'static str,
-    reaped: bool,
+/// Spawns `role` with the stream's target and length.
+fn spawn(role: &'static str, target: &str, count: u64) -> ChildGuard {
+    ChildGuard::spawn(
+        role,
+        &[
+            (TARGET_VAR, target.to_string()),
+            (COUNT_VAR, count.to_string()),
+        ],
+    )
 }
 
-impl ChildGuard {
-    fn spawn(role: &'static str, target: &str, count: u64) -> Self {
-        let exe = std::env::current_exe().expect("current_exe");
-        let child = Command::new(exe)
-            .args(["--exact", role, "--nocapture", "--test-threads=1"])
-            .env(ROLE_VAR, role)
-            .env(TARGET_VAR, target)
-            .env(COUNT_VAR, count.to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawning child {role}: {e}"));
-        ChildGuard {
-            child,
-            role,
-            reaped: false,
-        }
-    }
-
-    /// What the child printed (call once it has exited).
-    fn output(&mut self) -> String {
-        let mut text = String::new();
-        if let Some(mut out) = self.child.stdout.take() {
-            let _ = out.read_to_string(&mut text);
-        }
-        if let Some(mut err) = self.child.stderr.take() {
-            let _ = err.read_to_string(&mut text);
-        }
-        text
-    }
-
-    fn fail(&mut self, why: String) -> ! {
-        let output = self.output();
-        panic!(
-            "child {} (pid {}) {why}; its output:\n{output}",
-            self.role,
-            self.child.id()
+/// A stall callback for the parent's stream loops: the child still
+/// running (or done) and the deadline not passed.
+fn stall(child: &mut ChildGuard, start: Instant) -> impl FnMut(u64) + '_ {
+    move |done| {
+        child.assert_running();
+        assert!(
+            start.elapsed() < DEADLINE,
+            "parent: stalled after {done} messages, {DEADLINE:?} deadline passed"
         );
-    }
-
-    /// Panics (with the child's output) if the child has already exited:
-    /// the stream cannot finish, so do not wait for the deadline.
-    fn assert_running(&mut self) {
-        if let Some(status) = self.child.try_wait().expect("try_wait") {
-            self.reaped = true;
-            self.fail(format!("exited early with {status}"));
-        }
-    }
-
-    /// Waits for a successful exit; kills the child at the deadline.
-    fn wait_success(mut self) {
-        let start = Instant::now();
-        let status: ExitStatus = loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                break status;
-            }
-            if start.elapsed() > DEADLINE {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                self.reaped = true;
-                self.fail(format!("did not finish within {DEADLINE:?} and was killed"));
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        };
-        self.reaped = true;
-        if !status.success() {
-            self.fail(format!("failed with {status}"));
-        }
-    }
-
-    /// A stall callback for the parent's stream loops.
-    fn stall(&mut self, start: Instant) -> impl FnMut(u64) + '_ {
-        move |done| {
-            self.assert_running();
-            assert!(
-                start.elapsed() < DEADLINE,
-                "parent: stalled after {done} messages, {DEADLINE:?} deadline passed"
-            );
-        }
-    }
-}
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        if !self.reaped {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
     }
 }
 
@@ -479,10 +386,10 @@ fn named_ring_parent_sends_child_receives() {
     let _serial = serial();
     let name = unique("fwd");
     let ring = UltraFastRing::create(&name, &Config::new(CAPACITY)).expect("create");
-    let mut child = ChildGuard::spawn("child_named_receiver", &name, N);
+    let mut child = spawn("child_named_receiver", &name, N);
     let start = Instant::now();
-    send_all_fast("parent", &ring, N, &mut child.stall(start));
-    child.wait_success();
+    send_all_fast("parent", &ring, N, &mut stall(&mut child, start));
+    child.wait_success(start, DEADLINE);
     // (d) The child's counters live in the shared segment.
     assert_stream_stats(&ring, N);
 }
@@ -503,10 +410,10 @@ fn named_ring_child_sends_parent_receives() {
     let _serial = serial();
     let name = unique("rev");
     let ring = UltraFastRing::create(&name, &Config::new(CAPACITY)).expect("create");
-    let mut child = ChildGuard::spawn("child_named_sender", &name, N);
+    let mut child = spawn("child_named_sender", &name, N);
     let start = Instant::now();
-    recv_all_fast("parent", &ring, N, &mut child.stall(start));
-    child.wait_success();
+    recv_all_fast("parent", &ring, N, &mut stall(&mut child, start));
+    child.wait_success(start, DEADLINE);
     assert_stream_stats(&ring, N);
 }
 
@@ -523,23 +430,6 @@ fn child_named_sender() {
 // ---------------------------------------------------------------------------
 // (b): anonymous memfd ring handed over a Unix socket with SCM_RIGHTS
 
-/// Removes a socket path on drop.
-struct PathGuard(PathBuf);
-
-impl Drop for PathGuard {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-fn send_fd(stream: &UnixStream, fd: std::os::fd::BorrowedFd<'_>) {
-    fusion_ring::handoff::send_fd(stream, fd).expect("sendmsg with SCM_RIGHTS");
-}
-
-fn recv_fd(stream: &UnixStream) -> OwnedFd {
-    fusion_ring::handoff::recv_fd(stream).expect("recvmsg with SCM_RIGHTS")
-}
-
 #[test]
 fn memfd_ring_over_unix_socket_child_sends() {
     let _serial = serial();
@@ -547,7 +437,7 @@ fn memfd_ring_over_unix_socket_child_sends() {
     let path = PathGuard(std::env::temp_dir().join(format!("{}.sock", unique("memfd"))));
     let listener = UnixListener::bind(&path.0).expect("bind");
     listener.set_nonblocking(true).expect("nonblocking");
-    let mut child = ChildGuard::spawn(
+    let mut child = spawn(
         "child_memfd_sender",
         path.0.to_str().expect("utf-8 path"),
         N,
@@ -569,8 +459,8 @@ fn memfd_ring_over_unix_socket_child_sends() {
     send_fd(&stream, ring.as_fd());
     drop(stream);
 
-    recv_all_batched("parent", &ring, N, &mut child.stall(start));
-    child.wait_success();
+    recv_all_batched("parent", &ring, N, &mut stall(&mut child, start));
+    child.wait_success(start, DEADLINE);
     assert_stream_stats(&ring, N);
 }
 

@@ -4,8 +4,8 @@
 //! sleeping at all in a busy stream.
 //!
 //! Children are this test binary itself, re-run with `--exact <child test>`
-//! and `FUSION_XP_ROLE=<child test>`; a `child_*` test returns at once when
-//! that variable does not name it. Parameters travel in further `FUSION_XP_*`
+//! (`common::child`); a `child_*` test returns at once unless it was
+//! spawned to play that role. Parameters travel in `FUSION_XP_*`
 //! variables. Every child is killed and reaped if the parent gives up, and
 //! the parent never blocks without a deadline: its blocking calls are
 //! `send_until` / `recv_until` with a deadline a short slice ahead (the very
@@ -20,14 +20,10 @@
 #![cfg(not(fusion_ring_loom))]
 
 mod common;
-use common::{fill, mix};
-use std::io::Read;
-use std::os::fd::OwnedFd;
+use common::child::{child_var, is_child, recv_fd, send_fd, serial, ChildGuard, PathGuard};
+use common::{fill, mix, Rng};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use fusion_ring::{Config, FusionRing, Loan, LoanError, Payload, PriorityClass, RingError};
@@ -37,7 +33,6 @@ const DEADLINE: Duration = Duration::from_secs(60);
 /// Longest single blocking call of the parent between two checks.
 const SLICE: Duration = Duration::from_millis(250);
 
-const ROLE_VAR: &str = "FUSION_XP_ROLE";
 /// `name:<ring name>` or `sock:<unix socket path>` (memfd over SCM_RIGHTS).
 const TARGET_VAR: &str = "FUSION_XP_TARGET";
 const COUNT_VAR: &str = "FUSION_XP_COUNT";
@@ -81,159 +76,15 @@ fn priority_of(i: u64) -> PriorityClass {
     PriorityClass::ALL[(mix(i ^ 0xABCD) % PriorityClass::COUNT as u64) as usize]
 }
 
-/// A small deterministic generator.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(1);
-        mix(self.0)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    /// Uniform in `lo..=hi`.
-    fn range(&mut self, lo: usize, hi: usize) -> usize {
-        lo + self.below((hi - lo + 1) as u64) as usize
-    }
-    /// Log-uniform in `lo..=hi` (lo >= 1): every power of two as likely.
-    fn log_range(&mut self, lo: usize, hi: usize) -> usize {
-        let (a, b) = ((lo as f64).ln(), ((hi + 1) as f64).ln());
-        let u = (self.next() >> 11) as f64 / (1u64 << 53) as f64;
-        ((a + (b - a) * u).exp() as usize).clamp(lo, hi)
-    }
-}
-
 // ---------------------------------------------------------------------------
 // Processes
 
-/// The heavy tests use both cores each: run them one at a time.
-fn serial() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 fn unique(tag: &str) -> String {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "fr-fxp-{}-{}-{tag}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// Whether this process was spawned to play `role`.
-fn is_child(role: &str) -> bool {
-    std::env::var(ROLE_VAR).ok().as_deref() == Some(role)
-}
-
-fn child_var(var: &str) -> String {
-    std::env::var(var).unwrap_or_else(|_| panic!("child: variable {var} missing"))
+    common::child::unique_name(&format!("fr-fxp-{tag}"))
 }
 
 fn child_count() -> u64 {
     child_var(COUNT_VAR).parse().expect("child: count")
-}
-
-/// A re-spawned test binary playing a child role; killed and reaped on drop
-/// (so a panicking parent leaves no child behind).
-struct ChildGuard {
-    child: Child,
-    role: &'static str,
-    reaped: bool,
-}
-
-impl ChildGuard {
-    fn spawn(role: &'static str, vars: &[(&str, String)]) -> Self {
-        let exe = std::env::current_exe().expect("current_exe");
-        let mut cmd = Command::new(exe);
-        cmd.args(["--exact", role, "--nocapture", "--test-threads=1"])
-            .env(ROLE_VAR, role)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (k, v) in vars {
-            cmd.env(k, v);
-        }
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawning child {role}: {e}"));
-        ChildGuard {
-            child,
-            role,
-            reaped: false,
-        }
-    }
-
-    /// What the child printed (call once it has exited).
-    fn output(&mut self) -> String {
-        let mut text = String::new();
-        if let Some(mut out) = self.child.stdout.take() {
-            let _ = out.read_to_string(&mut text);
-        }
-        if let Some(mut err) = self.child.stderr.take() {
-            let _ = err.read_to_string(&mut text);
-        }
-        text
-    }
-
-    fn fail(&mut self, why: String) -> ! {
-        let output = self.output();
-        panic!(
-            "child {} (pid {}) {why}; its output:\n{output}",
-            self.role,
-            self.child.id()
-        );
-    }
-
-    /// Panics (with the child's output) if the child has already exited
-    /// while the parent still needs it.
-    fn assert_running(&mut self) {
-        if self.reaped {
-            return;
-        }
-        if let Some(status) = self.child.try_wait().expect("try_wait") {
-            self.reaped = true;
-            if !status.success() {
-                self.fail(format!("failed with {status}"));
-            }
-            // Exited successfully: it did all it had to do (e.g. a producer
-            // that finished); the parent's own checks judge the rest.
-        }
-    }
-
-    /// Waits for a successful exit; kills the child at the deadline (measured
-    /// from `start`). Returns what it printed.
-    fn wait_success(&mut self, start: Instant) -> String {
-        let status: ExitStatus = loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                break status;
-            }
-            if start.elapsed() > DEADLINE {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                self.reaped = true;
-                self.fail(format!(
-                    "did not finish within {DEADLINE:?} and was killed (watchdog)"
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        };
-        self.reaped = true;
-        if !status.success() {
-            self.fail(format!("failed with {status}"));
-        }
-        self.output()
-    }
-}
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        if !self.reaped {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
 }
 
 /// The parent's watchdog: children alive (or successfully done) and the
@@ -274,23 +125,6 @@ impl Backoff {
 }
 
 // --- rings and fds ------------------------------------------------------------
-
-/// Removes a socket path on drop.
-struct PathGuard(PathBuf);
-
-impl Drop for PathGuard {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-fn send_fd(stream: &UnixStream, fd: std::os::fd::BorrowedFd<'_>) {
-    fusion_ring::handoff::send_fd(stream, fd).expect("sendmsg with SCM_RIGHTS");
-}
-
-fn recv_fd(stream: &UnixStream) -> OwnedFd {
-    fusion_ring::handoff::recv_fd(stream).expect("recvmsg with SCM_RIGHTS")
-}
 
 /// How a child reaches the parent's ring.
 enum Share {
@@ -565,7 +399,7 @@ fn round_trip(named: bool) {
             }
         }
     }
-    let output = children[0].wait_success(start);
+    let output = children[0].wait_success(start, DEADLINE);
     println!(
         "round trip ({}): child says: {}",
         share.target(),
@@ -738,7 +572,7 @@ fn arena_usage_returns_to_zero_after_a_million_mixed_messages() {
         }
         backoff.0 = 0;
     }
-    let output = children[0].wait_success(start);
+    let output = children[0].wait_success(start, DEADLINE);
     println!("arena stream: child says: {}", output.trim());
     let forwarded = report_value(&output, "forwarded:");
     assert!(forwarded > 0, "the child forwarded nothing");
@@ -1012,7 +846,7 @@ fn no_lost_wakeups_with_two_sleeping_receiver_processes() {
     }
     let mut seen = vec![false; WAKE_STREAM as usize];
     for (r, child) in children.iter_mut().enumerate() {
-        let output = child.wait_success(start);
+        let output = child.wait_success(start, DEADLINE);
         println!("receiver {r}: {}", output.trim());
         let bytes = std::fs::read(&files.0[r]).expect("receiver's index file");
         assert_eq!(bytes.len() % 8, 0);
@@ -1168,7 +1002,7 @@ fn no_lost_wakeups_with_sleeping_sender_processes() {
     }
     let mut slept = 0;
     for (p, child) in children.iter_mut().enumerate() {
-        let output = child.wait_success(start);
+        let output = child.wait_success(start, DEADLINE);
         println!("sender {p}: {}", output.trim());
         slept += report_value(&output, "voluntary switches while sending:");
     }
@@ -1265,7 +1099,7 @@ fn busy_stream_without_sleeping() {
         spins = 0;
     }
     let parent_slept = voluntary_switches() - before;
-    let output = children[0].wait_success(start);
+    let output = children[0].wait_success(start, DEADLINE);
     let child_slept = report_value(&output, "voluntary switches while receiving:");
     println!("busy stream: parent slept {parent_slept} times, child {child_slept} times");
     assert!(

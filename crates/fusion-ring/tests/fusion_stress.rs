@@ -16,7 +16,7 @@
 #![cfg(not(fusion_ring_loom))]
 
 mod common;
-use common::{fill, mix};
+use common::{fill, mix, Rng};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -35,27 +35,6 @@ const SLICE: Duration = Duration::from_millis(50);
 
 // ---------------------------------------------------------------------------
 // Messages
-
-/// A small deterministic generator.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(1);
-        mix(self.0)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn range(&mut self, lo: usize, hi: usize) -> usize {
-        lo + self.below((hi - lo + 1) as u64) as usize
-    }
-    fn log_range(&mut self, lo: usize, hi: usize) -> usize {
-        let (a, b) = ((lo as f64).ln(), ((hi + 1) as f64).ln());
-        let u = (self.next() >> 11) as f64 / (1u64 << 53) as f64;
-        ((a + (b - a) * u).exp() as usize).clamp(lo, hi)
-    }
-}
 
 /// Message `seq` of producer `p` is tagged `p << 24 | seq`; its first 4
 /// bytes are the tag (little-endian), so every message is >= 4 bytes.

@@ -8,18 +8,21 @@
 
 #![cfg(not(fusion_ring_loom))]
 
+mod common;
+use common::child::{child_var, is_child, ChildGuard};
+
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Command, Output, Stdio};
+use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use fusion_ring::{Config, FusionRing, PriorityClass, RingError};
 
-const ROLE_VAR: &str = "FRING_TRUNC_ROLE";
 const RING_VAR: &str = "FRING_TRUNC_RING";
+const DEADLINE: Duration = Duration::from_secs(30);
 const SIGBUS: i32 = 7;
 
 fn unique_name(what: &str) -> String {
-    format!("fring-trunc-{what}-{}", std::process::id())
+    common::child::unique_name(&format!("fring-trunc-{what}"))
 }
 
 fn shm_path(name: &str) -> String {
@@ -40,44 +43,21 @@ fn config() -> Config {
     Config::new(16).arena_bytes(1 << 20).max_message(4096)
 }
 
-fn is_child(role: &str) -> bool {
-    std::env::var(ROLE_VAR).ok().as_deref() == Some(role)
+/// Runs this binary's test `role` as a child on ring `name` and waits for
+/// it; removes the ring's file afterwards.
+fn run_child(role: &'static str, name: &str) -> (ExitStatus, String) {
+    let mut child = ChildGuard::spawn(role, &[(RING_VAR, name.to_string())]);
+    let out = child.wait(Instant::now(), DEADLINE);
+    let _ = std::fs::remove_file(shm_path(name));
+    out
 }
 
-/// Runs this binary's test `role` as a child with `ring` in its
-/// environment, waiting at most 30 s.
-fn run_child(role: &str, ring: &str) -> Output {
-    let child = Command::new(std::env::current_exe().expect("current_exe"))
-        .args(["--exact", role, "--test-threads=1", "--nocapture"])
-        .env(ROLE_VAR, role)
-        .env(RING_VAR, ring)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn child");
-    wait_with_deadline(child, Duration::from_secs(30))
-}
-
-fn wait_with_deadline(mut child: std::process::Child, limit: Duration) -> Output {
-    let start = Instant::now();
-    while child.try_wait().expect("try_wait").is_none() {
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            panic!("child still running after {limit:?}: hung");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    child.wait_with_output().expect("child output")
-}
-
-fn assert_child_passed(role: &str, out: &Output) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
+fn assert_survived(role: &str, (status, output): &(ExitStatus, String)) {
     assert!(
-        out.status.signal() != Some(SIGBUS),
-        "{role}: killed by SIGBUS (the truncation was not survived)\n{stderr}"
+        status.signal() != Some(SIGBUS),
+        "{role}: killed by SIGBUS (the truncation was not survived)\n{output}"
     );
-    assert!(out.status.success(), "{role}: {}\n{stderr}", out.status);
+    assert!(status.success(), "{role}: {status}\n{output}");
 }
 
 fn is_truncation(e: &RingError) -> bool {
@@ -95,7 +75,7 @@ fn child_busy_handles() {
     if !is_child("child_busy_handles") {
         return;
     }
-    let name = std::env::var(RING_VAR).expect("ring name");
+    let name = child_var(RING_VAR);
     let ring = FusionRing::create(&name, &config()).expect("create");
     let other = FusionRing::open(&name).expect("open a second handle");
     ring.send(b"inline").expect("send inline");
@@ -138,7 +118,7 @@ fn child_blocked_receiver() {
     if !is_child("child_blocked_receiver") {
         return;
     }
-    let name = std::env::var(RING_VAR).expect("ring name");
+    let name = child_var(RING_VAR);
     let ring = FusionRing::create(&name, &config()).expect("create");
     println!("ready");
     let mut buf = [0u8; 64];
@@ -156,7 +136,7 @@ fn child_foreign_fault() {
     if !is_child("child_foreign_fault") {
         return;
     }
-    let name = std::env::var(RING_VAR).expect("ring name");
+    let name = child_var(RING_VAR);
     let _ring = FusionRing::create(&name, &config()).expect("create");
     let path = std::env::temp_dir().join(format!("fring-trunc-foreign-{}", std::process::id()));
     let file = std::fs::OpenOptions::new()
@@ -193,31 +173,16 @@ fn child_foreign_fault() {
 
 #[test]
 fn busy_handles_get_corrupt_not_sigbus_after_truncation() {
-    let name = unique_name("busy");
-    let out = run_child("child_busy_handles", &name);
-    let _ = std::fs::remove_file(shm_path(&name));
-    assert_child_passed("child_busy_handles", &out);
+    let out = run_child("child_busy_handles", &unique_name("busy"));
+    assert_survived("child_busy_handles", &out);
 }
 
 #[test]
 fn a_blocked_receiver_gets_corrupt_after_truncation() {
     let name = unique_name("blocked");
-    let mut child = Command::new(std::env::current_exe().expect("current_exe"))
-        .args([
-            "--exact",
-            "child_blocked_receiver",
-            "--test-threads=1",
-            "--nocapture",
-        ])
-        .env(ROLE_VAR, "child_blocked_receiver")
-        .env(RING_VAR, &name)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn child");
+    let mut child = ChildGuard::spawn("child_blocked_receiver", &[(RING_VAR, name.clone())]);
     // Wait for "ready", then give it time to fall asleep in the futex.
-    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut stdout = std::io::BufReader::new(child.stdout());
     let mut line = String::new();
     loop {
         line.clear();
@@ -229,22 +194,17 @@ fn a_blocked_receiver_gets_corrupt_after_truncation() {
     }
     std::thread::sleep(Duration::from_millis(50));
     truncate(&name);
-    let out = wait_with_deadline(child, Duration::from_secs(30));
+    let out = child.wait(Instant::now(), DEADLINE);
     let _ = std::fs::remove_file(shm_path(&name));
-    assert_child_passed("child_blocked_receiver", &out);
+    assert_survived("child_blocked_receiver", &out);
 }
 
 #[test]
 fn a_sigbus_outside_rings_still_kills() {
-    let name = unique_name("foreign");
-    let out = run_child("child_foreign_fault", &name);
-    let _ = std::fs::remove_file(shm_path(&name));
+    let (status, output) = run_child("child_foreign_fault", &unique_name("foreign"));
     assert_eq!(
-        out.status.signal(),
+        status.signal(),
         Some(SIGBUS),
-        "the child should have died of SIGBUS: {}\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+        "the child should have died of SIGBUS: {status}\n{output}"
     );
 }
