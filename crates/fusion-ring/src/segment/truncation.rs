@@ -143,11 +143,11 @@ extern "C" fn on_sigbus(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
         if start == 0 || start == usize::MAX || addr < start || addr - start >= len {
             continue;
         }
-        // SAFETY: [start, start + len) is a live mapping of ours (registered
-        // until just before it is unmapped); replacing it with private
-        // zeroed pages of the same size and protection keeps every pointer
-        // into it valid. Atomics stay atomics: the peers' truncation is
-        // scribbling like any other, which every reader already survives.
+        // [start, start + len) is a live mapping of ours: registered until
+        // just before it is unmapped. Atomics stay atomics: the peer's
+        // truncation is scribbling like any other, which readers survive.
+        // SAFETY: private zeroed pages of the same size and protection in
+        // place of that mapping keep every pointer into it valid.
         let fixed = unsafe {
             libc::mmap(
                 start as *mut libc::c_void,
