@@ -512,6 +512,25 @@ mod tests {
     }
 
     #[test]
+    fn a_spare_whose_maker_died_is_freed_once() {
+        let ring = ring(8);
+        let r = ring.as_ring();
+        let arena = r.arena().expect("arena");
+        let d = arena.alloc_spare(100, dead_pid()).expect("spare");
+        // Spares count as free, but nobody will claim this one by its
+        // maker's handle: a survivor puts it back on its free list.
+        assert_eq!(r.arena_usage().blocks_in_use, 0);
+        assert_eq!(r.recover().blocks, 1);
+        assert_eq!(r.recover().blocks, 0);
+        assert!(
+            arena.claim_spare(d.offset, 1).is_none(),
+            "not a spare any more"
+        );
+        let again = arena.alloc(100, participant::current_pid()).expect("reuse");
+        assert_eq!(again.offset, d.offset);
+    }
+
+    #[test]
     fn a_block_whose_holder_died_while_freeing_it_is_freed() {
         let ring = ring(8);
         let r = ring.as_ring();

@@ -61,6 +61,9 @@ pub struct Ring {
     /// The block this handle allocated last: most often the next one it
     /// gets back (free lists are LIFO), so its header is fetched ahead.
     last_block: Cell<u64>,
+    /// A block allocated ahead for this handle's next loan (`Arena`'s
+    /// `SPARE`), offset + 1; 0: none.
+    spare: Cell<u64>,
     segment: Arc<Segment>,
     _not_sync: PhantomData<Cell<()>>,
 }
@@ -345,6 +348,7 @@ impl Ring {
             roles: Cell::new(0),
             misses: Cell::new(0),
             last_block: Cell::new(u64::MAX),
+            spare: Cell::new(0),
             segment,
             _not_sync: PhantomData,
         }
@@ -454,17 +458,53 @@ impl Ring {
         self.arena.as_ref()
     }
 
-    /// Allocates a block as `Arena::alloc`, first fetching the header of
-    /// the block this handle allocated last (see `last_block`).
+    /// Allocates a block as `Arena::alloc`: this handle's spare if it is
+    /// still there and of the right size class, else from the arena, first
+    /// fetching the header of the block this handle allocated last (see
+    /// `last_block`).
     pub(crate) fn alloc_block(
         &self,
         arena: &Arena,
         len: usize,
     ) -> core::result::Result<Descriptor, crate::arena::AllocError> {
+        if let Some(mut d) = self.take_spare(arena) {
+            if d.class as usize == crate::arena::class_for(len) && len <= self.max_message {
+                arena.set_len(&mut d, len);
+                return Ok(d);
+            }
+            arena.release(d.offset); // another size: back to its free list
+        }
         arena.prefetch_header(self.last_block.get());
         let d = arena.alloc(len, self.owner_pid)?;
         self.last_block.set(d.offset);
         Ok(d)
+    }
+
+    /// Claims this handle's spare, if another handle has not taken it.
+    fn take_spare(&self, arena: &Arena) -> Option<Descriptor> {
+        match self.spare.replace(0) {
+            0 => None,
+            s => arena.claim_spare(s - 1, self.owner_pid),
+        }
+    }
+
+    /// After a loan of `len` bytes was sent, allocates the next one ahead
+    /// (a spare), while the receiver handles this one: the next loan then
+    /// touches no line the receiver wrote. In a ping-pong, the free-list
+    /// head that the receiver's free last wrote no longer crosses on the
+    /// sender's critical path (1 MiB loan one-way 454-484 -> 344-386 ns in
+    /// a prototype, 3 alternating runs). Nothing if the arena has no block
+    /// to spare.
+    fn refill_spare(&self, len: usize) {
+        if self.spare.get() != 0 {
+            return;
+        }
+        if let Some(arena) = &self.arena {
+            if let Ok(d) = arena.alloc_spare(len, self.owner_pid) {
+                self.last_block.set(d.offset);
+                self.spare.set(d.offset + 1);
+            }
+        }
     }
 
     pub(crate) fn segment(&self) -> &Arc<Segment> {
@@ -829,6 +869,9 @@ impl Ring {
             Ok(_) => {
                 // The queued message now holds the block's reference.
                 let _ = loan.into_outgoing();
+                // Sized by its class: a truncated loan stays in its class.
+                let class_len = crate::arena::class_payload(desc.class as usize);
+                self.refill_spare(class_len.min(self.max_message));
                 Ok(())
             }
             Err(error) => Err(LoanError { error, loan }),
@@ -981,6 +1024,13 @@ impl Clone for Ring {
 
 impl Drop for Ring {
     fn drop(&mut self) {
+        // The spare goes back to its free list (unless another handle, or
+        // the other side of a fork, took it first).
+        if let Some(arena) = &self.arena {
+            if let Some(d) = self.take_spare(arena) {
+                arena.release(d.offset);
+            }
+        }
         // A forked child holds a copy of its parent's handle: only the
         // process that registered the entry may fold and free it.
         if participant::current_pid() == self.owner_pid {
@@ -1031,5 +1081,80 @@ mod tests {
         assert_eq!(batch.recv_batch(&mut inline).unwrap(), 1);
         assert_eq!(out[0].data, inline[0].data, "padding differs");
         assert_eq!(ring.as_ring().arena_usage().blocks_in_use, 0);
+    }
+
+    fn zero_copy_ring(blocks_of_1k: usize) -> FusionRing {
+        let bytes = blocks_of_1k * (1024 + 64);
+        FusionRing::with_config(&Config::new(8).arena_bytes(bytes).max_message(1024)).unwrap()
+    }
+
+    /// After a sent loan the handle keeps the next block ready: the next
+    /// loan of that size gets it, and it counts as free meanwhile.
+    #[test]
+    fn a_sent_loan_leaves_a_spare_that_the_next_loan_takes() {
+        let ring = zero_copy_ring(4);
+        let r = ring.as_ring();
+        let first = ring.loan(1000).unwrap();
+        let first_at = first.descriptor().offset;
+        ring.send_loan(first, PriorityClass::Normal).unwrap();
+        let spare = r.spare.get();
+        assert_ne!(spare, 0, "no spare after a sent loan");
+        assert_ne!(spare - 1, first_at);
+        assert_eq!(r.arena_usage().blocks_in_use, 1, "the spare counts as free");
+        let second = ring.loan(900).unwrap();
+        assert_eq!(second.descriptor().offset, spare - 1, "the spare is used");
+        assert_eq!(second.len(), 900);
+        drop(second);
+        drop(ring.recv_zerocopy().unwrap());
+        assert_eq!(r.arena_usage().blocks_in_use, 0);
+    }
+
+    /// A spare is claimed by CAS: two handles naming the same one (as a
+    /// handle and its copy in a forked child do) never both get it, and a
+    /// handle that finds the arena otherwise exhausted takes another's.
+    #[test]
+    fn spares_are_claimed_once_and_taken_when_the_arena_runs_out() {
+        let ring = zero_copy_ring(2);
+        let other = ring.clone();
+        let (a, b) = (ring.as_ring(), other.as_ring());
+        let sent = ring.loan(1000).unwrap();
+        ring.send_loan(sent, PriorityClass::Normal).unwrap();
+        let spare = a.spare.get();
+        assert_ne!(spare, 0);
+        // The other handle: the only block not queued is the spare.
+        let mut stolen = other.loan(1000).expect("takes the spare");
+        stolen.copy_from_slice(&[5; 1000]);
+        assert_eq!(stolen.descriptor().offset, spare - 1);
+        // Its maker no longer finds it, and the arena is exhausted.
+        assert!(matches!(
+            ring.loan(1000),
+            Err(crate::RingError::ArenaExhausted { .. })
+        ));
+        // A copy of a spare claims nothing once it is claimed.
+        b.spare.set(spare);
+        assert!(b.take_spare(b.arena().unwrap()).is_none());
+        drop(stolen);
+        drop(ring.recv_zerocopy().unwrap());
+        drop((ring, other));
+    }
+
+    /// A handle's spare goes back to its free list when the handle goes.
+    #[test]
+    fn a_dropped_handle_gives_its_spare_back() {
+        let ring = zero_copy_ring(4);
+        let sender = ring.clone();
+        let loan = sender.loan(1000).unwrap();
+        sender.send_loan(loan, PriorityClass::Normal).unwrap();
+        assert_ne!(sender.as_ring().spare.get(), 0);
+        drop(sender);
+        drop(ring.recv_zerocopy().unwrap());
+        let usage = ring.as_ring().arena_usage();
+        assert_eq!(usage.blocks_in_use, 0);
+        // Both blocks are on the free list, none a spare: two loans fit
+        // without carving more.
+        let carved = usage.bytes_carved;
+        let (x, y) = (ring.loan(1000).unwrap(), ring.loan(1000).unwrap());
+        assert_eq!(ring.as_ring().arena_usage().bytes_carved, carved);
+        drop((x, y));
     }
 }

@@ -1375,9 +1375,16 @@ fn layout_mirror_matches_a_real_segment() {
     assert_eq!(b[lay.slots + 21], PriorityClass::Normal as u8);
     assert_eq!(&b[lay.slots + 24..lay.slots + 38], b"inline message");
     assert_eq!(b[lay.slots + SLOT + 20], 2, "slot 1 kind zero-copy");
-    // The 1000-byte message took a class-4 block (1024 B + header) at 0.
-    assert_eq!(le64(&b, lay.arena), 64 + 1024, "bump");
-    assert_eq!(le64(&b, lay.arena + ARENA_CARVED + 4 * 8), 1, "carved[4]");
+    // The 1000-byte message took a class-4 block (1024 B + header) at 0,
+    // and the sender then allocated the next one ahead (a spare: count
+    // u32::MAX - 1) right after it.
+    assert_eq!(le64(&b, lay.arena), 2 * (64 + 1024), "bump");
+    assert_eq!(le64(&b, lay.arena + ARENA_CARVED + 4 * 8), 2, "carved[4]");
+    assert_eq!(
+        read_le(&b, lay.blocks + 64 + 1024, 4),
+        u32::MAX as u64 - 1,
+        "spare"
+    );
     assert_eq!(le64(&b, lay.slots + SLOT + 24), 0, "descriptor offset");
     assert_eq!(read_le(&b, lay.blocks, 4), 1, "refcount");
     assert_eq!(read_le(&b, lay.blocks + 8, 4), 1000, "block length");

@@ -13,6 +13,13 @@
 //! add references). The last owner frees the block, bumping its generation
 //! so a stale descriptor naming the old generation is detected.
 //!
+//! A block's count says which of four states it is in: on a free list
+//! ([`ON_FREE_LIST`]), a *spare* ([`SPARE`]: allocated ahead by a handle
+//! that sent a loan, for its next one, and claimed by a CAS to 1), owned
+//! (1 and up), or being freed (0, briefly). A spare is free for accounting
+//! and for any allocation that finds nothing else; it spares the sender the
+//! free-list head's trip from the receiver on each loan.
+//!
 //! # Orderings
 //! - SYNC POINT "block free": the free-list push is `Release` and the pop
 //!   `Acquire` (in [`free_list`]), so everything the last owner did with the
@@ -22,6 +29,8 @@
 //!   last owner so it sees the others' releases before freeing. An owner
 //!   that finds the count at 1 (its own reference alone) frees without
 //!   decrementing, after an `Acquire` load that plays the same part.
+//! - A spare is published by a `Release` store of [`SPARE`] and claimed by
+//!   an `Acquire` CAS: its maker's writes happen before its next owner's.
 //! - The payload itself travels with the slot: the sender writes it before
 //!   publishing the slot (`Release`), the receiver reads it after seeing the
 //!   slot published (`Acquire`).
@@ -67,6 +76,14 @@ pub(crate) const fn block_size(c: usize) -> usize {
 /// died while freeing it.
 pub(crate) const ON_FREE_LIST: u32 = u32::MAX;
 
+/// Reference count of a *spare*: a block a handle allocated ahead for its
+/// next loan (`Ring::alloc_block`), owned by nobody until a CAS from this
+/// value to 1 claims it. Any handle may claim any spare (the CAS decides),
+/// so a copy of a handle's spare (after `fork`) is never used twice, and an
+/// allocation that finds the arena exhausted takes other handles' spares.
+/// Counted as free by [`Arena::usage`].
+pub(crate) const SPARE: u32 = u32::MAX - 1;
+
 /// Why an allocation failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum AllocError {
@@ -110,7 +127,9 @@ impl Descriptor {
 /// Blocks and bytes in use (carved minus free), a snapshot.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ArenaUsage {
-    /// Blocks currently allocated (loaned, queued or held by a guard).
+    /// Blocks currently allocated (loaned, queued or held by a guard). A
+    /// handle's spare (allocated ahead for its next loan, and taken by any
+    /// allocation that finds nothing else) counts as free.
     pub blocks_in_use: u64,
     /// Bytes those blocks occupy (headers included).
     pub bytes_in_use: u64,
@@ -234,8 +253,60 @@ impl Arena {
         }
     }
 
-    /// Allocates a block for `len` payload bytes, owned once (refcount 1).
+    /// Allocates a block for `len` payload bytes, owned once (refcount 1);
+    /// when nothing else is left, claims another handle's spare.
     pub(crate) fn alloc(&self, len: usize, pid: u32) -> Result<Descriptor, AllocError> {
+        self.alloc_from(len, pid, true)
+    }
+
+    /// [`Arena::alloc`] without touching other handles' spares (to make
+    /// one's own: taking another's would only move it).
+    pub(crate) fn alloc_spare(&self, len: usize, pid: u32) -> Result<Descriptor, AllocError> {
+        let d = self.alloc_from(len, pid, false)?;
+        // Release: pairs with the Acquire of the CAS that claims it (ours
+        // or another handle's): its writes to the block come before.
+        self.header_at(d.offset as usize)
+            .refcount
+            .store(SPARE, Ordering::Release);
+        Ok(d)
+    }
+
+    /// Claims the spare at `offset` (see [`SPARE`]) for process `pid`:
+    /// `None` if it is not one any more (another handle took it, or the
+    /// offset is not a block's). The block then holds one reference, ours;
+    /// its length is still to be set (`set_len`).
+    pub(crate) fn claim_spare(&self, offset: u64, pid: u32) -> Option<Descriptor> {
+        let offset = usize::try_from(offset).ok()?;
+        if !offset.is_multiple_of(64) || offset.checked_add(BLOCK_HEADER)? > self.blocks_len {
+            return None;
+        }
+        let h = self.header_at(offset);
+        let class = h.class.load(Ordering::Relaxed) as usize;
+        if class > self.max_class || offset + block_size(class) > self.blocks_len {
+            return None;
+        }
+        // Acquire: pairs with `alloc_spare`'s Release store.
+        h.refcount
+            .compare_exchange(SPARE, 1, Ordering::Acquire, Ordering::Relaxed)
+            .ok()?;
+        h.owner_pid.store(pid, Ordering::Relaxed);
+        Some(Descriptor {
+            offset: offset as u64,
+            len: 0,
+            class: class as u32,
+            generation: h.generation.load(Ordering::Relaxed),
+        })
+    }
+
+    /// Sets the payload length of a block we own.
+    pub(crate) fn set_len(&self, d: &mut Descriptor, len: usize) {
+        d.len = len as u32;
+        self.header_at(d.offset as usize)
+            .len
+            .store(len as u32, Ordering::Relaxed);
+    }
+
+    fn alloc_from(&self, len: usize, pid: u32, steal: bool) -> Result<Descriptor, AllocError> {
         if len > self.max_message {
             return Err(AllocError::TooLarge {
                 max: self.max_message,
@@ -254,6 +325,7 @@ impl Arena {
                 (want + 1..=self.max_class)
                     .find_map(|c| self.list(c).pop().map(|i| i as usize * 64))
             })
+            .or_else(|| steal.then(|| self.steal_spare(want)).flatten())
             .ok_or(AllocError::Exhausted)?;
         let h = self.header_at(offset);
         // The caller is about to write the payload: its first line too.
@@ -268,6 +340,41 @@ impl Arena {
             len: len as u32,
             class: h.class.load(Ordering::Relaxed),
             generation: h.generation.load(Ordering::Relaxed),
+        })
+    }
+
+    /// Claims a spare of class `want` or larger, walking the carved area
+    /// (only when the arena is otherwise exhausted).
+    fn steal_spare(&self, want: usize) -> Option<usize> {
+        self.carved_blocks().find_map(|(offset, h, class)| {
+            (class >= want
+                && class <= self.max_class
+                && h.refcount.load(Ordering::Relaxed) == SPARE
+                // Acquire: as in `claim_spare`.
+                && h.refcount
+                    .compare_exchange(SPARE, 1, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok())
+            .then_some(offset)
+        })
+    }
+
+    /// Every carved block: offset, header and class, in address order. Ends
+    /// early at a header whose class makes no sense (a scribbled segment).
+    fn carved_blocks(&self) -> impl Iterator<Item = (usize, &BlockHeader, usize)> + '_ {
+        let carved = (self.ctrl().bump.value.load(Ordering::Relaxed) as usize).min(self.blocks_len);
+        let mut offset = 0usize;
+        core::iter::from_fn(move || {
+            if offset + BLOCK_HEADER > carved {
+                return None;
+            }
+            let h = self.header_at(offset);
+            let class = h.class.load(Ordering::Relaxed) as usize;
+            if class >= MAX_CLASSES || offset + block_size(class) > carved {
+                return None;
+            }
+            let at = offset;
+            offset += block_size(class);
+            Some((at, h, class))
         })
     }
 
@@ -407,7 +514,7 @@ impl Arena {
             // that a process is freeing it (and may die doing so).
             self.free(h, offset);
             true
-        } else if before == 0 || before == ON_FREE_LIST {
+        } else if before == 0 || before >= SPARE {
             // Released more often than retained: only a scribbling peer can
             // cause this. Undo, and leave the block alone (leaked, not reused
             // while someone may still read it).
@@ -451,19 +558,13 @@ impl Arena {
         queued: &std::collections::HashSet<u64>,
         mut dead: impl FnMut(u32) -> bool,
     ) -> u64 {
-        let carved = (self.ctrl().bump.value.load(Ordering::Relaxed) as usize).min(self.blocks_len);
-        let (mut offset, mut freed) = (0usize, 0);
-        while offset + BLOCK_HEADER <= carved {
-            let h = self.header_at(offset);
-            let class = h.class.load(Ordering::Relaxed) as usize;
-            if class >= MAX_CLASSES || offset + block_size(class) > carved {
-                break;
-            }
+        let mut freed = 0;
+        for (offset, h, _) in self.carved_blocks() {
             // Acquire: the owner's and holders' last writes to the block
             // happen before we free it (as the refcount's AcqRel does).
             // A count of 0 or 1 with a holder recorded: the holder died
-            // holding it, or while freeing it (see `release`); finish the
-            // job.
+            // holding it, or while freeing it (see `release`); a spare: its
+            // maker died. Finish the job.
             let refs = h.refcount.load(Ordering::Acquire);
             let owner = h.owner_pid.load(Ordering::Relaxed);
             if refs != ON_FREE_LIST
@@ -480,13 +581,13 @@ impl Arena {
                 self.free(h, offset as u64);
                 freed += 1;
             }
-            offset += block_size(class);
         }
         freed
     }
 
-    /// Blocks and bytes in use (carved minus free). Walks the free lists, so
-    /// it is for statistics, not the hot path.
+    /// Blocks and bytes in use (carved minus free and spare). Walks the
+    /// free lists and the carved area, so it is for statistics, not the hot
+    /// path.
     pub(crate) fn usage(&self) -> ArenaUsage {
         let ctrl = self.ctrl();
         let mut u = ArenaUsage {
@@ -507,6 +608,13 @@ impl Arena {
             u.bytes_in_use = u
                 .bytes_in_use
                 .saturating_add(used.saturating_mul(block_size(c) as u64));
+        }
+        // Spares are free for every handle to take (see `SPARE`).
+        for (_, h, class) in self.carved_blocks() {
+            if h.refcount.load(Ordering::Relaxed) == SPARE {
+                u.blocks_in_use = u.blocks_in_use.saturating_sub(1);
+                u.bytes_in_use = u.bytes_in_use.saturating_sub(block_size(class) as u64);
+            }
         }
         u
     }
