@@ -171,9 +171,11 @@ pub(crate) struct ParticipantId {
 
 /// Positions `start .. end` of a handle's latest claim, written before the
 /// claim's CAS (`protocol`); `end <= start` means none. Alone on its line:
-/// a handle carried into a forked child is used by two processes, one
-/// sending and one receiving, and their records must not share a line
-/// (that cost 1.5-3x in the cross-process benchmarks).
+/// a handle's sends and receives may run in two processes (entry 0 is
+/// shared by the handles that found the table full; before handles moved
+/// to an entry of their own after a fork, a forked child used its parent's),
+/// and records of a sender and a receiver sharing a line cost 1.5-3x in the
+/// cross-process benchmarks.
 #[repr(C, align(64))]
 #[derive(Default)]
 pub(crate) struct ClaimRecord {
@@ -190,10 +192,9 @@ impl ClaimRecord {
 }
 
 /// Counters of one priority lane, written only by the owning handle. The
-/// sending counters and the receiving ones are on separate cache lines: a
-/// forked child shares its parent's entry (see `Ring`'s docs), and a parent
-/// that sends while the child receives must not bounce one line between
-/// them on every message.
+/// sending counters and the receiving ones are on separate cache lines: the
+/// shared entry 0 may have a sender and a receiver in two processes, and
+/// they must not bounce one line between them on every message.
 #[repr(C, align(64))]
 pub(crate) struct LaneCounters {
     pub(crate) sent: AtomicU64,

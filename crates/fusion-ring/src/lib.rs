@@ -71,8 +71,9 @@
 //!   never published is skipped; one a dead consumer claimed and never
 //!   released is freed; arena blocks a dead process held are returned;
 //!   dead participants' entries are freed. Blocked calls do this as they
-//!   wait, and [`Ring::recover`] does it on demand. The limits (same pid
-//!   namespace, handles carried across `fork`) are in [`Ring::recover`]'s
+//!   wait, and [`Ring::recover`] does it on demand. A handle inherited across `fork` registers the child as a
+//!   participant of its own on first use. The limits (same pid namespace,
+//!   children made by a raw `clone` that skips fork handlers) are in [`Ring::recover`]'s
 //!   module (`peer`) docs and in `docs/ARCHITECTURE.md`.
 //! - **Named segments** are files under `/dev/shm`, created with `O_EXCL`
 //!   and mode 0600 by default: any process that may open the file is a

@@ -7,6 +7,10 @@
 //! Nothing can be said about their claims (they share one record), so
 //! survivors reclaim nothing while that count is not zero (see `peer`).
 
+use std::io::Write;
+
+use rustix::fs::{Mode, OFlags};
+
 use crate::atomic::Ordering;
 use crate::layout::{ParticipantEntry, MAX_PARTICIPANTS};
 
@@ -106,8 +110,50 @@ pub(crate) fn unidentified(entries: &[ParticipantEntry]) -> u32 {
     entries[SHARED_ENTRY].id.state.load(Ordering::Relaxed)
 }
 
-/// This process's pid.
+/// This process's pid, cached: ring handles compare it with the pid they
+/// registered under on every call (see `Ring::follow_fork`), so it must cost
+/// a load, not a syscall. A child forked with `fork(2)` refreshes it before
+/// `fork` returns there (`pthread_atfork`).
+#[inline(always)]
 pub(crate) fn current_pid() -> u32 {
+    // Relaxed: each process writes its own copy (the atfork handler runs in
+    // the child before any of its code can read it).
+    match PID.load(Ordering::Relaxed) {
+        0 => cache_pid(),
+        pid => pid,
+    }
+}
+
+/// The cached pid (0: not cached yet).
+static PID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+#[cold]
+#[inline(never)]
+fn cache_pid() -> u32 {
+    static ATFORK: std::sync::Once = std::sync::Once::new();
+    // The handler first, the cache after: a fork between the two gives a
+    // child whose handler sets its own pid.
+    ATFORK.call_once(|| {
+        // Miri cannot fork (nor register fork handlers).
+        #[cfg(not(miri))]
+        // SAFETY: the child handler only makes a getpid syscall and an
+        // atomic store, both async-signal-safe, as fork(2) children of
+        // multi-threaded processes require.
+        unsafe {
+            libc::pthread_atfork(None, None, Some(refresh_pid_in_child));
+        }
+    });
+    let pid = getpid();
+    PID.store(pid, Ordering::Relaxed);
+    pid
+}
+
+#[cfg(not(miri))]
+extern "C" fn refresh_pid_in_child() {
+    PID.store(getpid(), Ordering::Relaxed);
+}
+
+fn getpid() -> u32 {
     rustix::process::getpid().as_raw_nonzero().get() as u32
 }
 
@@ -137,7 +183,17 @@ fn proc_stat(pid: u32) -> Option<(char, u64)> {
     if pid == 0 || i32::try_from(pid).is_err() {
         return None;
     }
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Without allocating: a child forked from a multi-threaded process may
+    // register here (`Ring::follow_fork`).
+    let mut path = [0u8; 32];
+    write!(&mut path[..], "/proc/{pid}/stat\0").ok()?;
+    let path = core::ffi::CStr::from_bytes_until_nul(&path).ok()?;
+    let fd = rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()).ok()?;
+    // Fields 1-22 fit: a pid, a command name of at most 64 bytes and 19
+    // numbers of at most 20 digits.
+    let mut buf = [0u8; 1024];
+    let n = rustix::io::read(&fd, &mut buf).ok()?;
+    let stat = core::str::from_utf8(&buf[..n]).ok()?;
     // The command name (field 2) is in parentheses and may contain spaces:
     // count fields after the last ')'.
     let mut rest = stat[stat.rfind(')')? + 1..].split_whitespace();

@@ -30,9 +30,11 @@
 //!   share a pid namespace.
 //! - Handles beyond the 63 entries of the table share one record, so while
 //!   any is registered nothing is reclaimed (it could be theirs).
-//! - A handle carried into a forked child still counts as its parent's:
-//!   if the parent dies, the child's in-flight claims look dead. Clone the
-//!   handle in the child (a clone registers the child).
+//! - A handle carried into a forked child registers the child on its first
+//!   use there (`Ring::follow_fork`), noticed through the pid that a
+//!   `pthread_atfork` handler refreshes in the child. A child made by a raw
+//!   `clone(2)` that skips the C library's fork handlers is not noticed: its
+//!   handle goes on using the parent's entry (clone the handle there).
 //! - A survivor killed in the middle of a reclaim is taken over from (its
 //!   record covers the slot, as a claimer's does), but a block reference
 //!   it may not have dropped yet is leaked rather than dropped twice.

@@ -42,10 +42,14 @@ use crate::{
 /// ```
 pub struct Ring {
     core: RingCore,
-    entry: NonNull<ParticipantEntry>,
-    entry_index: usize,
-    shared_stats: bool,
-    owner_pid: u32,
+    /// This handle's participant entry, its index, and whether it is the
+    /// shared entry 0 (the table was full). A handle carried into a forked
+    /// child moves to an entry of its own on first use (`follow_fork`).
+    entry: Cell<NonNull<ParticipantEntry>>,
+    entry_index: Cell<usize>,
+    shared_stats: Cell<bool>,
+    /// The process the entry is registered for.
+    owner_pid: Cell<u32>,
     /// Producers stamp messages (header flag, fixed at creation).
     timestamps: bool,
     /// Senders and receivers wake blocked peers (header flag).
@@ -336,10 +340,10 @@ impl Ring {
         });
         Ring {
             core,
-            entry,
-            entry_index,
-            shared_stats,
-            owner_pid: participant::current_pid(),
+            entry: Cell::new(entry),
+            entry_index: Cell::new(entry_index),
+            shared_stats: Cell::new(shared_stats),
+            owner_pid: Cell::new(participant::current_pid()),
             timestamps: segment.flags() & FLAG_NO_TIMESTAMPS == 0,
             wakeups: segment.flags() & FLAG_WAKEUPS != 0,
             sync: NonNull::from(segment.sync_block()),
@@ -354,20 +358,69 @@ impl Ring {
         }
     }
 
+    /// The counters' writer; the caller has called `follow_fork`.
     #[inline(always)]
     fn stats_writer(&self) -> StatsWriter<'_> {
         StatsWriter {
-            // SAFETY: `entry` points into the mapping kept alive by `segment`.
-            entry: unsafe { self.entry.as_ref() },
-            shared: self.shared_stats,
+            entry: self.entry_followed(),
+            shared: self.shared_stats.get(),
         }
     }
 
-    /// This handle's participant entry.
+    /// This handle's participant entry (first moving to an entry of this
+    /// process's own if the handle was carried across a fork).
     #[inline(always)]
     pub(crate) fn entry(&self) -> &ParticipantEntry {
+        self.follow_fork();
+        self.entry_followed()
+    }
+
+    /// [`Ring::entry`] for a caller that has just called `follow_fork` (the
+    /// hot paths: one check per call, not one per use).
+    #[inline(always)]
+    fn entry_followed(&self) -> &ParticipantEntry {
         // SAFETY: `entry` points into the mapping kept alive by `segment`.
-        unsafe { self.entry.as_ref() }
+        unsafe { self.entry.get().as_ref() }
+    }
+
+    /// The pid this handle acts for (block holders, see `Arena::take`).
+    #[inline(always)]
+    fn owner(&self) -> u32 {
+        self.follow_fork();
+        self.owner_pid.get()
+    }
+
+    /// A handle carried into a forked child still names its parent's entry:
+    /// claims recorded there would look alive while the parent lives (and
+    /// dead when it dies), the parent's and the child's counters would be
+    /// written by two processes, and blocks would name the parent as their
+    /// holder. So on its first use in another process a handle registers
+    /// there, as a clone would. The check is one load of the cached pid
+    /// (`participant::current_pid`) and a compare.
+    #[inline(always)]
+    fn follow_fork(&self) {
+        if self.owner_pid.get() != participant::current_pid() {
+            self.register_after_fork();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn register_after_fork(&self) {
+        let entries = self.segment.participants();
+        let mut registered = participant::register(entries);
+        if registered.1 {
+            participant::unregister(entries, registered.0);
+            crate::peer::reap_dead(entries, &self.core);
+            registered = participant::register(entries);
+        }
+        let (index, shared) = registered;
+        self.entry.set(NonNull::from(&entries[index]));
+        self.entry_index.set(index);
+        self.shared_stats.set(shared);
+        self.owner_pid.set(participant::current_pid());
+        // The roles seen were the parent's: this process notes its own.
+        self.roles.set(0);
     }
 
     #[cold]
@@ -475,7 +528,7 @@ impl Ring {
             arena.release(d.offset); // another size: back to its free list
         }
         arena.prefetch_header(self.last_block.get());
-        let d = arena.alloc(len, self.owner_pid)?;
+        let d = arena.alloc(len, self.owner())?;
         self.last_block.set(d.offset);
         Ok(d)
     }
@@ -484,7 +537,7 @@ impl Ring {
     fn take_spare(&self, arena: &Arena) -> Option<Descriptor> {
         match self.spare.replace(0) {
             0 => None,
-            s => arena.claim_spare(s - 1, self.owner_pid),
+            s => arena.claim_spare(s - 1, self.owner()),
         }
     }
 
@@ -500,7 +553,7 @@ impl Ring {
             return;
         }
         if let Some(arena) = &self.arena {
-            if let Ok(d) = arena.alloc_spare(len, self.owner_pid) {
+            if let Ok(d) = arena.alloc_spare(len, self.owner()) {
                 self.last_block.set(d.offset);
                 self.spare.set(d.offset + 1);
             }
@@ -585,7 +638,7 @@ impl Ring {
                     Ok(()) => {
                         // Before the slot is released (the caller's next
                         // step): see `Arena::take`.
-                        arena.take(desc.offset, self.owner_pid);
+                        arena.take(desc.offset, self.owner());
                         Decoded::Block { desc, priority }
                     }
                     Err(what) => Decoded::Bad(what),
@@ -608,6 +661,7 @@ impl Ring {
         if n == 0 {
             return Ok(0);
         }
+        self.follow_fork();
         if self.roles.get() & ROLE_SENDER == 0 {
             self.note_role(ROLE_SENDER);
         }
@@ -616,7 +670,7 @@ impl Ring {
         let stamp = if self.timestamps { Clock::now() } else { 0 };
         let claim = self
             .core
-            .claim_send_as(n as u64, Some(&self.entry().id.send_claim))
+            .claim_send_as(n as u64, Some(&self.entry_followed().id.send_claim))
             .map_err(|e| self.claim_error(e))?;
         let stats = self.stats_writer();
         let mut tally = SendTally::default();
@@ -692,13 +746,18 @@ impl Ring {
         limit: Option<usize>,
         mut each: impl FnMut(Received),
     ) -> Result<usize> {
+        self.follow_fork();
         if self.roles.get() & ROLE_RECEIVER == 0 {
             self.note_role(ROLE_RECEIVER);
         }
         loop {
             let claim = self
                 .core
-                .claim_recv_as(max as u64, limit, Some(&self.entry().id.recv_claim))
+                .claim_recv_as(
+                    max as u64,
+                    limit,
+                    Some(&self.entry_followed().id.recv_claim),
+                )
                 .map_err(|e| self.recv_claim_error(e, limit))?;
             let now = if claim.count > 1 && self.timestamps {
                 Some(Clock::now())
@@ -756,13 +815,14 @@ impl Ring {
     /// bookkeeping (this is the hot path of `recv_fast` and `recv`).
     #[inline(always)]
     pub(crate) fn recv_one(&self, limit: Option<usize>) -> Result<Received> {
+        self.follow_fork();
         if self.roles.get() & ROLE_RECEIVER == 0 {
             self.note_role(ROLE_RECEIVER);
         }
         loop {
             let claim = self
                 .core
-                .claim_recv_as(1, limit, Some(&self.entry().id.recv_claim))
+                .claim_recv_as(1, limit, Some(&self.entry_followed().id.recv_claim))
                 .map_err(|e| self.recv_claim_error(e, limit))?;
             let content = self.core.read(claim.pos);
             let decoded = self.decode(&content);
@@ -1031,10 +1091,11 @@ impl Drop for Ring {
                 arena.release(d.offset);
             }
         }
-        // A forked child holds a copy of its parent's handle: only the
-        // process that registered the entry may fold and free it.
-        if participant::current_pid() == self.owner_pid {
-            participant::unregister(self.segment.participants(), self.entry_index);
+        // A forked child that never used its copy of the handle still names
+        // its parent's entry: only the process that registered the entry
+        // may fold and free it.
+        if participant::current_pid() == self.owner_pid.get() {
+            participant::unregister(self.segment.participants(), self.entry_index.get());
         }
     }
 }

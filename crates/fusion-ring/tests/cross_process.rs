@@ -13,7 +13,9 @@
 #![cfg(not(fusion_ring_loom))]
 
 mod common;
-use common::child::{child_var, is_child, recv_fd, send_fd, serial, ChildGuard, PathGuard};
+use common::child::{
+    child_var, is_child, recv_fd, send_fd, serial, ChildGuard, ForkGuard, PathGuard,
+};
 
 use std::io::Read;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -489,40 +491,6 @@ fn child_memfd_sender() {
 // ---------------------------------------------------------------------------
 // (c): forked child on the inherited mapping
 
-/// A forked child: SIGKILLed and reaped on drop unless already reaped.
-struct ForkGuard {
-    pid: libc::pid_t,
-    reaped: bool,
-}
-
-impl ForkGuard {
-    /// `Some(wait status)` once the child has exited.
-    fn try_wait(&mut self) -> Option<i32> {
-        let mut status = 0;
-        // SAFETY: plain syscall on our own child.
-        let r = unsafe { libc::waitpid(self.pid, &mut status, libc::WNOHANG) };
-        assert!(r >= 0, "waitpid: {}", std::io::Error::last_os_error());
-        if r == self.pid {
-            self.reaped = true;
-            Some(status)
-        } else {
-            None
-        }
-    }
-}
-
-impl Drop for ForkGuard {
-    fn drop(&mut self) {
-        if !self.reaped {
-            // SAFETY: plain syscalls on our own, not yet reaped, child.
-            unsafe {
-                libc::kill(self.pid, libc::SIGKILL);
-                libc::waitpid(self.pid, std::ptr::null_mut(), 0);
-            }
-        }
-    }
-}
-
 /// Exit codes of the forked receiver.
 const FORK_OK: i32 = 0;
 const FORK_MISMATCH: i32 = 1;
@@ -595,17 +563,7 @@ fn forked_child_receives_on_inherited_mapping() {
     // SAFETY: the child only runs `fork_receiver` (atomics on the inherited
     // shared mapping, a pipe write) and `_exit`s: nothing that needs a lock
     // another thread of the parent might have held at fork time.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
-    if pid == 0 {
-        let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            fork_receiver(&ring, N, write_end)
-        }))
-        .unwrap_or(FORK_PANIC);
-        // SAFETY: leaves the child without running the parent's destructors.
-        unsafe { libc::_exit(code) };
-    }
-    let mut child = ForkGuard { pid, reaped: false };
+    let mut child = unsafe { ForkGuard::fork(|| fork_receiver(&ring, N, write_end), FORK_PANIC) };
     // SAFETY: our copy of the write end; the child has its own.
     unsafe { libc::close(write_end) };
     // SAFETY: the read end is ours alone from here on.

@@ -178,3 +178,83 @@ pub fn unique_name(tag: &str) -> String {
         NEXT.fetch_add(1, Ordering::Relaxed)
     )
 }
+
+/// A child made with `fork(2)`, running on the parent's inherited memory:
+/// SIGKILLed and reaped on drop unless already reaped.
+pub struct ForkGuard {
+    pid: libc::pid_t,
+    reaped: bool,
+}
+
+impl ForkGuard {
+    /// Forks; the child runs `child` and `_exit`s with what it returns
+    /// (`on_panic` if it panics), without running the parent's destructors.
+    ///
+    /// # Safety
+    /// The test process is multi-threaded: `child` must only do what is safe
+    /// after `fork` in such a process (no lock another thread may have held).
+    pub unsafe fn fork(child: impl FnOnce() -> i32, on_panic: i32) -> Self {
+        // SAFETY: the caller vouches for what the child runs.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
+        if pid == 0 {
+            let code =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(child)).unwrap_or(on_panic);
+            // SAFETY: ends the child here, destructors not run.
+            unsafe { libc::_exit(code) };
+        }
+        ForkGuard { pid, reaped: false }
+    }
+
+    /// The child's pid.
+    pub fn pid(&self) -> libc::pid_t {
+        self.pid
+    }
+
+    /// `Some(wait status)` once the child has exited.
+    pub fn try_wait(&mut self) -> Option<i32> {
+        let mut status = 0;
+        // SAFETY: plain syscall on our own child.
+        let r = unsafe { libc::waitpid(self.pid, &mut status, libc::WNOHANG) };
+        assert!(r >= 0, "waitpid: {}", std::io::Error::last_os_error());
+        if r == self.pid {
+            self.reaped = true;
+            Some(status)
+        } else {
+            None
+        }
+    }
+
+    /// Waits (up to `deadline` from `start`) for the child to exit and
+    /// returns its exit code; panics if it was killed or ran out of time.
+    pub fn exit_code(&mut self, start: Instant, deadline: Duration) -> i32 {
+        loop {
+            if let Some(status) = self.try_wait() {
+                assert!(
+                    libc::WIFEXITED(status),
+                    "forked child {} ended by signal (status {status:#x})",
+                    self.pid
+                );
+                return libc::WEXITSTATUS(status);
+            }
+            assert!(
+                start.elapsed() < deadline,
+                "forked child {} still running after {deadline:?}",
+                self.pid
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
+impl Drop for ForkGuard {
+    fn drop(&mut self) {
+        if !self.reaped {
+            // SAFETY: plain syscalls on our own, not yet reaped, child.
+            unsafe {
+                libc::kill(self.pid, libc::SIGKILL);
+                libc::waitpid(self.pid, std::ptr::null_mut(), 0);
+            }
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! Handles carried across `fork(2)`: a child that uses its inherited copy of
+//! a handle is a participant of its own (own entry, own claims, own
+//! counters), so its death is seen, and its counters and its parent's are
+//! never written by two processes.
+//!
+//! The children here are forked (not re-spawned): they use the inherited
+//! handle and leave with `_exit`, without running destructors, as a crash
+//! would.
+
+#![cfg(not(fusion_ring_loom))]
+
+mod common;
+use common::child::{serial, ForkGuard};
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use fusion_ring::{Config, FusionRing, PriorityClass, RingError, UltraFastRing};
+
+/// Longest a child or a wait may take.
+const DEADLINE: Duration = Duration::from_secs(60);
+/// A forked child's exit code when its closure panicked.
+const PANICKED: i32 = 101;
+
+#[test]
+fn a_dead_forked_receiver_disconnects_its_parent() {
+    let _serial = serial();
+    let ring = FusionRing::with_config(&Config::new(8)).expect("ring");
+    ring.send(b"first").expect("send");
+    // SAFETY: the child receives on the inherited mapping (atomics, a read
+    // of /proc/self/stat when it registers) and `_exit`s.
+    let mut child = unsafe {
+        ForkGuard::fork(
+            || {
+                let mut buf = [0u8; 64];
+                match ring.recv_with_timeout(&mut buf, DEADLINE) {
+                    Ok(5) if &buf[..5] == b"first" => 0,
+                    Ok(_) => 1,
+                    Err(_) => 2,
+                }
+            },
+            PANICKED,
+        )
+    };
+    assert_eq!(child.exit_code(Instant::now(), DEADLINE), 0, "child failed");
+
+    // The only receiver is dead (and reaped). Fill the ring: a blocked send
+    // must learn that nobody will ever make room.
+    let mut sent = 0;
+    while ring.send(b"fill").is_ok() {
+        sent += 1;
+    }
+    assert_eq!(sent, 8, "the child took the first message");
+    match ring.send_with_timeout(b"one more", DEADLINE) {
+        Err(RingError::Disconnected) => {}
+        other => panic!("expected Disconnected, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_forked_child_is_a_participant_of_its_own() {
+    let _serial = serial();
+    let ring = FusionRing::with_config(&Config::new(8)).expect("ring");
+    // SAFETY: as above; the child only sends.
+    let mut child = unsafe {
+        ForkGuard::fork(
+            || {
+                for m in [&b"a"[..], b"bb", b"ccc"] {
+                    if ring.send(m).is_err() {
+                        return 1;
+                    }
+                }
+                0
+            },
+            PANICKED,
+        )
+    };
+    assert_eq!(child.exit_code(Instant::now(), DEADLINE), 0, "child failed");
+    let mut buf = [0u8; 16];
+    for expected in [&b"a"[..], b"bb", b"ccc"] {
+        let n = ring.recv(&mut buf).expect("recv");
+        assert_eq!(&buf[..n], expected);
+    }
+    // The child registered an entry of its own and died holding it. (Had it
+    // written into the parent's entry there would be nothing to reap.)
+    assert_eq!(ring.as_ring().recover().participants, 1);
+    let stats = ring.stats();
+    assert_eq!((stats.sent, stats.received), (3, 3), "{stats:?}");
+    // The parent's handle is unaffected.
+    ring.send(b"still here").expect("send");
+    let n = ring.recv(&mut buf).expect("recv");
+    assert_eq!(&buf[..n], b"still here");
+}
+
+#[test]
+fn a_parent_and_its_forked_child_sending_at_once_lose_no_count() {
+    let _serial = serial();
+    const EACH: u32 = 100_000;
+    let ring = UltraFastRing::new(1 << 18).expect("ring");
+    // A start line in the ring's own shared memory would do, but a separate
+    // shared page keeps the ring's contents exactly the messages.
+    let page = SharedPage::new();
+    let (ready, go) = (page.word(0), page.word(1));
+    // SAFETY: the child spins on shared atomics and sends on the inherited
+    // handle, then `_exit`s.
+    let mut child = unsafe {
+        ForkGuard::fork(
+            || {
+                ready.store(1, Ordering::Release);
+                while go.load(Ordering::Acquire) == 0 {
+                    std::hint::spin_loop();
+                }
+                for _ in 0..EACH {
+                    if ring.send_fast(b"child", PriorityClass::Normal).is_err() {
+                        return 1;
+                    }
+                }
+                0
+            },
+            PANICKED,
+        )
+    };
+    let start = Instant::now();
+    while ready.load(Ordering::Acquire) == 0 {
+        assert!(start.elapsed() < DEADLINE, "child never started");
+        std::hint::spin_loop();
+    }
+    go.store(1, Ordering::Release);
+    for _ in 0..EACH {
+        ring.send_fast(b"parent", PriorityClass::Normal)
+            .expect("send");
+    }
+    assert_eq!(child.exit_code(start, DEADLINE), 0, "child failed");
+
+    // Both processes bumped "sent" on the same lane at the same time; with
+    // one entry between them (a plain load + store each) counts were lost.
+    let stats = ring.stats();
+    assert_eq!(stats.sent, 2 * u64::from(EACH), "{stats:?}");
+    let mut buf = [0u8; 40];
+    let mut from = [0u32; 2];
+    while let Ok((n, _, _)) = ring.recv_fast(&mut buf) {
+        from[usize::from(&buf[..n] == b"parent")] += 1;
+    }
+    assert_eq!(from, [EACH, EACH], "[child, parent] messages received");
+}
+
+/// One page of anonymous shared memory, inherited across fork.
+struct SharedPage(*mut AtomicU32);
+
+impl SharedPage {
+    fn new() -> Self {
+        // SAFETY: a fresh anonymous mapping; checked below.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                4096,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(p, libc::MAP_FAILED, "mmap");
+        SharedPage(p.cast())
+    }
+
+    fn word(&self, i: usize) -> &AtomicU32 {
+        assert!(i < 1024);
+        // SAFETY: the page is 4096 zeroed (valid AtomicU32) bytes, mapped
+        // until `self` is dropped.
+        unsafe { &*self.0.add(i) }
+    }
+}
+
+impl Drop for SharedPage {
+    fn drop(&mut self) {
+        // SAFETY: our own mapping; no reference outlives `self`.
+        unsafe { libc::munmap(self.0.cast(), 4096) };
+    }
+}
