@@ -62,28 +62,39 @@ pub fn with_peer<T>(child: impl FnOnce(), parent: impl FnOnce() -> T) -> Result<
 /// An anonymous shared mapping inherited by forked children.
 pub struct SharedPage {
     ptr: *mut u8,
+    len: usize,
 }
 
 impl SharedPage {
+    /// One page.
     pub fn new() -> Self {
+        Self::with_len(4096)
+    }
+
+    /// `len` bytes (zeroed).
+    pub fn with_len(len: usize) -> Self {
         // SAFETY: a fresh anonymous mapping aliases nothing.
         let ptr = unsafe {
             rustix::mm::mmap_anonymous(
                 std::ptr::null_mut(),
-                4096,
+                len,
                 rustix::mm::ProtFlags::READ | rustix::mm::ProtFlags::WRITE,
                 rustix::mm::MapFlags::SHARED,
             )
         }
-        .expect("mmap of one shared page");
-        SharedPage { ptr: ptr.cast() }
+        .expect("mmap of shared memory");
+        SharedPage {
+            ptr: ptr.cast(),
+            len,
+        }
     }
 
-    /// The atomic at byte `offset` (multiple of 64: one per cache line).
+    /// The atomic at byte `offset` (a multiple of 8).
     pub fn word(&self, offset: usize) -> &std::sync::atomic::AtomicU64 {
-        assert!(offset.is_multiple_of(64) && offset < 4096);
-        // SAFETY: in bounds and aligned; the page is zero-initialised shared
-        // memory, a valid AtomicU64 for any bit pattern, alive as long as self.
+        assert!(offset.is_multiple_of(8) && offset + 8 <= self.len);
+        // SAFETY: in bounds and aligned; the mapping is zero-initialised
+        // shared memory, a valid AtomicU64 for any bit pattern, alive as
+        // long as self.
         unsafe { &*(self.ptr.add(offset) as *const std::sync::atomic::AtomicU64) }
     }
 }
@@ -91,6 +102,6 @@ impl SharedPage {
 impl Drop for SharedPage {
     fn drop(&mut self) {
         // SAFETY: ptr/len are exactly what mmap returned.
-        let _ = unsafe { rustix::mm::munmap(self.ptr.cast(), 4096) };
+        let _ = unsafe { rustix::mm::munmap(self.ptr.cast(), self.len) };
     }
 }

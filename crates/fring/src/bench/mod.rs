@@ -103,7 +103,7 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     let slow = (rounds / 10).max(1000); // syscall paths: ~10-50 us each
     let zc_rounds = |size: usize| (rounds / (1 + size / (64 << 10))).max(2000);
     let zc_msgs = |size: usize| (opts.messages / (1 + size as u64 / 512)).clamp(2000, 500_000);
-    let steps = 7 + QUARTERS + 2 * opts.sizes.len();
+    let steps = 5 + 2 * QUARTERS + 2 * opts.sizes.len();
     let mut p = Progress::new(steps);
     let mut report = Report::new(ticks_per_ns);
     // A short cache-line ping-pong before each row: where the host placed the
@@ -188,13 +188,32 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     let s = paths::uds_latency(slow)?;
     report.latency("uds", 40, &s, probe()?, None);
 
-    p.step("inline 40 B streaming");
-    let t = paths::inline_stream(opts.messages)?;
-    report.throughput("inline", 40, t, probe()?, None);
-
-    p.step("batch 32 x 40 B streaming");
-    let t = paths::batch_stream(opts.messages, 32)?;
-    report.throughput("batch", 40, t, probe()?, Some(32));
+    // The 40-byte streams are read against what streaming lines between
+    // the cores costs at all here (the bare and claimed line rings, the
+    // packed batches): all five in turn, in quarters, for the same reason
+    // as the latency rows.
+    let part = opts.messages / QUARTERS as u64;
+    let mut streams = [paths::Stream::EMPTY; 5];
+    let mut stream_probes = [Vec::new(), Vec::new()];
+    for q in 1..=QUARTERS {
+        p.step(&format!(
+            "streaming quarter {q}/{QUARTERS}: inline, batch, line floors"
+        ));
+        stream_probes[0].push(probe()?);
+        streams[0].add(paths::inline_stream(part)?);
+        stream_probes[1].push(probe()?);
+        streams[1].add(paths::batch_stream(part, 32)?);
+        streams[2].add(paths::line_stream(part, false)?);
+        streams[3].add(paths::line_stream(part, true)?);
+        streams[4].add(paths::packed_stream(part)?);
+    }
+    let [inline_probes, batch_probes] = stream_probes;
+    report.throughput("inline", 40, streams[0], median(inline_probes), None);
+    report.throughput("batch", 40, streams[1], median(batch_probes), Some(32));
+    let ns_per_msg = |s: &paths::Stream| s.ticks_per_msg() / ticks_per_ns;
+    report.machine.line_stream_ns = Some(ns_per_msg(&streams[2]));
+    report.machine.line_stream_claimed_ns = Some(ns_per_msg(&streams[3]));
+    report.machine.packed_stream_ticks = Some(streams[4].ticks_per_msg());
 
     // The copying stream of the largest size is read against memcpy (a
     // target is their ratio), and memory bandwidth swings with the host:
@@ -208,16 +227,9 @@ pub fn run(opts: &Options) -> Result<Report, String> {
         p.step(&format!("zero-copy {size} B streaming (copying send)"));
         let t = if Some(size) == largest {
             let quarter = (zc_msgs(size) / QUARTERS as u64).max(1);
-            let mut total = paths::Stream {
-                messages: 0,
-                ticks: 0,
-                secs: 0.0,
-            };
+            let mut total = paths::Stream::EMPTY;
             for _ in 0..QUARTERS {
-                let t = paths::zerocopy_stream(size, false, quarter)?;
-                total.messages += t.messages;
-                total.ticks += t.ticks;
-                total.secs += t.secs;
+                total.add(paths::zerocopy_stream(size, false, quarter)?);
                 memcpy.push(paths::memcpy_bandwidth(size));
                 memcpy2.push(paths::memcpy_rotating(size, 2));
             }
@@ -237,10 +249,6 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     report.throughput("uds", 40, t, probe()?, None);
 
     if let Some(largest) = largest {
-        let median = |mut v: Vec<f64>| {
-            v.sort_by(f64::total_cmp);
-            v[v.len() / 2]
-        };
         report.memcpy = Some((largest, median(memcpy)));
         report.machine.memcpy_two_buffers_gbps = Some(median(memcpy2) / 1e9);
     }

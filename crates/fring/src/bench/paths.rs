@@ -27,6 +27,27 @@ pub struct Stream {
     pub secs: f64,
 }
 
+impl Stream {
+    /// No messages yet.
+    pub const EMPTY: Stream = Stream {
+        messages: 0,
+        ticks: 0,
+        secs: 0.0,
+    };
+
+    /// Adds a part of a stream taken in turns.
+    pub fn add(&mut self, part: Stream) {
+        self.messages += part.messages;
+        self.ticks += part.ticks;
+        self.secs += part.secs;
+    }
+
+    /// Ticks per message.
+    pub fn ticks_per_msg(&self) -> f64 {
+        self.ticks as f64 / self.messages.max(1) as f64
+    }
+}
+
 type R<T> = Result<T, String>;
 
 fn spin_send(ring: &UltraFastRing, data: &[u8]) {
@@ -334,8 +355,21 @@ impl Write for Duplex {
     }
 }
 
+/// Times `producer` while a forked peer runs `consumer`. The clock starts
+/// once the peer is running on its core: a short stream would otherwise
+/// also time the fork and the peer's move to its core (a quarter of a
+/// `--quick` run's 40-byte stream is a millisecond or two).
 fn stream(messages: u64, consumer: impl FnOnce(), producer: impl FnOnce()) -> R<Stream> {
+    let page = SharedPage::new();
+    let ready = page.word(0);
+    let consumer = || {
+        ready.store(1, Ordering::Release);
+        consumer()
+    };
     with_peer(consumer, || {
+        while ready.load(Ordering::Acquire) == 0 {
+            std::hint::spin_loop();
+        }
         let (t0, i0) = (Clock::now(), Instant::now());
         producer();
         Stream {
@@ -393,6 +427,112 @@ pub fn batch_stream(messages: u64, batch: usize) -> R<Stream> {
                     Err(RingError::Full) => std::hint::spin_loop(),
                     Err(e) => panic!("{e}"),
                 }
+            }
+        },
+    )
+}
+
+/// The least a queue that gives each message its own 64-byte line pays to
+/// stream 40-byte messages between the two cores: a bare single-producer
+/// ring of 1024 lines, each with a sequence word (Vyukov's protocol without
+/// the claims: the consumer frees a line by writing its sequence word).
+/// With `claimed`, each side also takes one locked compare-and-swap per
+/// message on a line of its own, as a multi-producer multi-consumer ring
+/// claims positions. No clock reads, no stats, no checks.
+pub fn line_stream(messages: u64, claimed: bool) -> R<Stream> {
+    const LINES: u64 = 1024;
+    let mem = SharedPage::with_len(64 * (LINES as usize + 2));
+    let line = |pos: u64| 64 * (pos % LINES) as usize;
+    let seq = |pos: u64| mem.word(line(pos));
+    let (producer_head, consumer_head) = (
+        mem.word(64 * LINES as usize),
+        mem.word(64 * (LINES as usize + 1)),
+    );
+    for pos in 0..LINES {
+        seq(pos).store(pos, Ordering::Relaxed);
+    }
+    let claim = |head: &std::sync::atomic::AtomicU64, pos: u64| {
+        if claimed {
+            let _ = head.compare_exchange(pos, pos + 1, Ordering::Relaxed, Ordering::Relaxed);
+        }
+    };
+    stream(
+        messages,
+        || {
+            let mut sum = 0u64;
+            for pos in 0..messages {
+                while seq(pos).load(Ordering::Acquire) != pos + 1 {
+                    std::hint::spin_loop();
+                }
+                claim(consumer_head, pos);
+                for k in 1..=5 {
+                    sum = sum.wrapping_add(mem.word(line(pos) + 8 * k).load(Ordering::Relaxed));
+                }
+                seq(pos).store(pos + LINES, Ordering::Release);
+            }
+            std::hint::black_box(sum);
+        },
+        || {
+            for pos in 0..messages {
+                while seq(pos).load(Ordering::Acquire) != pos {
+                    std::hint::spin_loop();
+                }
+                claim(producer_head, pos);
+                for k in 1..=5 {
+                    mem.word(line(pos) + 8 * k).store(pos, Ordering::Relaxed);
+                }
+                seq(pos).store(pos + 1, Ordering::Release);
+            }
+        },
+    )
+}
+
+/// The least any batch format pays to stream 40-byte messages here: records
+/// packed end to end (no per-message header, no claims, no clock), 32
+/// published with one store of an index, the consumer handing space back
+/// once per batch. `messages` is rounded down to whole batches.
+pub fn packed_stream(messages: u64) -> R<Stream> {
+    const WORDS: u64 = 8192; // 64 KiB of records
+    const BATCH_WORDS: u64 = 32 * 5;
+    let total = messages / 32 * BATCH_WORDS;
+    let mem = SharedPage::with_len(8 * WORDS as usize + 128);
+    let word = |w: u64| mem.word(8 * (w % WORDS) as usize);
+    let (published, consumed) = (
+        mem.word(8 * WORDS as usize),
+        mem.word(8 * WORDS as usize + 64),
+    );
+    stream(
+        messages / 32 * 32,
+        || {
+            let (mut w, mut sum) = (0u64, 0u64);
+            while w < total {
+                let end = loop {
+                    let end = published.load(Ordering::Acquire);
+                    if end > w {
+                        break end;
+                    }
+                    std::hint::spin_loop();
+                };
+                while w < end {
+                    sum = sum.wrapping_add(word(w).load(Ordering::Relaxed));
+                    w += 1;
+                }
+                consumed.store(w, Ordering::Release);
+            }
+            std::hint::black_box(sum);
+        },
+        || {
+            let (mut w, mut limit) = (0u64, WORDS);
+            while w < total {
+                while w + BATCH_WORDS > limit {
+                    limit = consumed.load(Ordering::Acquire) + WORDS;
+                    std::hint::spin_loop();
+                }
+                for k in w..w + BATCH_WORDS {
+                    word(k).store(k, Ordering::Relaxed);
+                }
+                w += BATCH_WORDS;
+                published.store(w, Ordering::Release);
             }
         },
     )

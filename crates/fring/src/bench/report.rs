@@ -27,6 +27,18 @@ pub struct Machine {
     /// (the working set of a copying send: see `paths::memcpy_rotating`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub memcpy_two_buffers_gbps: Option<f64>,
+    /// ns per message of `paths::line_stream` without claims: a bare ring of
+    /// lines streamed between the cores (one line per message).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line_stream_ns: Option<f64>,
+    /// The same with one locked claim per message on each side, as a
+    /// multi-producer multi-consumer ring takes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line_stream_claimed_ns: Option<f64>,
+    /// Ticks per message of `paths::packed_stream`: 40-byte records packed
+    /// end to end, 32 per publish (the least a batch format pays).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub packed_stream_ticks: Option<f64>,
 }
 
 impl Machine {
@@ -53,6 +65,9 @@ impl Machine {
             ring_floor_ns: None,
             clock_read_ticks: None,
             memcpy_two_buffers_gbps: None,
+            line_stream_ns: None,
+            line_stream_claimed_ns: None,
+            packed_stream_ticks: None,
         }
     }
 }
@@ -432,6 +447,28 @@ impl Report {
                  (a copying send fills one block while the receiver holds the other)\n",
                 human(size),
                 one / 1e9,
+            );
+        }
+        let stream = |name| self.find(name, "throughput", None);
+        if let (Some(bare), Some(claimed)) = (m.line_stream_ns, m.line_stream_claimed_ns) {
+            out += &format!(
+                "limits: streaming one 64-byte line per message between the cores {bare:.1} ns/msg bare, \
+                 {claimed:.1} ns/msg with one locked claim per message on each side (as a \
+                 many-producer many-consumer ring claims){}\n",
+                stream("inline")
+                    .and_then(|r| r.ns_per_msg)
+                    .map(|x| format!("; inline streaming is {:.2}x that", x / claimed))
+                    .unwrap_or_default(),
+            );
+        }
+        if let Some(packed) = m.packed_stream_ticks {
+            out += &format!(
+                "limits: 40-byte records packed end to end, 32 per publish, no claim, no clock: \
+                 {packed:.1} ticks/msg (the least any batch format pays here){}\n",
+                stream("batch")
+                    .and_then(|r| r.ticks_per_msg)
+                    .map(|x| format!("; batch-32 is {:.2}x that", x / packed))
+                    .unwrap_or_default(),
             );
         }
         if let Some(c) = m.clock_read_ticks {
