@@ -773,7 +773,9 @@ impl Ring {
                 let pos = claim.pos.wrapping_add(k);
                 let content = self.core.read(pos);
                 let decoded = self.decode(&content);
-                self.core.release(pos, seqcst);
+                if claim.count == 1 {
+                    self.core.release(pos, seqcst);
+                }
                 let (body, len, priority) = match decoded {
                     Decoded::Inline { len, priority } => {
                         (Body::Inline(content.payload), len, priority)
@@ -796,6 +798,16 @@ impl Ring {
                     latency,
                 });
                 taken += 1;
+            }
+            if claim.count > 1 {
+                // A batch is released after it is read, last slot first: a
+                // producer waiting at the first slot (the ring was full)
+                // then finds the whole run free and claims it at once,
+                // instead of taking slot after slot as they are released
+                // and pulling each line back from us in between.
+                for k in (0..claim.count).rev() {
+                    self.core.release(claim.pos.wrapping_add(k), false);
+                }
             }
             stats.flush_recv(&mut tally);
             if seqcst {
