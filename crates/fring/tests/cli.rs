@@ -769,15 +769,23 @@ fn bench_smoke_writes_json_and_svg() {
         "ring_floor_ns",
         "clock_read_ticks",
         "memcpy_two_buffers_gbps",
+        "line_stream_ns",
+        "line_stream_claimed_ns",
+        "packed_stream_ticks",
     ] {
         assert!(m[k].as_f64().is_some_and(|x| x > 0.0), "{k}: {m}");
     }
-    assert!(
-        out.stdout
-            .contains("limits: ping-pong through two rings of lines"),
-        "table:\n{}",
-        out.stdout
-    );
+    for line in [
+        "limits: ping-pong through two rings of lines",
+        "limits: streaming one 64-byte line per message",
+        "limits: 40-byte records packed end to end",
+    ] {
+        assert!(
+            out.stdout.contains(line),
+            "{line:?} in table:\n{}",
+            out.stdout
+        );
+    }
 
     let results = v["results"].as_array().expect("results list");
     let names: Vec<&str> = results.iter().filter_map(|r| r["name"].as_str()).collect();
