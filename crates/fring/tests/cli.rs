@@ -775,6 +775,10 @@ fn bench_smoke_writes_json_and_svg() {
     ] {
         assert!(m[k].as_f64().is_some_and(|x| x > 0.0), "{k}: {m}");
     }
+    let st = &v["single_thread_ticks"];
+    for k in ["stamped", "unstamped"] {
+        assert!(st[k].as_f64().is_some_and(|x| x > 0.0), "{k}: {st}");
+    }
     for line in [
         "limits: ping-pong through two rings of lines",
         "limits: streaming one 64-byte line per message",

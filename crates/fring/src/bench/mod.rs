@@ -156,6 +156,11 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     report.latency("floor", 64, &floor.samples, median(floor.probes), None);
     report.machine.ring_floor_ns = Some(report::median_ns(&ring.samples, ticks_per_ns));
     report.machine.clock_read_ticks = Some(paths::clock_read_ticks());
+    let pairs = opts.messages / 25;
+    report.single_thread_ticks = Some(report::SingleThread {
+        stamped: paths::single_thread(pairs, true)?,
+        unstamped: paths::single_thread(pairs, false)?,
+    });
     report.latency("inline", 40, &inline.samples, median(inline.probes), None);
     for (size, loan, row) in zc {
         let name = if loan {

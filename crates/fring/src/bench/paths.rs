@@ -140,6 +140,31 @@ pub fn ring_floor(rounds: usize) -> R<Samples> {
     )
 }
 
+/// Ticks of one `send_fast` + `recv_fast` of 40 bytes on this thread
+/// (median of 7 runs of `pairs`): the single-thread cost of the hot path,
+/// MPMC-safe (two locked claims), with or without the ring's timestamps.
+pub fn single_thread(pairs: u64, timestamps: bool) -> R<f64> {
+    let config = Config::new(1024)
+        .arena_bytes(0)
+        .wakeups(false)
+        .timestamps(timestamps);
+    let ring = UltraFastRing::with_config(&config).map_err(|e| e.to_string())?;
+    let msg = [7u8; 40];
+    let mut buf = [0u8; 40];
+    let mut runs = Vec::with_capacity(7);
+    for _ in 0..7 {
+        let t0 = Clock::now();
+        for _ in 0..pairs {
+            ring.send_fast(std::hint::black_box(&msg), PRIO)
+                .map_err(|e| e.to_string())?;
+            std::hint::black_box(ring.recv_fast(&mut buf).map_err(|e| e.to_string())?);
+        }
+        runs.push((Clock::now() - t0) as f64 / pairs as f64);
+    }
+    runs.sort_by(f64::total_cmp);
+    Ok(runs[3])
+}
+
 /// What one read of the clock costs, in ticks (median of 5 runs of 100 000
 /// reads): every stamped message pays it twice, once on each side.
 pub fn clock_read_ticks() -> f64 {

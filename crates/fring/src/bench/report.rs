@@ -105,12 +105,23 @@ pub struct Target {
     pub met: bool,
 }
 
+/// `paths::single_thread` with timestamps on and off.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct SingleThread {
+    pub stamped: f64,
+    pub unstamped: f64,
+}
+
 /// Everything a run produced.
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub machine: Machine,
     pub results: Vec<Row>,
     pub targets: Vec<Target>,
+    /// Ticks of one `send_fast` + `recv_fast` on one thread (median of
+    /// runs), with the ring's default timestamps and without.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub single_thread_ticks: Option<SingleThread>,
     /// memcpy bandwidth (bytes/s) of the largest zero-copy size.
     #[serde(skip)]
     pub memcpy: Option<(usize, f64)>,
@@ -136,6 +147,7 @@ impl Report {
             machine: Machine::detect(ticks_per_ns),
             results: Vec::new(),
             targets: Vec::new(),
+            single_thread_ticks: None,
             memcpy: None,
             distributions: Vec::new(),
             ticks_per_ns,
@@ -214,6 +226,14 @@ impl Report {
                 met,
             })
         };
+        if let Some(st) = self.single_thread_ticks {
+            add(
+                "send_fast + recv_fast, one thread",
+                "<= 40 ticks",
+                format!("{:.0} ticks ({:.0} unstamped)", st.stamped, st.unstamped),
+                st.stamped <= 40.0,
+            );
+        }
         let floor = lat(self.find("floor", "latency", None));
         let inline = lat(self.find("inline", "latency", None));
         if let (Some(f), Some(i)) = (floor, inline) {
@@ -473,8 +493,14 @@ impl Report {
         }
         if let Some(c) = m.clock_read_ticks {
             out += &format!(
-                "limits: one clock read {c:.0} ticks; a stamped message takes two ({:.0} ns)\n",
-                2.0 * c / self.ticks_per_ns
+                "limits: one clock read {c:.0} ticks; a stamped message takes two ({:.0} ns{})\n",
+                2.0 * c / self.ticks_per_ns,
+                self.single_thread_ticks
+                    .map(|st| format!(
+                        "; one thread's send_fast + recv_fast is {:.0} ticks stamped, {:.0} unstamped",
+                        st.stamped, st.unstamped
+                    ))
+                    .unwrap_or_default(),
             );
         }
         out
