@@ -677,7 +677,12 @@ impl Ring {
         // A single message on a ring with wake-ups publishes with a SeqCst
         // swap, which doubles as the handshake's fence (see `sync`).
         let seqcst = self.wakeups && claim.count == 1;
-        for k in 0..claim.count {
+        // A run is published last slot first: a consumer waiting at its
+        // first slot sees the whole run at once and claims it whole, rather
+        // than chasing the producer slot by slot and pulling each line away
+        // from it mid-write (producer-bound batch-32 streaming: 182-214 ->
+        // 105-130 ticks/msg; the consumer took 27 messages per call, now 32).
+        for k in (0..claim.count).rev() {
             let (out, priority) = msg(k as usize);
             match out {
                 Outgoing::Inline(data) => {

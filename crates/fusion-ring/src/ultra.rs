@@ -112,6 +112,8 @@ impl UltraFastRing {
     /// Sends several messages of one class with a single claim; returns how
     /// many were sent (a prefix, if the ring filled up; `Full` if none).
     /// All are checked first: one over 40 bytes gives `TooLarge`, nothing sent.
+    /// The messages become visible to receivers together (the run is
+    /// published last slot first), and are received in order.
     pub fn send_batch(&self, messages: &[&[u8]], priority: PriorityClass) -> Result<usize> {
         self.ring
             .send_inline_with(messages.len(), |i| (messages[i], priority))
