@@ -193,10 +193,13 @@ fn proc_stat(pid: u32) -> Option<(char, u64)> {
     // numbers of at most 20 digits.
     let mut buf = [0u8; 1024];
     let n = rustix::io::read(&fd, &mut buf).ok()?;
-    let stat = core::str::from_utf8(&buf[..n]).ok()?;
-    // The command name (field 2) is in parentheses and may contain spaces:
-    // count fields after the last ')'.
-    let mut rest = stat[stat.rfind(')')? + 1..].split_whitespace();
+    // The command name (field 2) is in parentheses and may contain spaces,
+    // parentheses and bytes that are not UTF-8 (it is the executable's file
+    // name): count fields after the last ')'.
+    let close = buf[..n].iter().rposition(|&b| b == b')')?;
+    let mut rest = core::str::from_utf8(&buf[close + 1..n])
+        .ok()?
+        .split_whitespace();
     let state = rest.next()?.chars().next()?;
     Some((state, rest.nth(18)?.parse().ok()?))
 }
@@ -217,6 +220,33 @@ mod tests {
             "another start time is another process"
         );
         assert!(!process_alive(0, 0));
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore)] // spawns a process and reads /proc
+    fn a_process_whose_name_is_not_utf8_is_alive() {
+        use std::os::unix::ffi::OsStrExt;
+        // The command name in /proc/PID/stat is the executable's file name.
+        let dir = std::env::temp_dir().join(format!("fring-comm-{}", current_pid()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let exe = dir.join(std::ffi::OsStr::from_bytes(b"sl\xffe) (p"));
+        let _ = std::fs::remove_file(&exe);
+        std::os::unix::fs::symlink("/bin/sleep", &exe).expect("symlink");
+        let mut child = std::process::Command::new(&exe)
+            .arg("30")
+            .spawn()
+            .expect("spawn sleep");
+        let pid = child.id();
+        let start = process_start_time(pid);
+        let alive = start.is_some_and(|s| process_alive(pid, s));
+        child.kill().expect("kill");
+        child.wait().expect("reap");
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(
+            start.is_some(),
+            "start time of a process named b\"sl\\xffe) (p\""
+        );
+        assert!(alive);
     }
 
     #[test]
