@@ -72,7 +72,8 @@
 //!   released is freed; arena blocks a dead process held are returned;
 //!   dead participants' entries are freed. Blocked calls do this as they
 //!   wait, and [`Ring::recover`] does it on demand. A handle inherited across `fork` registers the child as a
-//!   participant of its own on first use. The limits (same pid namespace,
+//!   participant of its own on first use; a loan or payload inherited
+//!   across `fork` stays the parent's (the child's copy gives nothing back). The limits (same pid namespace,
 //!   children made by a raw `clone` that skips fork handlers) are in [`Ring::recover`]'s
 //!   module (`peer`) docs and in `docs/ARCHITECTURE.md`.
 //! - **Named segments** are files under `/dev/shm`, created with `O_EXCL`

@@ -925,9 +925,12 @@ impl Ring {
         loan: Loan<'r>,
         priority: PriorityClass,
     ) -> std::result::Result<(), LoanError<'r>> {
-        // A loan from another segment names a block of another arena: copy
-        // it into one of ours (the loan is freed when the copy is sent).
-        if !Arc::ptr_eq(loan.ring().segment(), &self.segment) {
+        // A loan from another segment names a block of another arena, and
+        // a loan a forked child inherited is its parent's to give (the
+        // parent still holds the reference): copy either into a loan of our
+        // own (the original is dropped once the copy is sent, which frees
+        // it, or does nothing in the child).
+        if !Arc::ptr_eq(loan.ring().segment(), &self.segment) || !loan.is_owned_here() {
             let mut mine = match Loan::new(self, loan.len()) {
                 Ok(mine) => mine,
                 Err(error) => return Err(LoanError { error, loan }),

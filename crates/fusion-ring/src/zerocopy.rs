@@ -20,6 +20,10 @@ use crate::{PriorityClass, Result, Ring, RingError, INLINE_MAX};
 /// then send it with no copy ([`crate::FusionRing::send_loan`]). Dropping an
 /// unsent loan gives the block back.
 ///
+/// A loan a forked child inherits stays its parent's: in the child,
+/// dropping it gives nothing back and sending it sends a copy (the parent
+/// still holds the block and gives it back itself).
+///
 /// ```
 /// use fusion_ring::{FusionRing, PriorityClass};
 /// let ring = FusionRing::new(64)?;
@@ -36,6 +40,9 @@ pub struct Loan<'r> {
     ring: &'r Ring,
     desc: Descriptor,
     ptr: NonNull<u8>,
+    /// The process that holds the block's reference (see [`Loan`]'s
+    /// `Drop`): a forked child's copy of the loan is not its owner.
+    pid: u32,
 }
 
 impl<'r> Loan<'r> {
@@ -62,7 +69,12 @@ impl<'r> Loan<'r> {
                 crate::arena::AllocError::Exhausted => RingError::ArenaExhausted { len },
             })?;
         let ptr = arena.payload_ptr(desc.offset);
-        Ok(Loan { ring, desc, ptr })
+        Ok(Loan {
+            ring,
+            desc,
+            ptr,
+            pid: crate::participant::current_pid(),
+        })
     }
 
     /// Gives up ownership to a slot: the message now holds the reference.
@@ -78,6 +90,12 @@ impl<'r> Loan<'r> {
 
     pub(crate) fn ring(&self) -> &'r Ring {
         self.ring
+    }
+
+    /// Whether this process holds the block's reference (false for the
+    /// copy a forked child inherited).
+    pub(crate) fn is_owned_here(&self) -> bool {
+        self.pid == crate::participant::current_pid()
     }
 
     /// Shortens the message to `len` bytes (no effect if longer than now).
@@ -106,8 +124,13 @@ impl DerefMut for Loan<'_> {
 }
 
 impl Drop for Loan<'_> {
+    /// Gives the block back, in the process that was lent it only: the copy
+    /// of a loan in a forked child is inert, since the parent still holds
+    /// (and will give back) the one reference there is.
     fn drop(&mut self) {
-        self.ring.release_block(self.desc.offset);
+        if self.is_owned_here() {
+            self.ring.release_block(self.desc.offset);
+        }
     }
 }
 
@@ -130,7 +153,9 @@ pub struct LoanError<'r> {
 /// A received message, read in place: inline bytes, or a block of shared
 /// memory that is given back when the last clone is dropped. Cloning is
 /// cheap (a reference count), and a payload can be sent on again with no
-/// copy ([`crate::FusionRing::forward`]).
+/// copy ([`crate::FusionRing::forward`]). A payload a forked child inherits
+/// stays its parent's: the child may read it, but dropping it there gives
+/// nothing back (a clone made in the child is the child's own).
 ///
 /// ```
 /// use fusion_ring::{FusionRing, PriorityClass};
@@ -159,6 +184,9 @@ enum Inner {
         arena: Arena,
         desc: Descriptor,
         ptr: NonNull<u8>,
+        /// The process holding this reference: a forked child's copy of
+        /// the payload is not its owner and does not release it.
+        pid: u32,
     },
 }
 
@@ -190,6 +218,7 @@ impl Payload {
                     ptr: arena.payload_ptr(desc.offset),
                     arena,
                     desc,
+                    pid: crate::participant::current_pid(),
                 }
             }
         };
@@ -261,13 +290,16 @@ impl Clone for Payload {
                 arena,
                 desc,
                 ptr,
+                ..
             } => {
+                // A new reference, held by the process that clones.
                 arena.retain(desc.offset);
                 Inner::Shared {
                     segment: Arc::clone(segment),
                     arena: arena.clone(),
                     desc: *desc,
                     ptr: *ptr,
+                    pid: crate::participant::current_pid(),
                 }
             }
         };
@@ -280,8 +312,16 @@ impl Clone for Payload {
 }
 
 impl Drop for Payload {
+    /// Drops the reference, in the process that holds it only (see `Loan`'s
+    /// `Drop`: a forked child's copy is inert).
     fn drop(&mut self) {
-        if let Inner::Shared { arena, desc, .. } = &self.inner {
+        if let Inner::Shared {
+            arena, desc, pid, ..
+        } = &self.inner
+        {
+            if *pid != crate::participant::current_pid() {
+                return;
+            }
             if arena.release(desc.offset) {
                 arena.notify_freed();
             }

@@ -178,3 +178,104 @@ impl Drop for SharedPage {
         unsafe { libc::munmap(self.0.cast(), 4096) };
     }
 }
+
+/// Sends `fill` as a `len`-byte zero-copy message and receives it.
+fn round_trip(ring: &FusionRing, len: usize, fill: u8) -> fusion_ring::Payload {
+    let mut loan = ring.loan(len).expect("loan");
+    loan.fill(fill);
+    ring.send_loan(loan, PriorityClass::Normal)
+        .map_err(|e| e.error)
+        .expect("send_loan");
+    ring.recv_zerocopy().expect("recv_zerocopy")
+}
+
+#[test]
+fn a_payload_and_a_loan_copied_into_a_forked_child_are_not_released_by_it() {
+    let _serial = serial();
+    const LEN: usize = 1024;
+    let config = Config::new(8).arena_bytes(64 << 10).max_message(LEN);
+    let ring = FusionRing::with_config(&config).expect("ring");
+    let payload = round_trip(&ring, LEN, 1);
+    let loan = ring.loan(LEN).expect("loan");
+    assert_eq!(ring.as_ring().arena_usage().blocks_in_use, 2);
+    let page = SharedPage::new();
+    let go = page.word(0);
+    // The child gets copies of both and drops them, but only once the
+    // parent has dropped its own (when `fork` drops the closure on its
+    // side) and been lent the two blocks again.
+    // SAFETY: the child spins on a shared atomic and drops a payload and a
+    // loan (atomics on the inherited mapping), then `_exit`s.
+    let mut child = unsafe {
+        ForkGuard::fork(
+            move || {
+                while go.load(Ordering::Acquire) == 0 {
+                    std::hint::spin_loop();
+                }
+                drop(payload);
+                drop(loan);
+                0
+            },
+            PANICKED,
+        )
+    };
+    let mut mine: Vec<_> = (0..2).map(|_| ring.loan(LEN).expect("loan")).collect();
+    for (i, l) in mine.iter_mut().enumerate() {
+        l.fill(10 + i as u8);
+    }
+    assert_eq!(ring.as_ring().arena_usage().blocks_in_use, 2);
+    go.store(1, Ordering::Release);
+    assert_eq!(child.exit_code(Instant::now(), DEADLINE), 0, "child failed");
+    // The child's copies named blocks the parent had freed and now holds
+    // again: had the child released them, they would be free under the
+    // parent's loans and lent out a second time.
+    assert_eq!(ring.as_ring().arena_usage().blocks_in_use, 2);
+    let others: Vec<_> = (0..2u8).map(|i| round_trip(&ring, LEN, 20 + i)).collect();
+    for (i, l) in mine.iter().enumerate() {
+        assert!(
+            l.iter().all(|&b| b == 10 + i as u8),
+            "loan {i} was overwritten: its block was lent twice"
+        );
+    }
+    for (i, p) in others.iter().enumerate() {
+        assert!(p.iter().all(|&b| b == 20 + i as u8));
+    }
+}
+
+#[test]
+fn a_loan_a_forked_child_inherited_is_sent_by_copy() {
+    let _serial = serial();
+    const LEN: usize = 1024;
+    let config = Config::new(8).arena_bytes(64 << 10).max_message(LEN);
+    let ring = FusionRing::with_config(&config).expect("ring");
+    let mut loan = ring.loan(LEN).expect("loan");
+    loan.fill(7);
+    // SAFETY: the child sends on the inherited mapping and `_exit`s. The
+    // bitwise copy of the loan is what fork made of it: the child's own
+    // `loan` is never used or dropped there.
+    let mut child = unsafe {
+        ForkGuard::fork(
+            || {
+                let inherited = std::ptr::read(&loan);
+                match ring.send_loan(inherited, PriorityClass::High) {
+                    Ok(()) => 0,
+                    Err(_) => 1,
+                }
+            },
+            PANICKED,
+        )
+    };
+    assert_eq!(child.exit_code(Instant::now(), DEADLINE), 0, "child failed");
+    let got = ring.recv_zerocopy().expect("the child's message");
+    assert_eq!(got.len(), LEN);
+    assert!(got.iter().all(|&b| b == 7));
+    // The parent's loan is still its own and in use, beside the message's
+    // block (a copy: the child did not give away the parent's block).
+    loan.fill(8);
+    assert!(
+        got.iter().all(|&b| b == 7),
+        "the message shares the loan's block"
+    );
+    assert_eq!(ring.as_ring().arena_usage().blocks_in_use, 2);
+    drop((got, loan));
+    assert_eq!(ring.as_ring().arena_usage().blocks_in_use, 0);
+}
