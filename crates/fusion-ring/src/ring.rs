@@ -778,9 +778,6 @@ impl Ring {
                 let pos = claim.pos.wrapping_add(k);
                 let content = self.core.read(pos);
                 let decoded = self.decode(&content);
-                if claim.count == 1 {
-                    self.core.release(pos, seqcst);
-                }
                 let (body, len, priority) = match decoded {
                     Decoded::Inline { len, priority } => {
                         (Body::Inline(content.payload), len, priority)
@@ -804,15 +801,14 @@ impl Ring {
                 });
                 taken += 1;
             }
-            if claim.count > 1 {
-                // A batch is released after it is read, last slot first: a
-                // producer waiting at the first slot (the ring was full)
-                // then finds the whole run free and claims it at once,
-                // instead of taking slot after slot as they are released
-                // and pulling each line back from us in between.
-                for k in (0..claim.count).rev() {
-                    self.core.release(claim.pos.wrapping_add(k), false);
-                }
+            // The run is released after it is read, last slot first: a
+            // producer waiting at its first slot (the ring was full) then
+            // finds the whole run free and claims it at once, instead of
+            // taking slot after slot as they are released and pulling each
+            // line back from us in between (every block was taken, as
+            // `Arena::take` requires, while decoding).
+            for k in (0..claim.count).rev() {
+                self.core.release(claim.pos.wrapping_add(k), seqcst);
             }
             stats.flush_recv(&mut tally);
             if seqcst {

@@ -198,27 +198,27 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     // packed batches): all five in turn, in quarters, for the same reason
     // as the latency rows.
     let part = opts.messages / QUARTERS as u64;
-    let mut streams = [paths::Stream::EMPTY; 5];
-    let mut stream_probes = [Vec::new(), Vec::new()];
+    let empty = paths::Stream::EMPTY;
+    let (mut inline, mut batch) = ((empty, Vec::new()), (empty, Vec::new()));
+    let (mut bare, mut claimed, mut packed) = (empty, empty, empty);
     for q in 1..=QUARTERS {
         p.step(&format!(
             "streaming quarter {q}/{QUARTERS}: inline, batch, line floors"
         ));
-        stream_probes[0].push(probe()?);
-        streams[0].add(paths::inline_stream(part)?);
-        stream_probes[1].push(probe()?);
-        streams[1].add(paths::batch_stream(part, 32)?);
-        streams[2].add(paths::line_stream(part, false)?);
-        streams[3].add(paths::line_stream(part, true)?);
-        streams[4].add(paths::packed_stream(part)?);
+        inline.1.push(probe()?);
+        inline.0.add(paths::inline_stream(part)?);
+        batch.1.push(probe()?);
+        batch.0.add(paths::batch_stream(part, 32)?);
+        bare.add(paths::line_stream(part, false)?);
+        claimed.add(paths::line_stream(part, true)?);
+        packed.add(paths::packed_stream(part)?);
     }
-    let [inline_probes, batch_probes] = stream_probes;
-    report.throughput("inline", 40, streams[0], median(inline_probes), None);
-    report.throughput("batch", 40, streams[1], median(batch_probes), Some(32));
-    let ns_per_msg = |s: &paths::Stream| s.ticks_per_msg() / ticks_per_ns;
-    report.machine.line_stream_ns = Some(ns_per_msg(&streams[2]));
-    report.machine.line_stream_claimed_ns = Some(ns_per_msg(&streams[3]));
-    report.machine.packed_stream_ticks = Some(streams[4].ticks_per_msg());
+    report.throughput("inline", 40, inline.0, median(inline.1), None);
+    report.throughput("batch", 40, batch.0, median(batch.1), Some(32));
+    let ns_per_msg = |s: paths::Stream| s.ticks_per_msg() / ticks_per_ns;
+    report.machine.line_stream_ns = Some(ns_per_msg(bare));
+    report.machine.line_stream_claimed_ns = Some(ns_per_msg(claimed));
+    report.machine.packed_stream_ticks = Some(packed.ticks_per_msg());
 
     // The copying stream of the largest size is read against memcpy (a
     // target is their ratio), and memory bandwidth swings with the host:
