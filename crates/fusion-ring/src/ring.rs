@@ -1100,6 +1100,11 @@ impl Clone for Ring {
 
 impl Drop for Ring {
     fn drop(&mut self) {
+        // A forked child that never used its copy of the handle: the entry
+        // and the spare are its parent's, to fold and give back.
+        if participant::current_pid() != self.owner_pid.get() {
+            return;
+        }
         // The spare goes back to its free list (unless another handle, or
         // the other side of a fork, took it first).
         if let Some(arena) = &self.arena {
@@ -1107,12 +1112,7 @@ impl Drop for Ring {
                 arena.release(d.offset);
             }
         }
-        // A forked child that never used its copy of the handle still names
-        // its parent's entry: only the process that registered the entry
-        // may fold and free it.
-        if participant::current_pid() == self.owner_pid.get() {
-            participant::unregister(self.segment.participants(), self.entry_index.get());
-        }
+        participant::unregister(self.segment.participants(), self.entry_index.get());
     }
 }
 
