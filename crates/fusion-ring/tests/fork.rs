@@ -179,6 +179,15 @@ impl Drop for SharedPage {
     }
 }
 
+/// Size of the zero-copy messages here.
+const LEN: usize = 1024;
+
+/// A ring with an arena for a few `LEN`-byte blocks.
+fn zero_copy_ring() -> FusionRing {
+    let config = Config::new(8).arena_bytes(64 << 10).max_message(LEN);
+    FusionRing::with_config(&config).expect("ring")
+}
+
 /// Sends `fill` as a `len`-byte zero-copy message and receives it.
 fn round_trip(ring: &FusionRing, len: usize, fill: u8) -> fusion_ring::Payload {
     let mut loan = ring.loan(len).expect("loan");
@@ -192,9 +201,7 @@ fn round_trip(ring: &FusionRing, len: usize, fill: u8) -> fusion_ring::Payload {
 #[test]
 fn a_payload_and_a_loan_copied_into_a_forked_child_are_not_released_by_it() {
     let _serial = serial();
-    const LEN: usize = 1024;
-    let config = Config::new(8).arena_bytes(64 << 10).max_message(LEN);
-    let ring = FusionRing::with_config(&config).expect("ring");
+    let ring = zero_copy_ring();
     let payload = round_trip(&ring, LEN, 1);
     let loan = ring.loan(LEN).expect("loan");
     assert_eq!(ring.as_ring().arena_usage().blocks_in_use, 2);
@@ -244,9 +251,7 @@ fn a_payload_and_a_loan_copied_into_a_forked_child_are_not_released_by_it() {
 #[test]
 fn a_loan_a_forked_child_inherited_is_sent_by_copy() {
     let _serial = serial();
-    const LEN: usize = 1024;
-    let config = Config::new(8).arena_bytes(64 << 10).max_message(LEN);
-    let ring = FusionRing::with_config(&config).expect("ring");
+    let ring = zero_copy_ring();
     let mut loan = ring.loan(LEN).expect("loan");
     loan.fill(7);
     // SAFETY: the child sends on the inherited mapping and `_exit`s. The
