@@ -156,7 +156,7 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     report.latency("floor", 64, &floor.samples, median(floor.probes), None);
     report.machine.ring_floor_ns = Some(report::median_ns(&ring.samples, ticks_per_ns));
     report.machine.clock_read_ticks = Some(paths::clock_read_ticks());
-    let pairs = opts.messages / 25;
+    let pairs = (opts.messages / 25).max(1000);
     report.single_thread_ticks = Some(report::SingleThread {
         stamped: paths::single_thread(pairs, true)?,
         unstamped: paths::single_thread(pairs, false)?,
