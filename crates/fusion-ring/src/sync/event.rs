@@ -146,11 +146,18 @@ pub(crate) fn wake_all(ec: &EventCount) {
     futex_wake(ec);
 }
 
+/// Futex system calls (waits and wakes) this process has made for rings;
+/// see [`crate::RingSync::syscalls`].
+#[cfg(not(fusion_ring_loom))]
+pub(crate) static SYSCALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Sleeps while `ec.seq == key`, at most `timeout` (returns early on a
 /// wake-up, a signal, or if `seq` already moved).
 #[cfg(not(fusion_ring_loom))]
 fn futex_wait(ec: &EventCount, key: u32, timeout: Duration) {
     use rustix::thread::futex;
+    // Relaxed: a count for diagnostics, ordered with nothing.
+    SYSCALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let ts = futex::Timespec {
         tv_sec: timeout.as_secs() as i64,
         tv_nsec: timeout.subsec_nanos() as i64,
@@ -164,6 +171,8 @@ fn futex_wait(ec: &EventCount, key: u32, timeout: Duration) {
 #[cfg(not(fusion_ring_loom))]
 fn futex_wake(ec: &EventCount) {
     use rustix::thread::futex;
+    // Relaxed: as in `futex_wait`.
+    SYSCALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let _ = futex::wake(&ec.seq, futex::Flags::empty(), i32::MAX as u32);
 }
 

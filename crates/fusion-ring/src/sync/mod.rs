@@ -132,6 +132,29 @@ impl<'r> RingSync<'r> {
         })
     }
 
+    /// The system calls this process has made to sleep on rings or to wake
+    /// sleepers (futex waits and wakes, all rings together), since it
+    /// started. Sending and receiving make none while traffic flows: the
+    /// count moves only when a blocked call sleeps, or when a send or
+    /// receive finds a sleeper to wake.
+    ///
+    /// ```
+    /// use fusion_ring::{FusionRing, RingSync};
+    /// let ring = FusionRing::new(8)?;
+    /// let before = RingSync::syscalls();
+    /// let mut buf = [0u8; 64];
+    /// for _ in 0..1000 {
+    ///     ring.send_blocking(b"flowing")?;
+    ///     ring.recv_blocking(&mut buf)?;
+    /// }
+    /// // (Another thread of this process sleeping on a ring would count too.)
+    /// assert_eq!(RingSync::syscalls(), before);
+    /// # Ok::<(), fusion_ring::RingError>(())
+    /// ```
+    pub fn syscalls() -> u64 {
+        event::SYSCALLS.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Wakes every receiver sleeping on this ring (one syscall).
     pub fn wake_readers(&self) {
         wake_all(&self.ring.sync_block().not_empty.value);
