@@ -27,7 +27,7 @@ use crate::atomic::{AtomicU32, AtomicU64};
 /// First 8 bytes of every segment: `"FRING\0v\x01"` read as little-endian u64.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"FRING\0v\x01");
 /// Bumped on every incompatible change of the structures below.
-pub(crate) const LAYOUT_VERSION: u32 = 2;
+pub(crate) const LAYOUT_VERSION: u32 = 3;
 /// Header flag: producers do not timestamp messages (see `Config::timestamps`).
 pub(crate) const FLAG_NO_TIMESTAMPS: u32 = 1;
 /// Every flag this build knows.
@@ -162,6 +162,10 @@ pub(crate) struct ParticipantId {
     _pad0: u32,
     /// Process start time (`/proc/PID/stat` field 22) to tell a reused pid.
     pub(crate) start_time: AtomicU64,
+    /// The arena block this handle is taking or handing back, written
+    /// before the step that a kill could leave half done (`arena::Taker`):
+    /// `generation << 32 | (block index + 1)`, 0 = none.
+    pub(crate) arena_claim: AtomicU64,
     /// Positions this handle is claiming or has claimed to send into, so a
     /// survivor can tell a slot a dead producer left unpublished (`peer`).
     pub(crate) send_claim: ClaimRecord,
@@ -229,13 +233,18 @@ pub(crate) const MAX_CLASSES: usize = 24;
 /// list per size class.
 #[repr(C)]
 pub(crate) struct ArenaControl {
-    /// Bytes of the block area carved so far (blocks are never un-carved).
+    /// Bytes of the block area carved so far (a multiple of 64: blocks are
+    /// never un-carved), plus in the low 6 bits the class + 1 of the last
+    /// block carved (0: none), whose header its carver may not have written
+    /// yet (see `arena::carve`).
     pub(crate) bump: CacheLine<AtomicU64>,
     /// Free-list heads, tagged: `tag << 32 | (block index + 1)`, 0 = empty;
     /// a block's index is its offset in the block area / 64.
     pub(crate) free: [CacheLine<AtomicU64>; MAX_CLASSES],
-    /// Blocks carved per class (only written when carving: rare).
-    pub(crate) carved: [AtomicU64; MAX_CLASSES],
+    /// Pid of the process sweeping the arena for abandoned blocks (0: none;
+    /// see `Arena::reclaim`).
+    pub(crate) sweeper: AtomicU64,
+    pub(crate) _reserved: [AtomicU64; MAX_CLASSES - 1],
 }
 
 /// Header of an arena block; the payload follows.
@@ -363,7 +372,7 @@ pub(crate) fn check_capacity(capacity: usize) -> crate::Result<()> {
 /// build whose structures differ in any of them has another hash.
 pub(crate) const LAYOUT_HASH: u64 = {
     use core::mem::{offset_of, size_of};
-    let parts: [u64; 24] = [
+    let parts: [u64; 26] = [
         LAYOUT_VERSION as u64,
         size_of::<SegmentHeader>() as u64,
         offset_of!(SegmentHeader, capacity) as u64,
@@ -386,6 +395,8 @@ pub(crate) const LAYOUT_HASH: u64 = {
         LATENCY_BUCKETS as u64,
         size_of::<SyncBlock>() as u64,
         size_of::<ArenaControl>() as u64,
+        offset_of!(ArenaControl, sweeper) as u64,
+        offset_of!(ParticipantId, arena_claim) as u64,
         size_of::<BlockHeader>() as u64,
         MAX_CLASSES as u64,
     ];
@@ -433,6 +444,7 @@ const _: () = {
     assert!(offset_of!(Slot, meta) == 16);
     assert!(offset_of!(Slot, payload) == SLOT_HEADER);
     assert!(size_of::<ParticipantId>() == 3 * 64);
+    assert!(offset_of!(ParticipantId, arena_claim) == 24);
     assert!(offset_of!(ParticipantId, send_claim) == 64);
     assert!(offset_of!(ParticipantId, recv_claim) == 128);
     assert!(size_of::<LaneCounters>() == 320);

@@ -43,6 +43,7 @@ pub(crate) fn register(entries: &[ParticipantEntry]) -> (usize, bool) {
             e.id.pid.store(pid, Ordering::Relaxed);
             e.id.start_time.store(start, Ordering::Relaxed);
             e.id.role.store(0, Ordering::Relaxed);
+            e.id.arena_claim.store(0, Ordering::Relaxed);
             for record in [&e.id.send_claim, &e.id.recv_claim] {
                 record.start.store(0, Ordering::Relaxed);
                 record.end.store(0, Ordering::Relaxed);

@@ -61,8 +61,15 @@ pub struct Recovery {
     pub unpublished_slots: u64,
     /// Slots a dead consumer claimed and never released, now free again.
     pub unreleased_slots: u64,
-    /// Arena blocks dead processes held, now free.
+    /// Arena blocks dead processes held, or were killed in the middle of
+    /// taking or handing back, now free.
     pub blocks: u64,
+    /// Arena blocks that looked held by a dead process or abandoned
+    /// halfway, left for a later call: a live process was taking them at
+    /// that moment, or the free list they belong to kept moving while it
+    /// was read. (While another process sweeps the arena, this call does
+    /// not look for abandoned blocks at all.)
+    pub blocks_deferred: u64,
     /// Participant entries of dead processes, now free.
     pub participants: u64,
 }
@@ -142,6 +149,9 @@ fn settled(core: &RingCore, id: &ParticipantId) -> bool {
     let seq = |pos: u64| core.slot(pos).seq.load(Ordering::Relaxed) & POSITION;
     range(&id.send_claim).all(|pos| seq(pos) != pos & POSITION)
         && range(&id.recv_claim).all(|pos| seq(pos) != pos.wrapping_add(1) & POSITION)
+        // A block it was taking: settled once a sweep cleared the claim
+        // (see `arena::Peers::clear_dead_claims`).
+        && id.arena_claim.load(Ordering::Relaxed) == 0
 }
 
 /// Publishes tombstones over the positions dead producers claimed and
@@ -226,9 +236,84 @@ fn drop_untaken_block(ring: &Ring, content: &SlotContent, dead_consumer: Option<
     }
 }
 
-/// Frees the arena blocks held by dead processes (see `Arena::take`).
-pub(crate) fn reclaim_blocks(ring: &Ring) -> u64 {
-    let Some(arena) = ring.arena() else { return 0 };
+/// What the arena's reclaim learns of the participants (`arena::Peers`).
+struct ArenaPeers<'a> {
+    live: Liveness<'a>,
+    /// Pids looked up so far: dead or not.
+    dead: HashMap<u32, bool>,
+}
+
+impl ArenaPeers<'_> {
+    /// The claim word of registered entry `i` (Acquire: SYNC POINT "block
+    /// claimed", and a claim cleared after the block's holder was set).
+    fn claim(&self, i: usize) -> Option<u64> {
+        self.live
+            .registered(i)
+            .then(|| self.live.entries[i].id.arena_claim.load(Ordering::Acquire))
+    }
+}
+
+impl crate::arena::Peers for ArenaPeers<'_> {
+    fn dead(&mut self, pid: u32) -> bool {
+        pid != 0
+            && *self
+                .dead
+                .entry(pid)
+                .or_insert_with(|| !participant::process_alive(pid, 0))
+    }
+
+    fn live_claim(&mut self, index: u64) -> bool {
+        // Handles sharing entry 0 write one claim word: while there are any,
+        // `sweep_allowed` is false, and a claim there counts as live.
+        let shared = self.live.entries[participant::SHARED_ENTRY]
+            .id
+            .arena_claim
+            .load(Ordering::Acquire);
+        crate::arena::claimed_index(shared) == Some(index)
+            || self.live.indices().any(|i| {
+                self.claim(i)
+                    .and_then(crate::arena::claimed_index)
+                    .is_some_and(|b| b == index)
+                    && self.live.alive(i)
+            })
+    }
+
+    fn dead_claim(&mut self, word: u64) -> bool {
+        word != 0
+            && self
+                .live
+                .indices()
+                .any(|i| self.claim(i) == Some(word) && !self.live.alive(i))
+    }
+
+    fn sweep_allowed(&mut self) -> bool {
+        participant::unidentified(self.live.entries) == 0
+    }
+
+    fn clear_dead_claims(&mut self, unsettled: &HashSet<u64>) {
+        for i in self.live.indices() {
+            let Some(word) = self.claim(i) else { continue };
+            let moot = crate::arena::claimed_index(word).is_some_and(|b| !unsettled.contains(&b));
+            if moot && !self.live.alive(i) {
+                // A CAS: the entry may be reaped and taken by a new handle
+                // meanwhile (which starts with no claim anyway).
+                let _ = self.live.entries[i].id.arena_claim.compare_exchange(
+                    word,
+                    0,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
+            }
+        }
+    }
+}
+
+/// Frees the arena blocks dead processes held or abandoned halfway (see
+/// `Arena::reclaim`): `(freed, left for a later call)`.
+pub(crate) fn reclaim_blocks(ring: &Ring) -> (u64, u64) {
+    let Some(arena) = ring.arena() else {
+        return (0, 0);
+    };
     let core = ring.core();
     // First the blocks queued messages name, with Acquire loads of the
     // sequence words (SYNC POINT "block taken": a receiver records itself
@@ -243,16 +328,15 @@ pub(crate) fn reclaim_blocks(ring: &Ring) -> u64 {
             queued.insert(content.payload[0]);
         }
     }
-    let mut dead = HashMap::new();
-    let freed = arena.reclaim_dead(&queued, |pid| {
-        *dead
-            .entry(pid)
-            .or_insert_with(|| !participant::process_alive(pid, 0))
-    });
-    if freed > 0 {
+    let mut peers = ArenaPeers {
+        live: Liveness::new(ring.segment().participants()),
+        dead: HashMap::new(),
+    };
+    let done = arena.reclaim(&queued, ring.taker(), &mut peers);
+    if done.freed > 0 {
         arena.notify_freed();
     }
-    freed
+    (done.freed, done.deferred)
 }
 
 /// Frees the entries of dead processes whose claims are settled.
@@ -288,12 +372,13 @@ pub(crate) fn disconnected(ring: &Ring, role: u32) -> bool {
 /// Everything above, for [`Ring::recover`].
 pub(crate) fn recover(ring: &Ring) -> Recovery {
     let (unpublished_slots, unreleased_slots) = recover_slots(ring);
-    let blocks = reclaim_blocks(ring);
+    let (blocks, blocks_deferred) = reclaim_blocks(ring);
     let participants = reap_dead(ring.segment().participants(), ring.core());
     Recovery {
         unpublished_slots,
         unreleased_slots,
         blocks,
+        blocks_deferred,
         participants,
     }
 }
@@ -303,6 +388,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::arena::Taker;
     use crate::participant::{ROLE_RECEIVER, ROLE_SENDER};
     use crate::{Config, FusionRing, RingError};
 
@@ -497,8 +583,8 @@ mod tests {
         let arena = r.arena().expect("arena");
         let pid = dead_pid();
         // A loan the dead process never sent, and one it sent.
-        arena.alloc(100, pid).expect("loan");
-        let sent = arena.alloc(200, pid).expect("loan");
+        arena.alloc(100, Taker::detached(pid)).expect("loan");
+        let sent = arena.alloc(200, Taker::detached(pid)).expect("loan");
         r.send_with(1, |_| {
             (crate::ring::Outgoing::Block(sent), PriorityClass::Normal)
         })
@@ -518,17 +604,21 @@ mod tests {
         let ring = ring(8);
         let r = ring.as_ring();
         let arena = r.arena().expect("arena");
-        let d = arena.alloc_spare(100, dead_pid()).expect("spare");
+        let d = arena
+            .alloc_spare(100, Taker::detached(dead_pid()))
+            .expect("spare");
         // Spares count as free, but nobody will claim this one by its
         // maker's handle: a survivor puts it back on its free list.
         assert_eq!(r.arena_usage().blocks_in_use, 0);
         assert_eq!(r.recover().blocks, 1);
         assert_eq!(r.recover().blocks, 0);
         assert!(
-            arena.claim_spare(d.offset, 1).is_none(),
+            arena.claim_spare(d.offset, Taker::detached(1)).is_none(),
             "not a spare any more"
         );
-        let again = arena.alloc(100, participant::current_pid()).expect("reuse");
+        let again = arena
+            .alloc(100, Taker::detached(participant::current_pid()))
+            .expect("reuse");
         assert_eq!(again.offset, d.offset);
     }
 
@@ -537,7 +627,7 @@ mod tests {
         let ring = ring(8);
         let r = ring.as_ring();
         let arena = r.arena().expect("arena");
-        let d = arena.alloc(100, dead_pid()).expect("loan");
+        let d = arena.alloc(100, Taker::detached(dead_pid())).expect("loan");
         // Its holder dropped the last reference and died before the block
         // reached its free list: count 0, holder still recorded.
         let h = arena.header_for_test(d.offset);
@@ -546,9 +636,138 @@ mod tests {
         assert_eq!(r.recover().blocks, 1);
         assert_eq!(r.arena_usage().blocks_in_use, 0);
         // Back in use from the free list, once.
-        let again = arena.alloc(100, participant::current_pid()).expect("reuse");
+        let again = arena
+            .alloc(100, Taker::detached(participant::current_pid()))
+            .expect("reuse");
         assert_eq!(again.offset, d.offset);
         assert_eq!(r.recover().blocks, 0);
+    }
+
+    /// The taker of a participant entry (its pid and claim word).
+    fn taker_of(e: &ParticipantEntry) -> Taker<'_> {
+        Taker {
+            pid: e.id.pid.load(Ordering::Relaxed),
+            claim: &e.id.arena_claim,
+        }
+    }
+
+    /// A block freed by this (live) process, now on its free list.
+    fn freed_block(ring: &FusionRing, len: usize) -> u64 {
+        let arena = ring.as_ring().arena().expect("arena");
+        let me = participant::current_pid();
+        let d = arena.alloc(len, Taker::detached(me)).expect("alloc");
+        assert!(arena.release(d.offset, me));
+        d.offset
+    }
+
+    #[test]
+    fn a_block_whose_carver_died_before_labelling_it_hides_no_later_block() {
+        let ring = ring(8);
+        let r = ring.as_ring();
+        let arena = r.arena().expect("arena");
+        // A producer carved a 100-byte block (class 1) and was killed right
+        // after the bump CAS: its header was never written. (Before the bump
+        // word carried the last class, every later block was lost to the
+        // walks over the carved area: a dead holder's blocks leaked, one
+        // per kill, with `recover` reporting none.)
+        arena.carve_killed_for_test(1);
+        // Another dead process's loan, carved after it.
+        arena
+            .alloc(1000, Taker::detached(dead_pid()))
+            .expect("loan");
+        assert_eq!(r.arena_usage().blocks_in_use, 2);
+        let done = r.recover();
+        assert_eq!(r.arena_usage().blocks_in_use, 0, "{done:?}");
+        assert_eq!(done.blocks, 2, "both blocks are back: {done:?}");
+        assert_eq!(r.recover(), Recovery::default(), "nothing left to do");
+        // Both are on their free lists, once: allocated again, not carved.
+        let carved = r.arena_usage().bytes_carved;
+        let me = Taker::detached(participant::current_pid());
+        let a = arena.alloc(100, me).expect("class 1 again");
+        let b = arena.alloc(1000, me).expect("class 4 again");
+        assert_ne!(a.offset, b.offset);
+        assert_eq!(r.arena_usage().bytes_carved, carved, "nothing new carved");
+    }
+
+    #[test]
+    fn a_block_popped_by_a_process_killed_before_it_recorded_itself_is_freed() {
+        let ring = ring(8);
+        let r = ring.as_ring();
+        let arena = r.arena().expect("arena");
+        // We freed the block (its free mark names us, alive); a producer
+        // popped it and died before writing its count and holder.
+        let offset = freed_block(&ring, 100);
+        let dead = dead_entry(r, ROLE_SENDER);
+        assert_eq!(arena.pop_killed_for_test(1, taker_of(dead)), Some(offset));
+        assert_eq!(r.arena_usage().blocks_in_use, 1);
+        let done = r.recover();
+        assert_eq!((done.blocks, done.blocks_deferred), (1, 0), "{done:?}");
+        assert_eq!(done.participants, 1, "its entry is settled: {done:?}");
+        assert_eq!(r.arena_usage().blocks_in_use, 0);
+        let again = arena
+            .alloc(100, Taker::detached(participant::current_pid()))
+            .expect("reuse");
+        assert_eq!(again.offset, offset, "back on its list");
+    }
+
+    #[test]
+    fn a_block_a_live_process_is_taking_is_left_alone() {
+        let ring = ring(8);
+        let r = ring.as_ring();
+        let arena = r.arena().expect("arena");
+        let offset = freed_block(&ring, 100);
+        // A live handle (a clone of ours) in the middle of its pop.
+        let live = r.clone();
+        assert_eq!(arena.pop_killed_for_test(1, live.taker()), Some(offset));
+        let done = r.recover();
+        assert_eq!((done.blocks, done.blocks_deferred), (0, 1), "{done:?}");
+        assert_eq!(r.arena_usage().blocks_in_use, 1);
+        assert_eq!(
+            live.taker().claim.load(Ordering::Relaxed) & 0xffff_ffff,
+            offset / 64 + 1,
+            "its claim still names the block"
+        );
+    }
+
+    #[test]
+    fn a_block_whose_freer_died_before_linking_it_is_freed_once() {
+        let ring = ring(8);
+        let r = ring.as_ring();
+        let arena = r.arena().expect("arena");
+        let pid = dead_pid();
+        let d = arena.alloc(100, Taker::detached(pid)).expect("loan");
+        arena.free_killed_for_test(d.offset, pid);
+        assert_eq!(r.arena_usage().blocks_in_use, 1);
+        assert_eq!(r.recover().blocks, 1);
+        assert_eq!(r.recover().blocks, 0);
+        assert_eq!(r.arena_usage().blocks_in_use, 0);
+        // Marked free by a live process: it may be about to link it.
+        let me = participant::current_pid();
+        let d = arena.alloc(100, Taker::detached(me)).expect("loan");
+        arena.free_killed_for_test(d.offset, me);
+        let done = r.recover();
+        assert_eq!((done.blocks, done.blocks_deferred), (0, 1), "{done:?}");
+    }
+
+    #[test]
+    fn a_spare_whose_claimer_died_while_its_maker_lives_is_freed() {
+        let ring = ring(8);
+        let r = ring.as_ring();
+        let arena = r.arena().expect("arena");
+        let me = participant::current_pid();
+        let spare = arena.alloc_spare(100, Taker::detached(me)).expect("spare");
+        let dead = dead_entry(r, ROLE_SENDER);
+        assert!(arena.claim_killed_for_test(spare.offset, taker_of(dead)));
+        assert_eq!(r.arena_usage().blocks_in_use, 1, "taken, not a spare");
+        let done = r.recover();
+        assert_eq!((done.blocks, done.blocks_deferred), (1, 0), "{done:?}");
+        assert_eq!(r.arena_usage().blocks_in_use, 0);
+        assert!(
+            arena
+                .claim_spare(spare.offset, Taker::detached(me))
+                .is_none(),
+            "on its free list, not a spare"
+        );
     }
 
     #[test]

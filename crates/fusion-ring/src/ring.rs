@@ -390,6 +390,17 @@ impl Ring {
         self.owner_pid.get()
     }
 
+    /// This handle as a taker of arena blocks: its process and its entry's
+    /// claim word (see `arena::Taker`).
+    #[inline(always)]
+    pub(crate) fn taker(&self) -> crate::arena::Taker<'_> {
+        let pid = self.owner();
+        crate::arena::Taker {
+            pid,
+            claim: &self.entry_followed().id.arena_claim,
+        }
+    }
+
     /// A handle carried into a forked child still names its parent's entry:
     /// claims recorded there would look alive while the parent lives (and
     /// dead when it dies), the parent's and the child's counters would be
@@ -442,7 +453,7 @@ impl Ring {
     pub(crate) fn reclaimed_blocks_now_and_then(&self) -> bool {
         let n = self.misses.get().wrapping_add(1);
         self.misses.set(n);
-        n.is_multiple_of(BLOCK_CHECK_EVERY) && crate::peer::reclaim_blocks(self) > 0
+        n.is_multiple_of(BLOCK_CHECK_EVERY) && crate::peer::reclaim_blocks(self).0 > 0
     }
 
     /// The slot protocol over this ring's segment.
@@ -525,10 +536,10 @@ impl Ring {
                 arena.set_len(&mut d, len);
                 return Ok(d);
             }
-            arena.release(d.offset); // another size: back to its free list
+            arena.release(d.offset, self.owner()); // another size: back to its free list
         }
         arena.prefetch_header(self.last_block.get());
-        let d = arena.alloc(len, self.owner())?;
+        let d = arena.alloc(len, self.taker())?;
         self.last_block.set(d.offset);
         Ok(d)
     }
@@ -537,7 +548,7 @@ impl Ring {
     fn take_spare(&self, arena: &Arena) -> Option<Descriptor> {
         match self.spare.replace(0) {
             0 => None,
-            s => arena.claim_spare(s - 1, self.owner()),
+            s => arena.claim_spare(s - 1, self.taker()),
         }
     }
 
@@ -553,7 +564,7 @@ impl Ring {
             return;
         }
         if let Some(arena) = &self.arena {
-            if let Ok(d) = arena.alloc_spare(len, self.owner()) {
+            if let Ok(d) = arena.alloc_spare(len, self.taker()) {
                 self.last_block.set(d.offset);
                 self.spare.set(d.offset + 1);
             }
@@ -909,7 +920,7 @@ impl Ring {
     /// Drops one reference to a block; wakes blocked senders if it was freed.
     pub(crate) fn release_block(&self, offset: u64) {
         if let Some(arena) = &self.arena {
-            if arena.release(offset) {
+            if arena.release(offset, self.owner()) {
                 arena.notify_freed();
             }
         }
@@ -1109,7 +1120,7 @@ impl Drop for Ring {
         // the other side of a fork, took it first).
         if let Some(arena) = &self.arena {
             if let Some(d) = self.take_spare(arena) {
-                arena.release(d.offset);
+                arena.release(d.offset, self.owner());
             }
         }
         participant::unregister(self.segment.participants(), self.entry_index.get());

@@ -322,7 +322,7 @@ impl Drop for Payload {
             if *pid != crate::participant::current_pid() {
                 return;
             }
-            if arena.release(desc.offset) {
+            if arena.release(desc.offset, *pid) {
                 arena.notify_freed();
             }
         }

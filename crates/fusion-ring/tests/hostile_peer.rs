@@ -185,11 +185,11 @@ const CONSUMER_HEAD: usize = 128;
 const LANES: usize = 3 * 64;
 const PARTICIPANT_SIZE: usize = LANES + 5 * 320;
 const MAX_PARTICIPANTS: usize = 64;
-/// ArenaControl: bump line, 24 free-list head lines, 24 carved counters;
-/// the block area starts on the next page.
+/// ArenaControl: bump line, 24 free-list head lines, the sweep lock and 23
+/// reserved words; the block area starts on the next page.
 const MAX_CLASSES: usize = 24;
 const ARENA_FREE: usize = 64;
-const ARENA_CARVED: usize = 64 + MAX_CLASSES * 64;
+const ARENA_SWEEPER: usize = 64 + MAX_CLASSES * 64;
 const ARENA_CTRL_PAGE: usize = PAGE;
 const BLOCK_HEADER: usize = 64;
 
@@ -314,18 +314,19 @@ fn resolve(lay: &Lay, e: &Edit, word: impl Fn(usize) -> u64) -> (usize, usize) {
         Region::Participant => {
             let entry = lay.participants.wrapping_add((i % 8) * PARTICIPANT_SIZE);
             if f < 40 {
-                // identity line: state, role, pid (u32), start time; then
-                // the send and receive claim records (start, end)
+                // identity line: state, role, pid (u32), start time, arena
+                // claim; then the send and receive claim records (start, end)
                 let (o, w) = [
                     (0, 4),
                     (4, 4),
                     (8, 4),
                     (16, 8),
+                    (24, 8),
                     (64, 8),
                     (72, 8),
                     (128, 8),
                     (136, 8),
-                ][f % 8];
+                ][f % 9];
                 (entry.wrapping_add(o), w)
             } else {
                 let lane = (i >> 8) % 5;
@@ -337,11 +338,11 @@ fn resolve(lay: &Lay, e: &Edit, word: impl Fn(usize) -> u64) -> (usize, usize) {
             match f % 3 {
                 0 => (lay.arena, 8),
                 1 => (lay.arena.wrapping_add(ARENA_FREE + 64 * c), 8),
-                _ => (lay.arena.wrapping_add(ARENA_CARVED + 8 * c), 8),
+                _ => (lay.arena.wrapping_add(ARENA_SWEEPER + 8 * c), 8),
             }
         }
         Region::BlockHeader => {
-            let carved = (word(lay.arena) as usize).min(lay.blocks_len);
+            let carved = ((word(lay.arena) & !63) as usize).min(lay.blocks_len);
             let blocks = (carved / 64).max(1);
             let b = lay.blocks.wrapping_add((i % blocks) * 64);
             let (o, w) = [(0, 4), (4, 4), (8, 4), (12, 4), (16, 8), (24, 4)][f % 6];
@@ -1377,9 +1378,10 @@ fn layout_mirror_matches_a_real_segment() {
     assert_eq!(b[lay.slots + SLOT + 20], 2, "slot 1 kind zero-copy");
     // The 1000-byte message took a class-4 block (1024 B + header) at 0,
     // and the sender then allocated the next one ahead (a spare: count
-    // u32::MAX - 1) right after it.
-    assert_eq!(le64(&b, lay.arena), 2 * (64 + 1024), "bump");
-    assert_eq!(le64(&b, lay.arena + ARENA_CARVED + 4 * 8), 2, "carved[4]");
+    // u32::MAX - 1) right after it; the bump word's low bits name the last
+    // block's class + 1.
+    assert_eq!(le64(&b, lay.arena), (2 * (64 + 1024)) | (4 + 1), "bump");
+    assert_eq!(le64(&b, lay.arena + ARENA_SWEEPER), 0, "sweep lock");
     assert_eq!(
         read_le(&b, lay.blocks + 64 + 1024, 4),
         u32::MAX as u64 - 1,
@@ -2376,26 +2378,31 @@ fn regression_lane_counter_sum_over_lanes() {
     std::hint::black_box(ring.stats());
 }
 
-/// Peer sets the arena's `carved[10]` (a class with no block) to u64::MAX:
-/// `Arena::usage` (arena/mod.rs) computes `used * block_size(c)` with
-/// `used` = u64::MAX: overflow, a panic in debug builds of
-/// `arena_usage()`, `FusionRing::stats()` and `RingInfo::read`.
+/// Peer sets the arena's sweep lock to u64::MAX (no pid): `recover` must
+/// neither crash nor give up reclaiming for good. (This word was once the
+/// `carved[10]` counter, which overflowed `Arena::usage` at u64::MAX.)
 #[test]
-fn regression_arena_carved_counter_at_u64_max() {
+fn regression_arena_sweep_lock_at_u64_max() {
     let cfg = Config::new(8).arena_bytes(256 << 10).max_message(64 << 10);
     let (ring, map, lay, name) = victim(&cfg);
-    map.store(lay.arena + ARENA_CARVED + 10 * 8, 8, u64::MAX);
+    map.store(lay.arena + ARENA_SWEEPER, 8, u64::MAX);
     std::hint::black_box(ring.as_ring().arena_usage());
     std::hint::black_box(ring.stats());
+    std::hint::black_box(ring.as_ring().recover());
+    assert_eq!(
+        map.load(lay.arena + ARENA_SWEEPER, 8),
+        0,
+        "lock taken, released"
+    );
     std::hint::black_box(RingInfo::read(&name).expect("inspect").arena);
 }
 
-/// Peer makes a free-list block point to itself and sets that class's
-/// `carved` counter to u64::MAX: `Arena::usage` walks the list with
-/// `FreeList::len_bounded(carved)` (arena/free_list.rs), bounded only by
-/// the scribbled counter, so it loops ~2^64 times: `arena_usage()`,
-/// `FusionRing::stats()` and `RingInfo::read` (`fring stat`) hang, in
-/// release builds too. Run in a child under a watchdog.
+/// Peer makes a free-list block point to itself: `Arena::usage` walks the
+/// list with `FreeList::len_bounded` (arena/free_list.rs), which must stay
+/// bounded (once it was bounded by a per-class counter in the segment, which
+/// a peer could set to u64::MAX: `arena_usage()`, `FusionRing::stats()` and
+/// `RingInfo::read` (`fring stat`) looped ~2^64 times); `recover` must not
+/// hang on it either. Run in a child under a watchdog.
 #[test]
 fn regression_arena_usage_free_list_cycle_hangs() {
     if std::env::var(ROLE_VAR).is_ok() {
@@ -2425,9 +2432,10 @@ fn child_arena_usage_free_list_cycle() {
         1
     );
     map.store(lay.blocks + 16, 8, 1); // block 0's next = block 0
-    map.store(lay.arena + ARENA_CARVED + 4 * 8, 8, u64::MAX);
     let usage = ring.as_ring().arena_usage();
     println!("arena_usage() returned: {usage:?}");
+    let recovered = ring.as_ring().recover();
+    println!("recover() returned: {recovered:?}");
 }
 
 /// Peer sets the length of a queued inline message to 0xFFFF_FFFF: a

@@ -15,9 +15,23 @@
 //!   consumer held is released (the parent streams more than a ring's worth
 //!   through afterwards), and the blocks it held are freed.
 //!
+//! Both vary what is killed where: every 50 kills the ring is made anew
+//! (so the arena is carved from scratch again, where a kill once broke the
+//! walks over it), with a roomy or a tight arena (senders then wait for
+//! blocks, steal spares, reclaim); each child runs in one of three modes
+//! (producers: copies and loans mixed, loans only (every loan leaves a spare
+//! behind), copies only; consumers: copies and held payloads mixed, held
+//! payloads only, copies only); a quarter of the kills land within 100 µs
+//! of the child's first message, the rest within 4 ms; and after a quarter
+//! of them the parent does not recover at once but only after a later
+//! kill. Whenever it recovers, the arena must hold no block at all (nothing
+//! is queued, nothing held here): no allowance for leaks, and nothing left
+//! for later (`Recovery::blocks_deferred`).
+//!
 //! Children are this test binary, re-run with `--exact <child test>` and
 //! `FRING_DEATH_ROLE` naming it. `FRING_DEATH_ITERATIONS` sets the number
-//! of kills (default 300 per test).
+//! of kills (default 300 per test; the soak: 10000), `FRING_DEATH_SEED`
+//! the seed of the plans.
 
 #![cfg(not(fusion_ring_loom))]
 
@@ -36,11 +50,20 @@ const ROLE_VAR: &str = "FRING_DEATH_ROLE";
 const RING_VAR: &str = "FRING_DEATH_RING";
 const PAGE_VAR: &str = "FRING_DEATH_PAGE";
 const BASE_VAR: &str = "FRING_DEATH_BASE";
+const MODE_VAR: &str = "FRING_DEATH_MODE";
 
 /// Longest any single wait of the parent may take before the test fails.
 const STUCK: Duration = Duration::from_secs(10);
 const CAPACITY: usize = 16;
 const MAX_MESSAGE: usize = 4096;
+
+/// The seed of the kill plans (`FRING_DEATH_SEED`, to vary a long run).
+fn seed() -> u64 {
+    std::env::var("FRING_DEATH_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
 
 fn iterations() -> u64 {
     std::env::var("FRING_DEATH_ITERATIONS")
@@ -53,6 +76,51 @@ fn config() -> Config {
     Config::new(CAPACITY)
         .arena_bytes(256 * 1024)
         .max_message(MAX_MESSAGE)
+}
+
+/// Kills per ring: each epoch makes the ring anew, alternating a roomy
+/// arena with a tight one (seven 4 KiB blocks).
+const EPOCH: u64 = 50;
+
+fn epoch_config(epoch: u64) -> Config {
+    if epoch.is_multiple_of(2) {
+        config()
+    } else {
+        config().arena_bytes(32 * 1024)
+    }
+}
+
+/// How a child sends or receives (the `FRING_DEATH_MODE` variable): 0
+/// mixed, 1 zero-copy only (loans / held payloads), 2 copies only.
+fn mode() -> u64 {
+    std::env::var(MODE_VAR)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// What the parent varies from one kill to the next.
+struct Plan {
+    /// The child's mode (see [`mode`]).
+    mode: u64,
+    /// How long the child runs before it is killed.
+    run_for: Duration,
+    /// Whether the parent recovers right after this kill (else after a
+    /// later one).
+    recover_now: bool,
+}
+
+impl Plan {
+    fn next(rng: &mut u64) -> Plan {
+        *rng = mix(*rng);
+        let r = *rng;
+        let micros = if r.is_multiple_of(4) { 100 } else { 4000 };
+        Plan {
+            mode: (r >> 8) % 3,
+            run_for: Duration::from_micros((r >> 16) % micros),
+            recover_now: !(r >> 40).is_multiple_of(4),
+        }
+    }
 }
 
 /// Length of message `id`: inline, or copied into a block, or a loan.
@@ -172,11 +240,17 @@ fn child_producer() {
     let ring = FusionRing::open(&var(RING_VAR)).expect("child: open ring");
     let page = Page::open(&var(PAGE_VAR));
     let base: u64 = var(BASE_VAR).parse().expect("base");
+    let mode = mode();
     let mut buf = vec![0u8; MAX_MESSAGE];
     for id in base.. {
         let len = len_of(id);
         fill(id, &mut buf[..len]);
-        if len >= 1024 {
+        let loan = match mode {
+            0 => len >= 1024,
+            1 => len > 40,
+            _ => false,
+        };
+        if loan {
             let mut loan = loop {
                 match ring.loan(len) {
                     Ok(loan) => break loan,
@@ -216,11 +290,17 @@ fn child_consumer() {
     let ring = FusionRing::open(&var(RING_VAR)).expect("child: open ring");
     let page = Page::open(&var(PAGE_VAR));
     let mut next: u64 = var(BASE_VAR).parse().expect("base");
+    let mode = mode();
     let mut held: VecDeque<Payload> = VecDeque::new();
     let mut buf = vec![0u8; MAX_MESSAGE];
     page.word(STARTED).store(1, Ordering::Release);
     loop {
-        let id = if next.is_multiple_of(2) {
+        let copy = match mode {
+            0 => next.is_multiple_of(2),
+            1 => false,
+            _ => true,
+        };
+        let id = if copy {
             let n = ring.recv_blocking(&mut buf).expect("child: recv");
             check(id_of(&buf[..n]), &buf[..n]);
             id_of(&buf[..n])
@@ -261,12 +341,17 @@ struct Spawned(Child);
 
 impl Spawned {
     fn start(role: &str, ring: &str, page: &str, base: u64) -> Self {
+        Self::start_in_mode(role, ring, page, base, 0)
+    }
+
+    fn start_in_mode(role: &str, ring: &str, page: &str, base: u64, mode: u64) -> Self {
         let child = Command::new(std::env::current_exe().expect("current_exe"))
             .args(["--exact", role, "--test-threads=1", "--nocapture"])
             .env(ROLE_VAR, role)
             .env(RING_VAR, ring)
             .env(PAGE_VAR, page)
             .env(BASE_VAR, base.to_string())
+            .env(MODE_VAR, mode.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -303,30 +388,34 @@ fn wait_started(page: &Page, child: &mut Spawned) {
     }
 }
 
-/// After a kill and `Ring::recover`, with nothing queued and nothing held
-/// here, the arena holds no block but leaked ones. One block per kill can
-/// leak, only if the kill lands between the free mark and the CAS that
-/// links a freed block into its free list (see `Arena::free`; 0 leaks in
-/// 3,000 kills measured); more than 2 + 1 per 1,000 kills over a whole run
-/// fails. Returns the leaked count.
-fn leaked_blocks(
-    ring: &FusionRing,
-    before: u64,
-    iteration: u64,
-    recovered: fusion_ring::Recovery,
-) -> u64 {
-    let allowance = 2 + iterations() / 1000;
-    let now = ring.as_ring().arena_usage().blocks_in_use;
-    assert!(
-        now <= before + 1 && now <= allowance,
-        "iteration {iteration}: {now} blocks in use after recovery ({recovered:?}), {before} before"
+/// Recovers after one or more kills, with nothing queued and nothing held
+/// here: every block must be back (none leaked) and none left for later.
+/// Returns the blocks that recovery freed.
+fn recover_all(ring: &FusionRing, iteration: u64) -> u64 {
+    let recovered = ring.as_ring().recover();
+    let usage = ring.as_ring().arena_usage();
+    assert_eq!(
+        (usage.blocks_in_use, recovered.blocks_deferred),
+        (0, 0),
+        "iteration {iteration}: blocks in use and left for later, after recovery ({recovered:?})"
     );
-    now
+    recovered.blocks
 }
 
 fn names(tag: &str) -> (String, String) {
     let name = format!("fr-death-{}-{tag}", std::process::id());
     (name.clone(), format!("/dev/shm/{name}-page"))
+}
+
+/// The ring of kill `iteration`: a new one at the start of every epoch
+/// (the old one dropped first: its name goes with it).
+fn ring_for<'a>(ring: &'a mut Option<FusionRing>, name: &str, iteration: u64) -> &'a FusionRing {
+    if iteration.is_multiple_of(EPOCH) {
+        *ring = None;
+        let epoch = iteration / EPOCH;
+        *ring = Some(FusionRing::create(name, &epoch_config(epoch)).expect("create ring"));
+    }
+    ring.as_ref().expect("a ring")
 }
 
 // ---------------------------------------------------------------------------
@@ -335,20 +424,27 @@ fn names(tag: &str) -> (String, String) {
 #[test]
 fn killed_producers() {
     let (name, page_path) = names("prod");
-    let ring = FusionRing::create(&name, &config()).expect("create ring");
-    let mut rng = 0x5EED_u64;
+    let mut current = None;
+    let mut rng = 0x5EED_u64 ^ seed();
     let mut buf = vec![0u8; MAX_MESSAGE];
-    let (mut total, mut skipped, mut leaked) = (0u64, 0u64, 0u64);
+    let (mut total, mut skipped, mut reclaimed) = (0u64, 0u64, 0u64);
     for iteration in 0..iterations() {
+        if iteration.is_multiple_of(EPOCH) && iteration > 0 {
+            // The epoch's last kill may not have been recovered yet.
+            reclaimed += recover_all(current.as_ref().expect("ring"), iteration);
+        }
+        let ring = ring_for(&mut current, &name, iteration);
+        let plan = Plan::next(&mut rng);
         let page = Page::create(&page_path);
         let base = iteration << 32;
         let head_before = ring.as_ring().stats().head;
-        let mut child = Spawned::start("child_producer", &name, &page_path, base);
+        let mut child =
+            Spawned::start_in_mode("child_producer", &name, &page_path, base, plan.mode);
         wait_started(&page, &mut child);
-        // Receive for a random while (0-4 ms) as the child sends, then kill
-        // it wherever it is: sending, blocked on a full ring, or in a loan.
-        rng = mix(rng);
-        let run_for = Duration::from_micros(rng % 4000);
+        // Receive for a random while as the child sends, then kill it
+        // wherever it is: sending, blocked on a full ring or arena, or in a
+        // loan.
+        let run_for = plan.run_for;
         let started = Instant::now();
         let mut next = base;
         while started.elapsed() < run_for {
@@ -393,15 +489,17 @@ fn killed_producers() {
         );
         // Positions claimed but never published by the child: skipped.
         skipped += ring.as_ring().stats().head - head_before - got;
-        // The ring is empty; the blocks the child held (a loan, a block
-        // copied into but unsent) are freed.
-        let recovered = ring.as_ring().recover();
-        leaked = leaked_blocks(&ring, leaked, iteration, recovered);
+        // The ring is empty; the blocks the child held (a loan, a spare, a
+        // block copied into but unsent, one it was taking) are freed.
         assert_eq!(ring.as_ring().len(), 0);
+        if plan.recover_now {
+            reclaimed += recover_all(ring, iteration);
+        }
         total += got;
     }
+    reclaimed += recover_all(current.as_ref().expect("ring"), iterations());
     eprintln!(
-        "killed_producers: {} kills, {total} messages checked, {skipped} unpublished slots skipped, {leaked} blocks leaked",
+        "killed_producers: {} kills, {total} messages checked, {skipped} unpublished slots skipped, {reclaimed} blocks reclaimed, 0 leaked",
         iterations()
     );
     assert!(total > 0, "the children sent nothing at all");
@@ -410,22 +508,30 @@ fn killed_producers() {
 #[test]
 fn killed_consumers() {
     let (name, page_path) = names("cons");
-    let ring = FusionRing::create(&name, &config()).expect("create ring");
-    let mut rng = 0xC0FFEE_u64;
+    let mut current = None;
+    let mut rng = 0xC0FFEE_u64 ^ seed();
     let mut buf = vec![0u8; MAX_MESSAGE];
     let mut next_send = 0u64;
-    let (mut child_got, mut parent_got, mut leaked) = (0u64, 0u64, 0u64);
-    // The ring has had a receiver from the start (a child killed before
-    // its first receive still leaves the senders a side to miss).
-    assert_eq!(ring.clone().recv(&mut buf), Err(RingError::Empty));
+    let (mut child_got, mut parent_got, mut reclaimed) = (0u64, 0u64, 0u64);
     for iteration in 0..iterations() {
+        if iteration.is_multiple_of(EPOCH) && iteration > 0 {
+            reclaimed += recover_all(current.as_ref().expect("ring"), iteration);
+        }
+        let ring = ring_for(&mut current, &name, iteration);
+        if iteration.is_multiple_of(EPOCH) {
+            // The ring has had a receiver from the start (a child killed
+            // before its first receive still leaves the senders a side to
+            // miss).
+            assert_eq!(ring.clone().recv(&mut buf), Err(RingError::Empty));
+        }
+        let plan = Plan::next(&mut rng);
         let page = Page::create(&page_path);
         let base = next_send;
         page.word(PROGRESS).store(base, Ordering::Relaxed);
-        let mut child = Spawned::start("child_consumer", &name, &page_path, base);
+        let mut child =
+            Spawned::start_in_mode("child_consumer", &name, &page_path, base, plan.mode);
         wait_started(&page, &mut child);
-        rng = mix(rng);
-        let run_for = Duration::from_micros(rng % 4000);
+        let run_for = plan.run_for;
         let started = Instant::now();
         while started.elapsed() < run_for {
             let len = len_of(next_send);
@@ -499,11 +605,13 @@ fn killed_consumers() {
         }
         next_send += 2 * CAPACITY as u64;
         drop(consumer);
-        let recovered = ring.as_ring().recover();
-        leaked = leaked_blocks(&ring, leaked, iteration, recovered);
+        if plan.recover_now {
+            reclaimed += recover_all(ring, iteration);
+        }
     }
+    reclaimed += recover_all(current.as_ref().expect("ring"), iterations());
     eprintln!(
-        "killed_consumers: {} kills, the children received {child_got}, the parent {parent_got}, {leaked} blocks leaked",
+        "killed_consumers: {} kills, the children received {child_got}, the parent {parent_got}, {reclaimed} blocks reclaimed, 0 leaked",
         iterations()
     );
     assert!(child_got > 0, "the children received nothing at all");

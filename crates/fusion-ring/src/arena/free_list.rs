@@ -59,8 +59,11 @@ where
     }
 
     /// Pops a block index, or `None` if the list is empty (or a link failed
-    /// its range check).
-    pub(crate) fn pop(&self) -> Option<u64> {
+    /// its range check). `claim(index, block)` is called right before each
+    /// attempt to unlink a block: the arena records there which block it is
+    /// taking (`Taker`), so that survivors of a process killed between this
+    /// CAS and its next steps can tell the block is abandoned.
+    pub(crate) fn pop_with(&self, claim: impl Fn(u64, &BlockHeader)) -> Option<u64> {
         // SYNC POINT "block free" (Acquire; pairs with `push`).
         let mut head = self.head.load(Ordering::Acquire);
         loop {
@@ -72,15 +75,75 @@ where
             // Relaxed: the Acquire above (or of the failed CAS) ordered it.
             let next = block.next.load(Ordering::Relaxed) & INDEX_MASK;
             let new = (head >> 32).wrapping_add(1) << 32 | next;
+            claim(first - 1, block);
+            // Acquire: SYNC POINT "block free". Release: SYNC POINT "block
+            // claimed": the claim written above happens before anything a
+            // reader of the head (`snapshot`) does after its Acquire load
+            // (every later write of the head is a CAS, so they all continue
+            // this release sequence).
             match self
                 .head
-                .compare_exchange_weak(head, new, Ordering::Acquire, Ordering::Acquire)
+                .compare_exchange_weak(head, new, Ordering::AcqRel, Ordering::Acquire)
             {
                 Ok(_) => return Some(first - 1),
                 Err(now) => head = now,
             }
             crate::atomic::spin_hint();
         }
+    }
+
+    /// Pops a block index without recording the taker (the loom model).
+    #[cfg(all(test, fusion_ring_loom))]
+    pub(crate) fn pop(&self) -> Option<u64> {
+        self.pop_with(|_, _| {})
+    }
+
+    /// The list as it was at one moment: its head word and the indices of
+    /// its blocks, or `None` if it changed while it was walked (retry), a
+    /// link failed its range check, or it is longer than `bound` (a
+    /// scribbled cycle). Every push and pop changes the head's tag, so the
+    /// same head word read before and after the walk means no push or pop
+    /// came in between, and the links read (nobody writes the link of a
+    /// block on the list) were those of one list.
+    pub(crate) fn snapshot(&self, bound: u64) -> Option<(u64, Vec<u64>)> {
+        // Acquire: SYNC POINT "block free" (the links of the pushed blocks)
+        // and "block claimed" (the claims of the poppers).
+        let head = self.head.load(Ordering::Acquire);
+        let mut blocks = Vec::new();
+        let mut link = head & INDEX_MASK;
+        while link != 0 {
+            if blocks.len() as u64 >= bound {
+                return None;
+            }
+            let block = (self.node)(link - 1)?;
+            blocks.push(link - 1);
+            // Relaxed: ordered by the Acquire load of the head.
+            link = block.next.load(Ordering::Relaxed) & INDEX_MASK;
+        }
+        (self.head.load(Ordering::Acquire) == head).then_some((head, blocks))
+    }
+
+    /// Links block `index`, which is on no list and which nobody else may
+    /// link, in front of the list as it was when its head read `head` (from
+    /// [`FreeList::snapshot`]). One attempt: `None` if the list changed since
+    /// (or `index` is out of range), else the new head word. `mark` is
+    /// called on the block's header before the attempt.
+    pub(crate) fn push_onto(
+        &self,
+        head: u64,
+        index: u64,
+        mark: impl Fn(&BlockHeader),
+    ) -> Option<u64> {
+        let block = (self.node)(index)?;
+        // Relaxed: published by the Release CAS below.
+        block.next.store(head & INDEX_MASK, Ordering::Relaxed);
+        let new = (head >> 32).wrapping_add(1) << 32 | (index + 1);
+        mark(block);
+        // SYNC POINT "block free" (Release; pairs with `pop_with`).
+        self.head
+            .compare_exchange(head, new, Ordering::Release, Ordering::Relaxed)
+            .ok()
+            .map(|_| new)
     }
 
     /// Number of blocks on the list, counting at most `bound` (a scribbled

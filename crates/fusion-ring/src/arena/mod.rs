@@ -46,7 +46,7 @@ pub(crate) mod free_list;
 
 use core::ptr::NonNull;
 
-use crate::atomic::Ordering;
+use crate::atomic::{AtomicU64, Ordering};
 use crate::layout::{
     ArenaControl, BlockHeader, EventCount, BLOCK_HEADER, MAX_CLASSES, MIN_BLOCK_PAYLOAD,
 };
@@ -83,6 +83,104 @@ pub(crate) const ON_FREE_LIST: u32 = u32::MAX;
 /// allocation that finds the arena exhausted takes other handles' spares.
 /// Counted as free by [`Arena::usage`].
 pub(crate) const SPARE: u32 = u32::MAX - 1;
+
+/// Reference count of a spare being claimed (`Arena::claim_spare`): its
+/// claimer has announced it ([`Taker`]) and is about to record itself as
+/// its holder. Never reclaimed by holder; abandoned once no live claim names
+/// it.
+pub(crate) const TAKING: u32 = u32::MAX - 2;
+
+/// Who takes a block (or frees one for dead processes): the process,
+/// recorded as the block's holder, and the participant's claim word
+/// (`ParticipantId::arena_claim`). The claim names the block before each
+/// step that a kill could leave half done (popping it off a free list,
+/// carving it, claiming a spare) and is cleared once the block records its
+/// holder, so survivors can tell a block a live process is taking from one
+/// a dead process abandoned (`Arena::reclaim`).
+#[derive(Clone, Copy)]
+pub(crate) struct Taker<'a> {
+    pub(crate) pid: u32,
+    pub(crate) claim: &'a AtomicU64,
+}
+
+impl Taker<'static> {
+    /// A taker with a claim word of its own, outside any segment (tests).
+    #[cfg(test)]
+    pub(crate) fn detached(pid: u32) -> Self {
+        Taker {
+            pid,
+            claim: Box::leak(Box::new(AtomicU64::new(0))),
+        }
+    }
+}
+
+impl Taker<'_> {
+    /// Announces block `index` at `generation`. Relaxed: published by the
+    /// Release CAS that takes the block (SYNC POINT "block claimed").
+    #[inline(always)]
+    fn announce(&self, index: u64, generation: u32) {
+        self.claim
+            .store(claim_word(index, generation), Ordering::Relaxed);
+    }
+
+    /// Clears the claim. Release: a reclaimer that reads it cleared
+    /// (Acquire) sees the block's holder recorded.
+    #[inline(always)]
+    fn done(&self) {
+        self.claim.store(0, Ordering::Release);
+    }
+}
+
+/// A claim word: `generation << 32 | (block index + 1)`; 0 is no claim.
+pub(crate) fn claim_word(index: u64, generation: u32) -> u64 {
+    u64::from(generation) << 32 | (index & 0xffff_ffff).wrapping_add(1)
+}
+
+/// The block a claim word names, if any.
+pub(crate) fn claimed_index(word: u64) -> Option<u64> {
+    (word & 0xffff_ffff).checked_sub(1)
+}
+
+/// Bytes carved, from the bump word.
+fn bump_end(word: u64) -> u64 {
+    word & !63
+}
+
+/// Class of the last block carved, from the bump word.
+fn bump_last_class(word: u64) -> Option<usize> {
+    ((word & 63) as usize)
+        .checked_sub(1)
+        .filter(|&c| c < MAX_CLASSES)
+}
+
+/// What `Arena::reclaim` needs to know of the processes sharing the arena.
+pub(crate) trait Peers {
+    /// Whether process `pid` is dead.
+    fn dead(&mut self, pid: u32) -> bool;
+    /// Whether a live participant's claim names block `index`, read now
+    /// (Acquire, SYNC POINT "block claimed").
+    fn live_claim(&mut self, index: u64) -> bool;
+    /// Whether a dead participant's claim word is `word`.
+    fn dead_claim(&mut self, word: u64) -> bool;
+    /// Whether every live participant has a claim word of its own (else
+    /// abandoned blocks cannot be told from blocks being taken).
+    fn sweep_allowed(&mut self) -> bool;
+    /// Clears the claims of dead participants that name none of the
+    /// blocks in `unsettled` (their block was linked back in, or they never
+    /// took it): their entries can then be reaped.
+    fn clear_dead_claims(&mut self, unsettled: &std::collections::HashSet<u64>);
+}
+
+/// What `Arena::reclaim` did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Reclaimed {
+    /// Blocks put back on their free lists.
+    pub(crate) freed: u64,
+    /// Blocks that looked abandoned or held by a dead process but were
+    /// left for a later call: a live process was taking them, or the free
+    /// list moved while it was read.
+    pub(crate) deferred: u64,
+}
 
 /// Why an allocation failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -255,14 +353,18 @@ impl Arena {
 
     /// Allocates a block for `len` payload bytes, owned once (refcount 1);
     /// when nothing else is left, claims another handle's spare.
-    pub(crate) fn alloc(&self, len: usize, pid: u32) -> Result<Descriptor, AllocError> {
-        self.alloc_from(len, pid, true)
+    pub(crate) fn alloc(&self, len: usize, taker: Taker<'_>) -> Result<Descriptor, AllocError> {
+        self.alloc_from(len, taker, true)
     }
 
     /// [`Arena::alloc`] without touching other handles' spares (to make
     /// one's own: taking another's would only move it).
-    pub(crate) fn alloc_spare(&self, len: usize, pid: u32) -> Result<Descriptor, AllocError> {
-        let d = self.alloc_from(len, pid, false)?;
+    pub(crate) fn alloc_spare(
+        &self,
+        len: usize,
+        taker: Taker<'_>,
+    ) -> Result<Descriptor, AllocError> {
+        let d = self.alloc_from(len, taker, false)?;
         // Release: pairs with the Acquire of the CAS that claims it (ours
         // or another handle's): its writes to the block come before.
         self.header_at(d.offset as usize)
@@ -271,11 +373,11 @@ impl Arena {
         Ok(d)
     }
 
-    /// Claims the spare at `offset` (see [`SPARE`]) for process `pid`:
-    /// `None` if it is not one any more (another handle took it, or the
-    /// offset is not a block's). The block then holds one reference, ours;
-    /// its length is still to be set (`set_len`).
-    pub(crate) fn claim_spare(&self, offset: u64, pid: u32) -> Option<Descriptor> {
+    /// Claims the spare at `offset` (see [`SPARE`]) for `taker`: `None` if
+    /// it is not one any more (another handle took it, or the offset is not
+    /// a block's). The block then holds one reference, the taker's; its
+    /// length is still to be set (`set_len`).
+    pub(crate) fn claim_spare(&self, offset: u64, taker: Taker<'_>) -> Option<Descriptor> {
         let offset = usize::try_from(offset).ok()?;
         if !offset.is_multiple_of(64) || offset.checked_add(BLOCK_HEADER)? > self.blocks_len {
             return None;
@@ -285,17 +387,37 @@ impl Arena {
         if class > self.max_class || offset + block_size(class) > self.blocks_len {
             return None;
         }
-        // Acquire: pairs with `alloc_spare`'s Release store.
-        h.refcount
-            .compare_exchange(SPARE, 1, Ordering::Acquire, Ordering::Relaxed)
-            .ok()?;
-        h.owner_pid.store(pid, Ordering::Relaxed);
-        Some(Descriptor {
+        let generation = h.generation.load(Ordering::Relaxed);
+        let taken = self.take_spare_at(offset, h, generation, taker);
+        taker.done();
+        taken.then_some(Descriptor {
             offset: offset as u64,
             len: 0,
             class: class as u32,
-            generation: h.generation.load(Ordering::Relaxed),
+            generation,
         })
+    }
+
+    /// Claims the spare `h` at `offset` by a CAS from [`SPARE`] through
+    /// [`TAKING`] to one reference held by `taker` (its claim still set:
+    /// the caller clears it). Until the count reads 1 the block's holder
+    /// field may still name the spare's maker, so the taker announces the
+    /// block first and `reclaim` leaves it alone while the taker lives.
+    fn take_spare_at(&self, offset: usize, h: &BlockHeader, generation: u32, t: Taker<'_>) -> bool {
+        t.announce(offset as u64 / 64, generation);
+        // AcqRel: Acquire pairs with `alloc_spare`'s Release store; Release
+        // is SYNC POINT "block claimed" (the claim above happens before a
+        // reclaimer's Acquire load that reads TAKING).
+        if h.refcount
+            .compare_exchange(SPARE, TAKING, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+        {
+            return false;
+        }
+        h.owner_pid.store(t.pid, Ordering::Relaxed);
+        // Release: a reclaimer that reads 1 (Acquire) sees the new holder.
+        h.refcount.store(1, Ordering::Release);
+        true
     }
 
     /// Sets the payload length of a block we own.
@@ -306,7 +428,12 @@ impl Arena {
             .store(len as u32, Ordering::Relaxed);
     }
 
-    fn alloc_from(&self, len: usize, pid: u32, steal: bool) -> Result<Descriptor, AllocError> {
+    fn alloc_from(
+        &self,
+        len: usize,
+        taker: Taker<'_>,
+        steal: bool,
+    ) -> Result<Descriptor, AllocError> {
         if len > self.max_message {
             return Err(AllocError::TooLarge {
                 max: self.max_message,
@@ -316,25 +443,31 @@ impl Arena {
         // The pop loads the head, then CASes it: fetched writable, the line
         // moves once instead of twice.
         self.prefetch_free_list(want);
-        let offset = self
-            .list(want)
-            .pop()
-            .map(|i| i as usize * 64)
-            .or_else(|| self.carve(want))
-            .or_else(|| {
-                (want + 1..=self.max_class)
-                    .find_map(|c| self.list(c).pop().map(|i| i as usize * 64))
-            })
-            .or_else(|| steal.then(|| self.steal_spare(want)).flatten())
-            .ok_or(AllocError::Exhausted)?;
+        let found = self
+            .pop(want, taker)
+            .or_else(|| self.carve(want, taker))
+            .or_else(|| (want + 1..=self.max_class).find_map(|c| self.pop(c, taker)));
+        let offset = match found {
+            Some(offset) => offset,
+            None => match steal.then(|| self.steal_spare(want, taker)).flatten() {
+                Some(offset) => offset,
+                None => {
+                    taker.done();
+                    return Err(AllocError::Exhausted);
+                }
+            },
+        };
         let h = self.header_at(offset);
         // The caller is about to write the payload: its first line too.
         crate::atomic::prefetch_for_write(self.payload_ptr(offset as u64).as_ptr());
         // Relaxed: we own the block (popped with Acquire or freshly carved);
         // these become visible to a receiver through the slot's Release.
-        h.refcount.store(1, Ordering::Relaxed);
         h.len.store(len as u32, Ordering::Relaxed);
-        h.owner_pid.store(pid, Ordering::Relaxed);
+        h.owner_pid.store(taker.pid, Ordering::Relaxed);
+        // Release: a reclaimer that reads 1 (Acquire) sees the holder.
+        h.refcount.store(1, Ordering::Release);
+        // Release: a reclaimer that reads the claim cleared sees the above.
+        taker.done();
         Ok(Descriptor {
             offset: offset as u64,
             len: len as u32,
@@ -343,32 +476,48 @@ impl Arena {
         })
     }
 
+    /// Pops a block of class `c`, announcing each candidate first (see
+    /// [`Taker`]).
+    fn pop(&self, c: usize, taker: Taker<'_>) -> Option<usize> {
+        self.list(c)
+            .pop_with(|index, h| taker.announce(index, h.generation.load(Ordering::Relaxed)))
+            .map(|i| i as usize * 64)
+    }
+
     /// Claims a spare of class `want` or larger, walking the carved area
     /// (only when the arena is otherwise exhausted).
-    fn steal_spare(&self, want: usize) -> Option<usize> {
+    fn steal_spare(&self, want: usize, taker: Taker<'_>) -> Option<usize> {
         self.carved_blocks().find_map(|(offset, h, class)| {
             (class >= want
                 && class <= self.max_class
                 && h.refcount.load(Ordering::Relaxed) == SPARE
-                // Acquire: as in `claim_spare`.
-                && h.refcount
-                    .compare_exchange(SPARE, 1, Ordering::Acquire, Ordering::Relaxed)
-                    .is_ok())
+                && self.take_spare_at(offset, h, h.generation.load(Ordering::Relaxed), taker))
             .then_some(offset)
         })
     }
 
     /// Every carved block: offset, header and class, in address order. Ends
     /// early at a header whose class makes no sense (a scribbled segment).
+    /// The class of the last block comes from the bump word: its carver may
+    /// have been killed before it wrote the header (see [`Arena::carve`]).
     fn carved_blocks(&self) -> impl Iterator<Item = (usize, &BlockHeader, usize)> + '_ {
-        let carved = (self.ctrl().bump.value.load(Ordering::Relaxed) as usize).min(self.blocks_len);
+        // Acquire: SYNC POINT "block carved" (pairs with `carve`'s CAS: the
+        // headers of all blocks but the last are written, and the carvers'
+        // claims are visible).
+        let word = self.ctrl().bump.value.load(Ordering::Acquire);
+        let carved = (bump_end(word) as usize).min(self.blocks_len);
+        let last =
+            bump_last_class(word).and_then(|c| Some((carved.checked_sub(block_size(c))?, c)));
         let mut offset = 0usize;
         core::iter::from_fn(move || {
             if offset + BLOCK_HEADER > carved {
                 return None;
             }
             let h = self.header_at(offset);
-            let class = h.class.load(Ordering::Relaxed) as usize;
+            let class = match last {
+                Some((at, c)) if at == offset => c,
+                _ => h.class.load(Ordering::Relaxed) as usize,
+            };
             if class >= MAX_CLASSES || offset + block_size(class) > carved {
                 return None;
             }
@@ -379,27 +528,56 @@ impl Arena {
     }
 
     /// Takes a fresh block of class `c` from the bump area.
-    fn carve(&self, c: usize) -> Option<usize> {
+    ///
+    /// The bump word carries the class of the last block carved, and every
+    /// carver writes that block's class into its header before its own CAS
+    /// moves past it: a carver killed between its CAS and its header write
+    /// leaves a block whose size is still known, so walks over the carved
+    /// area (`carved_blocks`) never lose their way.
+    fn carve(&self, c: usize, taker: Taker<'_>) -> Option<usize> {
         let size = block_size(c) as u64;
         let bump = &self.ctrl().bump.value;
-        // Relaxed: the CAS only hands out disjoint ranges; the block is new
-        // memory nobody else references.
-        let mut cur = bump.load(Ordering::Relaxed);
-        loop {
-            let end = cur.checked_add(size)?;
-            if end > self.blocks_len as u64 || !cur.is_multiple_of(64) {
+        // Acquire: as in `carved_blocks`.
+        let mut cur = bump.load(Ordering::Acquire);
+        let at = loop {
+            let end = bump_end(cur);
+            let new_end = end.checked_add(size)?;
+            if new_end > self.blocks_len as u64 {
                 return None;
             }
-            match bump.compare_exchange_weak(cur, end, Ordering::Relaxed, Ordering::Relaxed) {
-                Ok(_) => break,
+            self.label_last(cur);
+            taker.announce(end / 64, 0);
+            // Release: SYNC POINT "block carved" (the label and the claim
+            // above come before); Acquire: the labels of the others.
+            match bump.compare_exchange_weak(
+                cur,
+                new_end | (c as u64 + 1),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break end as usize,
                 Err(now) => cur = now,
             }
-        }
-        let h = self.header_at(cur as usize);
+        };
+        let h = self.header_at(at);
         h.class.store(c as u32, Ordering::Relaxed);
         h.next.store(0, Ordering::Relaxed);
-        self.ctrl().carved[c].fetch_add(1, Ordering::Relaxed);
-        Some(cur as usize)
+        Some(at)
+    }
+
+    /// Writes the class of the last block carved (from bump word `word`)
+    /// into its header: the same value its carver writes, in case it died
+    /// before it could.
+    fn label_last(&self, word: u64) {
+        let end = (bump_end(word) as usize).min(self.blocks_len);
+        if let Some(c) = bump_last_class(word) {
+            if let Some(at) = end.checked_sub(block_size(c)) {
+                if at.is_multiple_of(64) {
+                    // Relaxed: published by the caller's Release CAS.
+                    self.header_at(at).class.store(c as u32, Ordering::Relaxed);
+                }
+            }
+        }
     }
 
     /// Checks a descriptor read from a slot against the arena.
@@ -477,6 +655,46 @@ impl Arena {
             .store(if only { pid } else { 0 }, Ordering::Relaxed);
     }
 
+    /// Plays a process killed in `carve` right after its bump CAS, before it
+    /// wrote anything into the block (tests of peer death).
+    #[cfg(test)]
+    pub(crate) fn carve_killed_for_test(&self, c: usize) {
+        let bump = &self.ctrl().bump.value;
+        let cur = bump.load(Ordering::Relaxed);
+        self.label_last(cur);
+        bump.store(
+            (bump_end(cur) + block_size(c) as u64) | (c as u64 + 1),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Plays a process killed in `alloc` right after it popped a block of
+    /// class `c` off its free list (tests of peer death): the block's offset.
+    #[cfg(test)]
+    pub(crate) fn pop_killed_for_test(&self, c: usize, taker: Taker<'_>) -> Option<u64> {
+        self.pop(c, taker).map(|o| o as u64)
+    }
+
+    /// Plays a process killed in `free` between marking the block at
+    /// `offset` free and linking it in (tests of peer death).
+    #[cfg(test)]
+    pub(crate) fn free_killed_for_test(&self, offset: u64, pid: u32) {
+        let h = self.header_at(offset as usize);
+        h.generation.fetch_add(1, Ordering::Relaxed);
+        h.owner_pid.store(pid, Ordering::Relaxed);
+        h.refcount.store(ON_FREE_LIST, Ordering::Release);
+    }
+
+    /// Plays a process killed in `claim_spare` right after its CAS (tests).
+    #[cfg(test)]
+    pub(crate) fn claim_killed_for_test(&self, offset: u64, taker: Taker<'_>) -> bool {
+        let h = self.header_at(offset as usize);
+        taker.announce(offset / 64, h.generation.load(Ordering::Relaxed));
+        h.refcount
+            .compare_exchange(SPARE, TAKING, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+    }
+
     /// The header of a block, for tests that play a misbehaving peer.
     #[cfg(test)]
     pub(crate) fn header_for_test(&self, offset: u64) -> &BlockHeader {
@@ -490,47 +708,54 @@ impl Arena {
             .load(Ordering::Relaxed)
     }
 
-    /// Drops an owner; the last one frees the block (and gets `true`).
-    pub(crate) fn release(&self, offset: u64) -> bool {
+    /// Drops `pid`'s reference; the last one frees the block (and gets
+    /// `true`).
+    pub(crate) fn release(&self, offset: u64, pid: u32) -> bool {
         let h = self.header_at(offset as usize);
-        // The caller holds a reference, so a count of 1 is ours alone, and
-        // nobody can add one: that takes holding a reference too (a clone,
-        // a forward), and a queued message holds its own. Free at once,
-        // without the locked decrement: the common case of a message
-        // received, read and dropped (1 MiB loan one-way 413-463 -> 367-429
-        // ns, 2 x 3 alternating runs). Acquire: as the decrement's, pairs
-        // with the other owners' Release decrements, so their reads of the
-        // payload happen before the block is reused. Dying here leaves the
-        // count at 1 with us as holder: `reclaim_dead` frees it.
-        if h.refcount.load(Ordering::Acquire) == 1 {
-            self.free(h, offset);
-            return true;
-        }
-        // AcqRel: see the module docs ("reference count").
-        let before = h.refcount.fetch_sub(1, Ordering::AcqRel);
-        if before == 1 {
-            // Until `free` marks it ON_FREE_LIST, right before linking it
-            // in, a count of 0 with a holder recorded tells `reclaim_dead`
-            // that a process is freeing it (and may die doing so).
-            self.free(h, offset);
-            true
-        } else if before == 0 || before >= SPARE {
-            // Released more often than retained: only a scribbling peer can
-            // cause this. Undo, and leave the block alone (leaked, not reused
-            // while someone may still read it).
-            h.refcount.fetch_add(1, Ordering::Relaxed);
-            false
-        } else {
-            false
+        // Acquire: as the decrement's below, pairs with the other owners'
+        // Release decrements, so their reads of the payload happen before
+        // the block is reused.
+        let mut refs = h.refcount.load(Ordering::Acquire);
+        loop {
+            match refs {
+                // The caller holds a reference, so a count of 1 is ours
+                // alone, and nobody can add one: that takes holding a
+                // reference too (a clone, a forward), and a queued message
+                // holds its own. Free without touching the count: it stays
+                // 1, with its holder recorded, until `free` marks the block
+                // (the common case of a message received, read and dropped
+                // costs no locked decrement: 1 MiB loan one-way 413-463 ->
+                // 367-429 ns, 2 x 3 alternating runs), and a count never
+                // reads 0 while a block is in use.
+                1 => {
+                    self.free(h, offset, pid);
+                    return true;
+                }
+                // Released more often than retained, or not a held block:
+                // only a scribbling peer can cause this. Leave it alone
+                // (leaked, not reused while someone may still read it).
+                0 | TAKING.. => return false,
+                // AcqRel: see the module docs ("reference count").
+                n => match h.refcount.compare_exchange_weak(
+                    n,
+                    n - 1,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                ) {
+                    Ok(_) => return false,
+                    Err(now) => refs = now,
+                },
+            }
         }
     }
 
-    /// Puts a block nobody references any more on its free list, marking
-    /// it [`ON_FREE_LIST`] (and without holder) just before the link-in
-    /// CAS: a process killed between the mark and the CAS leaks the block
-    /// (it is then neither on the list nor recognisable as half-freed), so
-    /// that window is kept to a few instructions.
-    fn free(&self, h: &BlockHeader, offset: u64) {
+    /// Puts a block nobody references any more on its free list, bumping
+    /// its generation first. Right before each attempt to link it in, marks
+    /// it [`ON_FREE_LIST`] with `pid` as its holder: a process killed
+    /// between that mark and the link leaves a block on no list, marked by
+    /// a dead process, which `reclaim` links in (while `pid` lives, the
+    /// block may be about to be linked: it is left alone).
+    fn free(&self, h: &BlockHeader, offset: u64, pid: u32) {
         h.generation.store(
             h.generation.load(Ordering::Relaxed).wrapping_add(1),
             Ordering::Relaxed,
@@ -538,51 +763,201 @@ impl Arena {
         let class = h.class.load(Ordering::Relaxed) as usize;
         if class < MAX_CLASSES {
             self.list(class).push(offset / 64, |b| {
-                // Relaxed: published by the push's Release CAS.
-                b.refcount.store(ON_FREE_LIST, Ordering::Relaxed);
-                b.owner_pid.store(0, Ordering::Relaxed);
+                b.owner_pid.store(pid, Ordering::Relaxed);
+                // Release: a reclaimer that reads the mark (Acquire) sees
+                // who made it.
+                b.refcount.store(ON_FREE_LIST, Ordering::Release);
             });
         }
     }
 
-    /// Frees the blocks whose recorded owner is a dead process: its loans,
-    /// and the messages it received and still held. `queued` lists the
-    /// offsets that messages still in the ring name (read, with Acquire,
-    /// before calling: see `take`); `dead(pid)` tells a dead owner.
-    /// Returns how many blocks were freed.
+    /// Frees what dead processes left in the arena, in two passes; `me` is
+    /// the reclaiming handle (its claim announces the blocks it frees).
     ///
-    /// Walks the carved area block by block and stops at a header whose
-    /// class makes no sense (a scribbled segment).
-    pub(crate) fn reclaim_dead(
+    /// 1. **Held blocks**: blocks whose recorded holder is dead (its loans,
+    ///    spares, and the messages it received and still held), unless a
+    ///    queued message names them (`queued`, the offsets that messages
+    ///    still in the ring name, read with Acquire before calling: see
+    ///    `take`) or a live process is taking them (its claim names them).
+    /// 2. **Abandoned blocks** (a sweep, one process at a time): blocks a
+    ///    process was killed in the middle of taking or handing back, which
+    ///    name no holder: freshly carved and never owned, taken off a free
+    ///    list and never owned, marked free and never linked in, or a spare
+    ///    being claimed. A block is abandoned when no live process's claim
+    ///    names it and, for one marked free, its marker is dead or a dead
+    ///    process's claim names it at its current generation. Such a block
+    ///    is on no free list as one snapshot of the list shows, and it is
+    ///    linked back in front of that very snapshot (one CAS), so a list
+    ///    that moved meanwhile makes the sweep leave it for another time.
+    ///
+    /// Returns the blocks freed and the blocks left for later (in use by a
+    /// live process's step in progress, or a list that moved).
+    pub(crate) fn reclaim(
         &self,
         queued: &std::collections::HashSet<u64>,
-        mut dead: impl FnMut(u32) -> bool,
-    ) -> u64 {
-        let mut freed = 0;
+        me: Taker<'_>,
+        peers: &mut impl Peers,
+    ) -> Reclaimed {
+        let mut done = self.reclaim_held(queued, me, peers);
+        if peers.sweep_allowed() {
+            let swept = self.sweep(me.pid, peers);
+            done.freed += swept.freed;
+            done.deferred += swept.deferred;
+        }
+        done
+    }
+
+    fn reclaim_held(
+        &self,
+        queued: &std::collections::HashSet<u64>,
+        me: Taker<'_>,
+        peers: &mut impl Peers,
+    ) -> Reclaimed {
+        let mut done = Reclaimed::default();
         for (offset, h, _) in self.carved_blocks() {
-            // Acquire: the owner's and holders' last writes to the block
-            // happen before we free it (as the refcount's AcqRel does).
-            // A count of 0 or 1 with a holder recorded: the holder died
-            // holding it, or while freeing it (see `release`); a spare: its
-            // maker died. Finish the job.
+            // Acquire: the holder's last writes to the block happen before
+            // we free it (as the refcount's AcqRel does), and a spare's
+            // claimer's claim is visible (SYNC POINT "block claimed").
             let refs = h.refcount.load(Ordering::Acquire);
             let owner = h.owner_pid.load(Ordering::Relaxed);
-            if refs != ON_FREE_LIST
-                && owner != 0
-                && !queued.contains(&(offset as u64))
-                && dead(owner)
-                // One survivor frees it; a holder that was not dead after
-                // all would have changed the count.
-                && h
-                    .refcount
-                    .compare_exchange(refs, ON_FREE_LIST, Ordering::AcqRel, Ordering::Relaxed)
-                    .is_ok()
+            if matches!(refs, ON_FREE_LIST | TAKING)
+                || owner == 0
+                || queued.contains(&(offset as u64))
+                || !peers.dead(owner)
             {
-                self.free(h, offset as u64);
-                freed += 1;
+                continue;
+            }
+            let index = offset as u64 / 64;
+            // A live process claiming it (a spare its dead maker left): it
+            // is that process's now. The holder re-read after the claims
+            // catches one that finished claiming in between.
+            if peers.live_claim(index) || h.owner_pid.load(Ordering::Relaxed) != owner {
+                done.deferred += 1;
+                continue;
+            }
+            me.announce(index, h.generation.load(Ordering::Relaxed));
+            // One survivor frees it; a holder that was not dead after all
+            // would have changed the count.
+            if h.refcount
+                .compare_exchange(refs, ON_FREE_LIST, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
+                self.free(h, offset as u64, me.pid);
+                done.freed += 1;
+            }
+            me.done();
+        }
+        done
+    }
+
+    /// Pass 2 of [`Arena::reclaim`].
+    fn sweep(&self, pid: u32, peers: &mut impl Peers) -> Reclaimed {
+        let mut done = Reclaimed::default();
+        if !self.lock_sweep(pid, peers) {
+            return done;
+        }
+        let mut unsettled = std::collections::HashSet::new();
+        let mut carved = [0u64; MAX_CLASSES];
+        for (_, _, class) in self.carved_blocks() {
+            carved[class] += 1;
+        }
+        // One snapshot per class (a few tries: live traffic moves a head
+        // only briefly); `None`: no usable snapshot, leave the class alone.
+        let mut lists: [Option<(u64, std::collections::HashSet<u64>)>; MAX_CLASSES] =
+            core::array::from_fn(|c| {
+                (0..4).find_map(|_| {
+                    self.list(c)
+                        .snapshot(carved[c])
+                        .map(|(head, blocks)| (head, blocks.into_iter().collect()))
+                })
+            });
+        for (offset, h, class) in self.carved_blocks() {
+            let index = offset as u64 / 64;
+            // Acquire: the marker's holder field (see `free`), and the
+            // claims of carvers and spare claimers (SYNC POINTs "block
+            // carved" and "block claimed").
+            let refs = h.refcount.load(Ordering::Acquire);
+            let owner = h.owner_pid.load(Ordering::Relaxed);
+            let generation = h.generation.load(Ordering::Relaxed);
+            let marked_free = refs == ON_FREE_LIST;
+            let candidate = match refs {
+                0 => owner == 0, // carved, never owned
+                TAKING => true,
+                ON_FREE_LIST => lists[class]
+                    .as_ref()
+                    .is_none_or(|(_, blocks)| !blocks.contains(&index)),
+                _ => false,
+            };
+            if !candidate {
+                continue;
+            }
+            let Some((head, _)) = lists[class].as_ref() else {
+                done.deferred += 1;
+                unsettled.insert(index);
+                continue;
+            };
+            let head = *head;
+            // The claims are read after the block (a taker announces before
+            // it takes), the block again after the claims (a taker that
+            // finished in between changed it).
+            let abandoned = !peers.live_claim(index)
+                && (!marked_free
+                    || owner == 0
+                    || peers.dead(owner)
+                    || peers.dead_claim(claim_word(index, generation)));
+            let unchanged = h.refcount.load(Ordering::Acquire) == refs
+                && h.owner_pid.load(Ordering::Relaxed) == owner
+                && h.generation.load(Ordering::Relaxed) == generation;
+            if !abandoned || !unchanged {
+                if !abandoned {
+                    done.deferred += 1;
+                    unsettled.insert(index);
+                }
+                continue;
+            }
+            // The last block's header may never have been written.
+            h.class.store(class as u32, Ordering::Relaxed);
+            let linked = self.list(class).push_onto(head, index, |b| {
+                // No holder: if we die before the link, the next sweep
+                // takes the block as abandoned again.
+                b.owner_pid.store(0, Ordering::Relaxed);
+                b.refcount.store(ON_FREE_LIST, Ordering::Release);
+            });
+            match linked {
+                Some(new_head) => {
+                    if let Some((head, blocks)) = lists[class].as_mut() {
+                        *head = new_head;
+                        blocks.insert(index);
+                    }
+                    done.freed += 1;
+                }
+                None => {
+                    lists[class] = None;
+                    done.deferred += 1;
+                    unsettled.insert(index);
+                }
             }
         }
-        freed
+        peers.clear_dead_claims(&unsettled);
+        // Release: our links happen before the next sweeper's walk.
+        let _ = self.ctrl().sweeper.compare_exchange(
+            u64::from(pid),
+            0,
+            Ordering::Release,
+            Ordering::Relaxed,
+        );
+        done
+    }
+
+    /// Takes the sweep lock for `pid`: free, or held by a dead process.
+    fn lock_sweep(&self, pid: u32, peers: &mut impl Peers) -> bool {
+        let lock = &self.ctrl().sweeper;
+        // Acquire: the previous sweeper's links happen before our walk.
+        let holder = lock.load(Ordering::Acquire);
+        let free = holder == 0 || u32::try_from(holder).map_or(true, |p| p != pid && peers.dead(p));
+        free && lock
+            .compare_exchange(holder, u64::from(pid), Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
     }
 
     /// Blocks and bytes in use (carved minus free and spare). Walks the
@@ -591,30 +966,27 @@ impl Arena {
     pub(crate) fn usage(&self) -> ArenaUsage {
         let ctrl = self.ctrl();
         let mut u = ArenaUsage {
-            bytes_carved: ctrl.bump.value.load(Ordering::Relaxed),
+            bytes_carved: bump_end(ctrl.bump.value.load(Ordering::Relaxed))
+                .min(self.blocks_len as u64),
             capacity_bytes: self.blocks_len as u64,
             ..Default::default()
         };
-        for c in 0..MAX_CLASSES {
-            // At most what fits: `carved` is shared memory, and the walk
-            // below must end even on a scribbled, cyclic list.
-            let carved = ctrl.carved[c]
-                .load(Ordering::Relaxed)
-                .min((self.blocks_len / block_size(c)) as u64);
-            let free = self.list(c).len_bounded(carved);
-            let used = carved.saturating_sub(free);
-            // Saturating: `carved` is shared memory a peer may scribble on.
-            u.blocks_in_use = u.blocks_in_use.saturating_add(used);
+        let mut carved = [0u64; MAX_CLASSES];
+        for (_, h, class) in self.carved_blocks() {
+            carved[class] += 1;
+            // Spares are free for every handle to take (see `SPARE`).
+            if h.refcount.load(Ordering::Relaxed) != SPARE {
+                u.blocks_in_use += 1;
+                u.bytes_in_use += block_size(class) as u64;
+            }
+        }
+        for (c, &n) in carved.iter().enumerate() {
+            // Bounded: the walk must end even on a scribbled, cyclic list.
+            let free = self.list(c).len_bounded(n);
+            u.blocks_in_use = u.blocks_in_use.saturating_sub(free);
             u.bytes_in_use = u
                 .bytes_in_use
-                .saturating_add(used.saturating_mul(block_size(c) as u64));
-        }
-        // Spares are free for every handle to take (see `SPARE`).
-        for (_, h, class) in self.carved_blocks() {
-            if h.refcount.load(Ordering::Relaxed) == SPARE {
-                u.blocks_in_use = u.blocks_in_use.saturating_sub(1);
-                u.bytes_in_use = u.bytes_in_use.saturating_sub(block_size(class) as u64);
-            }
+                .saturating_sub(free.saturating_mul(block_size(c) as u64));
         }
         u
     }
