@@ -249,6 +249,10 @@ pub(crate) struct Arena {
     /// The not-full event count to signal when a block is freed (rings with
     /// wake-ups only): a sender blocked on a full arena waits on it.
     freed_waker: Option<NonNull<EventCount>>,
+    /// Under loom the headers are a table of their own (loom atomics cannot
+    /// live in the bytes of a block area): one per 64-byte unit.
+    #[cfg(fusion_ring_loom)]
+    model_headers: NonNull<BlockHeader>,
 }
 
 // SAFETY: only shared references to atomics and raw pointers into the
@@ -278,7 +282,37 @@ impl Arena {
             max_class: class_for(max_message).min(MAX_CLASSES - 1),
             max_message,
             freed_waker,
+            #[cfg(fusion_ring_loom)]
+            model_headers: NonNull::dangling(),
         }
+    }
+
+    /// An arena over a control block and a table of `blocks_len / 64`
+    /// headers (the loom models).
+    ///
+    /// # Safety
+    /// `ctrl`, `headers` and `blocks` (`blocks_len` bytes) must outlive the
+    /// returned value.
+    #[cfg(fusion_ring_loom)]
+    pub(crate) unsafe fn model(
+        ctrl: &ArenaControl,
+        headers: &[BlockHeader],
+        blocks: NonNull<u8>,
+        max_message: usize,
+    ) -> Self {
+        // SAFETY: the caller keeps all three alive; the headers are
+        // reached through `model_headers`, never through `blocks`.
+        let mut arena = unsafe {
+            Arena::new(
+                NonNull::from(ctrl),
+                blocks,
+                headers.len() * 64,
+                max_message,
+                None,
+            )
+        };
+        arena.model_headers = NonNull::from(headers).cast();
+        arena
     }
 
     /// Wakes senders blocked on a full arena (after `release` freed a block).
@@ -299,9 +333,16 @@ impl Arena {
     /// `offset + BLOCK_HEADER <= blocks_len` and `offset % 64 == 0`.
     fn header_at(&self, offset: usize) -> &BlockHeader {
         debug_assert!(offset.is_multiple_of(64) && offset + BLOCK_HEADER <= self.blocks_len);
+        #[cfg(fusion_ring_loom)]
+        // SAFETY: one header per 64-byte unit of the block area (`model`),
+        // and `offset` is in bounds (caller).
+        return unsafe { self.model_headers.add(offset / 64).as_ref() };
+        #[cfg(not(fusion_ring_loom))]
         // SAFETY: in bounds and aligned (caller), and the block area holds
         // only atomics in headers, valid for any bit pattern.
-        unsafe { self.blocks.add(offset).cast::<BlockHeader>().as_ref() }
+        unsafe {
+            self.blocks.add(offset).cast::<BlockHeader>().as_ref()
+        }
     }
 
     fn list<'a>(
@@ -865,7 +906,7 @@ impl Arena {
         // only briefly); `None`: no usable snapshot, leave the class alone.
         let mut lists: [Option<(u64, std::collections::HashSet<u64>)>; MAX_CLASSES] =
             core::array::from_fn(|c| {
-                (0..4).find_map(|_| {
+                (0..4).take_while(|_| c <= self.max_class).find_map(|_| {
                     self.list(c)
                         .snapshot(carved[c])
                         .map(|(head, blocks)| (head, blocks.into_iter().collect()))
@@ -1022,5 +1063,183 @@ mod tests {
             generation: u32::MAX,
         };
         assert_eq!(Descriptor::from_words(&d.to_words()), d);
+    }
+}
+
+/// Loom models of reclaiming: a survivor's sweep runs while a live process
+/// takes and frees blocks, with a block a dead process abandoned halfway.
+/// The sweep must link the abandoned block back exactly once (now or in a
+/// later call), never link a block twice, and never take one that the live
+/// process is taking or freeing. Each model fails if the check it is about
+/// is taken out (the live claims; the free marks' holder), as does the first
+/// with a pop CAS that is not `Release`. Not modelled: a process that links
+/// a block and dies between a sweep's snapshot and its link (the link's CAS
+/// on the snapshot's head is what keeps that one safe).
+#[cfg(all(test, fusion_ring_loom))]
+mod loom_model {
+    use std::collections::HashSet;
+
+    use loom::sync::Arc;
+
+    use super::*;
+    use crate::atomic::AtomicU32;
+    use crate::layout::CacheLine;
+
+    const LIVE: u32 = 10;
+    const SWEEPER: u32 = 20;
+    const DEAD: u32 = 30;
+    /// Class-0 blocks (128 bytes each) the block area holds.
+    const BLOCKS: usize = 3;
+
+    struct World {
+        ctrl: ArenaControl,
+        headers: Vec<BlockHeader>,
+        bytes: Vec<u8>,
+        claims: [AtomicU64; 3], // LIVE, SWEEPER, DEAD
+    }
+
+    // SAFETY: `bytes` is never written (payload writes are not modelled);
+    // everything else is atomics.
+    unsafe impl Send for World {}
+    // SAFETY: as above.
+    unsafe impl Sync for World {}
+
+    impl World {
+        fn new() -> Self {
+            let zero = || AtomicU64::new(0);
+            World {
+                ctrl: ArenaControl {
+                    bump: CacheLine { value: zero() },
+                    free: core::array::from_fn(|_| CacheLine { value: zero() }),
+                    sweeper: zero(),
+                    _reserved: core::array::from_fn(|_| zero()),
+                },
+                headers: (0..BLOCKS * 2)
+                    .map(|_| BlockHeader {
+                        refcount: AtomicU32::new(0),
+                        generation: AtomicU32::new(0),
+                        len: AtomicU32::new(0),
+                        class: AtomicU32::new(0),
+                        next: zero(),
+                        owner_pid: AtomicU32::new(0),
+                        _pad: 0,
+                    })
+                    .collect(),
+                bytes: vec![0; BLOCKS * 128],
+                claims: core::array::from_fn(|_| zero()),
+            }
+        }
+
+        fn arena(&self) -> Arena {
+            let bytes = NonNull::new(self.bytes.as_ptr().cast_mut()).expect("bytes");
+            // SAFETY: the world outlives every arena made of it (each
+            // thread holds an Arc of it).
+            unsafe { Arena::model(&self.ctrl, &self.headers, bytes, 64) }
+        }
+
+        fn taker(&self, pid: u32) -> Taker<'_> {
+            let i = [LIVE, SWEEPER, DEAD]
+                .iter()
+                .position(|&p| p == pid)
+                .expect("pid");
+            Taker {
+                pid,
+                claim: &self.claims[i],
+            }
+        }
+    }
+
+    struct ModelPeers<'a>(&'a World);
+
+    impl Peers for ModelPeers<'_> {
+        fn dead(&mut self, pid: u32) -> bool {
+            pid == DEAD
+        }
+        fn live_claim(&mut self, index: u64) -> bool {
+            self.0.claims[..2]
+                .iter()
+                .any(|c| claimed_index(c.load(Ordering::Acquire)) == Some(index))
+        }
+        fn dead_claim(&mut self, word: u64) -> bool {
+            word != 0 && self.0.claims[2].load(Ordering::Acquire) == word
+        }
+        fn sweep_allowed(&mut self) -> bool {
+            true
+        }
+        fn clear_dead_claims(&mut self, unsettled: &HashSet<u64>) {
+            let word = self.0.claims[2].load(Ordering::Relaxed);
+            if claimed_index(word).is_some_and(|b| !unsettled.contains(&b)) {
+                self.0.claims[2].store(0, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Two blocks freed by the dead process (or one, the live process
+    /// holding the other), then one popped by the dead process, which died
+    /// before recording itself as holder. `live` runs
+    /// in a thread of its own while the sweeper reclaims.
+    fn model(keep_second: bool, live: fn(&World, &Arena, Option<Descriptor>)) {
+        let mut b = loom::model::Builder::new();
+        b.preemption_bound = Some(2);
+        b.check(move || {
+            let w = Arc::new(World::new());
+            let arena = w.arena();
+            let first = arena.alloc(64, w.taker(LIVE)).expect("carve");
+            let second = arena.alloc(64, w.taker(LIVE)).expect("carve");
+            // Freed by the process that dies next: the free marks name a dead
+            // process, so only the live taker's claim tells its block apart.
+            assert!(arena.release(first.offset, DEAD));
+            // The live process keeps the second one, to free it concurrently
+            // in the second model; in the first, it is freed now.
+            let held = keep_second.then_some(second);
+            if !keep_second {
+                assert!(arena.release(second.offset, DEAD));
+            }
+            let abandoned = arena.pop_killed_for_test(0, w.taker(DEAD));
+            assert!(abandoned.is_some(), "a block to abandon");
+            let t = {
+                let w = Arc::clone(&w);
+                loom::thread::spawn(move || live(&w, &w.arena(), held))
+            };
+            let mut freed = arena
+                .reclaim(&HashSet::new(), w.taker(SWEEPER), &mut ModelPeers(&w))
+                .freed;
+            t.join().expect("live thread");
+            // What the sweep left for later, a later call finishes.
+            let again = arena.reclaim(&HashSet::new(), w.taker(SWEEPER), &mut ModelPeers(&w));
+            assert_eq!(again.deferred, 0);
+            freed += again.freed;
+            assert_eq!(freed, 1, "the abandoned block, once");
+            // Every carved block is on the free list exactly once.
+            let mut seen = HashSet::new();
+            while let Some(i) = arena.list(0).pop() {
+                assert!(seen.insert(i), "block {i} linked twice");
+                assert!(seen.len() <= BLOCKS, "a cycle");
+            }
+            let carved = arena.carved_blocks().count();
+            assert_eq!(seen.len(), carved, "a block lost");
+        });
+    }
+
+    /// The live process takes a block (popping, possibly the one the sweep
+    /// is linking back) and frees it.
+    fn take_and_free(w: &World, arena: &Arena, _: Option<Descriptor>) {
+        let d = arena.alloc(64, w.taker(LIVE)).expect("a block");
+        assert!(arena.release(d.offset, LIVE));
+    }
+
+    /// The live process frees a block it held (marking it, then linking it).
+    fn free_held(_: &World, arena: &Arena, held: Option<Descriptor>) {
+        assert!(arena.release(held.expect("held").offset, LIVE));
+    }
+
+    #[test]
+    fn sweep_against_a_live_taker() {
+        model(false, take_and_free);
+    }
+
+    #[test]
+    fn sweep_against_a_live_freer() {
+        model(true, free_held);
     }
 }
