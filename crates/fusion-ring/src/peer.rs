@@ -14,9 +14,18 @@
 //!   find the ring full forever at that position. The same records, kept
 //!   by consumers, let a survivor release it; a zero-copy block the dead
 //!   consumer had not yet taken over is released with it.
-//! - **Arena blocks it held** (loans, received payloads): each block
-//!   records its holder's pid (`Arena::take`); blocks of dead holders that
-//!   no queued message names are freed (`Arena::reclaim_dead`).
+//! - **Arena blocks it held** (loans, spares, received payloads): each
+//!   block records its holder's pid (`Arena::take`); blocks of dead holders
+//!   that no queued message names are freed (`Arena::reclaim`, pass 1).
+//! - **Arena blocks it was taking or handing back**: killed after popping a
+//!   block off a free list, carving one or claiming a spare, and before
+//!   recording itself as holder; or after marking a block free and before
+//!   linking it in. The taker names the block in its entry's claim word
+//!   first (`arena::Taker`), the freer records itself in the mark: a sweep
+//!   links back the blocks that no live process is taking or freeing
+//!   (`Arena::reclaim`, pass 2). A carver killed before writing its block's
+//!   header cannot make later blocks unreachable: the bump word names the
+//!   class of the last block carved.
 //! - **Its participant entry**: freed (counters folded into the shared
 //!   entry) once its claims are settled, so the table does not fill up.
 //!
@@ -40,8 +49,15 @@
 //!   it may not have dropped yet is leaked rather than dropped twice.
 //! - A block received while another process also held it (a forwarded
 //!   payload) is recorded with no holder and is never reclaimed.
-//! - A process killed in the few instructions between marking a freed
-//!   block free and linking it into its free list leaks that block.
+//! - A block abandoned halfway is left alone while a live process's claim
+//!   names it or (marked free) while its marker lives; also while the free
+//!   list it belongs to keeps moving, and while another process sweeps.
+//!   `Recovery::blocks_deferred` counts those; a later call takes them
+//!   (blocked calls retry every second). A dead process's claim keeps its
+//!   entry from being reaped until a sweep has settled the block it names.
+//! - Holders are told dead by pid alone (`/proc/PID`, start time unknown):
+//!   a dead holder's pid reused by a new process keeps its blocks until that
+//!   process exits too.
 
 use std::collections::{HashMap, HashSet};
 

@@ -13,12 +13,26 @@
 //! add references). The last owner frees the block, bumping its generation
 //! so a stale descriptor naming the old generation is detected.
 //!
-//! A block's count says which of four states it is in: on a free list
-//! ([`ON_FREE_LIST`]), a *spare* ([`SPARE`]: allocated ahead by a handle
-//! that sent a loan, for its next one, and claimed by a CAS to 1), owned
-//! (1 and up), or being freed (0, briefly). A spare is free for accounting
-//! and for any allocation that finds nothing else; it spares the sender the
-//! free-list head's trip from the receiver on each loan.
+//! A block's count says which state it is in: on a free list
+//! ([`ON_FREE_LIST`], also while being popped or linked in), a *spare*
+//! ([`SPARE`]: allocated ahead by a handle that sent a loan, for its next
+//! one), being claimed as a spare ([`TAKING`], briefly), owned (1 and up;
+//! the last owner frees the block with the count still at 1), or freshly
+//! carved (0, briefly). A spare is free for accounting and for any
+//! allocation that finds nothing else; it spares the sender the free-list
+//! head's trip from the receiver on each loan.
+//!
+//! # A process killed at any instruction
+//! Every state a kill can leave a block in is recognisable by survivors
+//! ([`Arena::reclaim`]): owned or spare with a dead holder recorded; or
+//! abandoned halfway (carved or popped and no holder written yet, claimed
+//! as a spare, marked free and not linked in). For the second kind the
+//! taker names the block in its claim word ([`Taker`]) before the CAS that
+//! takes it, and the freer writes its pid into the mark, so a block is
+//! taken as abandoned only when no live process can be in the middle of a
+//! step on it. The bump word carries the class of the last block carved,
+//! so a carver killed before writing its block's header leaves the carved
+//! area walkable.
 //!
 //! # Orderings
 //! - SYNC POINT "block free": the free-list push is `Release` and the pop
@@ -30,7 +44,16 @@
 //!   that finds the count at 1 (its own reference alone) frees without
 //!   decrementing, after an `Acquire` load that plays the same part.
 //! - A spare is published by a `Release` store of [`SPARE`] and claimed by
-//!   an `Acquire` CAS: its maker's writes happen before its next owner's.
+//!   an `AcqRel` CAS: its maker's writes happen before its next owner's.
+//! - SYNC POINT "block claimed": a taker's claim word is written (Relaxed)
+//!   before the `Release` CAS that takes the block (pop, carve, spare
+//!   claim); a reclaimer that sees the CAS's effect with an `Acquire` load
+//!   (the list head, the bump word, the count) then sees the claim. The
+//!   claim is cleared with `Release` after the holder is written, so a
+//!   reclaimer that reads it cleared (`Acquire`) sees the holder.
+//! - SYNC POINT "block carved": each carver writes the previous block's
+//!   class before its `Release` CAS of the bump word; walks load the bump
+//!   word with `Acquire`.
 //! - The payload itself travels with the slot: the sender writes it before
 //!   publishing the slot (`Release`), the receiver reads it after seeing the
 //!   slot published (`Acquire`).
@@ -104,12 +127,14 @@ pub(crate) struct Taker<'a> {
 }
 
 impl Taker<'static> {
-    /// A taker with a claim word of its own, outside any segment (tests).
-    #[cfg(test)]
+    /// A taker whose claim word lies outside any segment, where nobody
+    /// reads it (tests that play other processes).
+    #[cfg(all(test, not(fusion_ring_loom)))]
     pub(crate) fn detached(pid: u32) -> Self {
+        static NOWHERE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         Taker {
             pid,
-            claim: Box::leak(Box::new(AtomicU64::new(0))),
+            claim: &NOWHERE,
         }
     }
 }
