@@ -30,9 +30,10 @@
 //!   entry) once its claims are settled, so the table does not fill up.
 //!
 //! None of this is on the hot path: a handle looks for a stuck claim every
-//! few thousand `Full`/`Empty` results (two loads when there is none),
-//! blocked calls look at every sleep slice, and [`Ring::recover`] does all
-//! of it on demand.
+//! few thousand `Full`/`Empty` results (two loads when there is none) and
+//! for dead holders' blocks every 256 exhausted allocations, blocked calls
+//! look at every sleep slice (at the arena every 100 ms, blocks abandoned
+//! halfway included), and [`Ring::recover`] does all of it on demand.
 //!
 //! # Limits
 //! - Liveness is a pid plus its start time in `/proc`: participants must
@@ -325,8 +326,9 @@ impl crate::arena::Peers for ArenaPeers<'_> {
 }
 
 /// Frees the arena blocks dead processes held or abandoned halfway (see
-/// `Arena::reclaim`): `(freed, left for a later call)`.
-pub(crate) fn reclaim_blocks(ring: &Ring) -> (u64, u64) {
+/// `Arena::reclaim`; the second kind only with `sweep`): `(freed, left for a
+/// later call)`.
+pub(crate) fn reclaim_blocks(ring: &Ring, sweep: bool) -> (u64, u64) {
     let Some(arena) = ring.arena() else {
         return (0, 0);
     };
@@ -348,7 +350,7 @@ pub(crate) fn reclaim_blocks(ring: &Ring) -> (u64, u64) {
         live: Liveness::new(ring.segment().participants()),
         dead: HashMap::new(),
     };
-    let done = arena.reclaim(&queued, ring.taker(), &mut peers);
+    let done = arena.reclaim(&queued, ring.taker(), &mut peers, sweep);
     if done.freed > 0 {
         arena.notify_freed();
     }
@@ -388,7 +390,7 @@ pub(crate) fn disconnected(ring: &Ring, role: u32) -> bool {
 /// Everything above, for [`Ring::recover`].
 pub(crate) fn recover(ring: &Ring) -> Recovery {
     let (unpublished_slots, unreleased_slots) = recover_slots(ring);
-    let (blocks, blocks_deferred) = reclaim_blocks(ring);
+    let (blocks, blocks_deferred) = reclaim_blocks(ring, true);
     let participants = reap_dead(ring.segment().participants(), ring.core());
     Recovery {
         unpublished_slots,

@@ -863,9 +863,10 @@ impl Arena {
         queued: &std::collections::HashSet<u64>,
         me: Taker<'_>,
         peers: &mut impl Peers,
+        sweep: bool,
     ) -> Reclaimed {
         let mut done = self.reclaim_held(queued, me, peers);
-        if peers.sweep_allowed() {
+        if sweep && peers.sweep_allowed() {
             let swept = self.sweep(me.pid, peers);
             done.freed += swept.freed;
             done.deferred += swept.deferred;
@@ -1227,11 +1228,11 @@ mod loom_model {
                 loom::thread::spawn(move || live(&w, &w.arena(), held))
             };
             let mut freed = arena
-                .reclaim(&HashSet::new(), w.taker(SWEEPER), &mut ModelPeers(&w))
+                .reclaim(&HashSet::new(), w.taker(SWEEPER), &mut ModelPeers(&w), true)
                 .freed;
             t.join().expect("live thread");
             // What the sweep left for later, a later call finishes.
-            let again = arena.reclaim(&HashSet::new(), w.taker(SWEEPER), &mut ModelPeers(&w));
+            let again = arena.reclaim(&HashSet::new(), w.taker(SWEEPER), &mut ModelPeers(&w), true);
             assert_eq!(again.deferred, 0);
             freed += again.freed;
             assert_eq!(freed, 1, "the abandoned block, once");

@@ -59,7 +59,7 @@ pub(crate) fn wait_on(
         let mut freed = 0;
         if waiting == Waiting::NotFull && now >= next_blocks {
             next_blocks = now + BLOCK_CHECK;
-            freed = peer::reclaim_blocks(ring).0;
+            freed = peer::reclaim_blocks(ring, true).0;
         }
         // Anything put right may have made the caller ready: look again
         // before concluding that nobody is left.
