@@ -145,7 +145,8 @@ impl FusionRing {
 
     /// A writable block of `len` bytes in shared memory (see [`Loan`]).
     /// `TooLarge` above the ring's maximum message, `ArenaExhausted` if no
-    /// block is free (or the ring has no arena).
+    /// block is free, `InvalidConfig` (naming `arena_bytes`) on a ring
+    /// created without an arena.
     pub fn loan(&self, len: usize) -> Result<Loan<'_>> {
         Loan::new(&self.ring, len)
     }

@@ -108,80 +108,70 @@ mod loom_tests;
 #[cfg(all(test, miri))]
 mod miri_tests;
 
-#[cfg(not(fusion_ring_loom))]
-mod config;
-#[cfg(not(fusion_ring_loom))]
-mod fusion;
-#[cfg(not(fusion_ring_loom))]
-pub mod handoff;
-#[cfg(not(fusion_ring_loom))]
-mod inline;
-#[cfg(not(fusion_ring_loom))]
-pub mod inspect;
-#[cfg(not(fusion_ring_loom))]
-mod participant;
-#[cfg(not(fusion_ring_loom))]
-mod peer;
-#[cfg(not(fusion_ring_loom))]
-mod ring;
-#[cfg(not(fusion_ring_loom))]
-mod segment;
-#[cfg(not(fusion_ring_loom))]
-mod stats;
-#[cfg(not(fusion_ring_loom))]
-mod sync;
 #[cfg(fusion_ring_loom)]
 mod sync {
     //! Under loom only the event count is built (see `sync::event`).
     #[path = "event.rs"]
     pub(crate) mod event;
 }
-#[cfg(not(fusion_ring_loom))]
-mod ultra;
-#[cfg(not(fusion_ring_loom))]
-mod zerocopy;
+
+/// Items that need the whole library (mappings, processes, the handle
+/// layer): the loom build (`--cfg fusion_ring_loom`) leaves them out and
+/// checks the lock-free core alone. The gate, declared once.
+macro_rules! hosted {
+    ($($item:item)*) => { $( #[cfg(not(fusion_ring_loom))] $item )* };
+}
+
+hosted! {
+    mod config;
+    mod fusion;
+    pub mod handoff;
+    mod inline;
+    pub mod inspect;
+    mod participant;
+    mod peer;
+    mod ring;
+    mod segment;
+    mod stats;
+    mod sync;
+    mod ultra;
+    mod zerocopy;
+}
 
 pub use clock::Clock;
 pub use error::{CorruptError, IoError, Result, RingError};
 pub use priority::PriorityClass;
 
 pub use arena::ArenaUsage;
-#[cfg(not(fusion_ring_loom))]
-pub use config::{
-    Config, DEFAULT_ARENA_BYTES, DEFAULT_CAPACITY, DEFAULT_MAX_MESSAGE, MAX_ARENA_BYTES,
-};
-#[cfg(not(fusion_ring_loom))]
-pub use fusion::{FusionRing, FusionStats};
-#[cfg(not(fusion_ring_loom))]
-pub use inline::{
-    allocate_zerocopy_buffer, fits_inline, send_batch, send_inline, send_zerocopy, BatchMessage,
-    INLINE_MAX,
-};
-#[cfg(not(fusion_ring_loom))]
-pub use peer::Recovery;
-#[cfg(not(fusion_ring_loom))]
-pub use ring::{InlineMessage, Ring, RingStats};
-#[cfg(not(fusion_ring_loom))]
-pub use stats::LaneStats;
-#[cfg(not(fusion_ring_loom))]
-pub use sync::RingSync;
-#[cfg(not(fusion_ring_loom))]
-pub use ultra::{UltraFastRing, UltraStats};
-#[cfg(not(fusion_ring_loom))]
-pub use zerocopy::{Loan, LoanError, Payload};
 
-/// Removes a named ring's name from `/dev/shm`. Handles already open keep
-/// working; the memory is freed when the last one is dropped.
-///
-/// ```
-/// use fusion_ring::{remove_named, Config, Ring, RingError};
-/// let name = format!("doc-remove-{}", std::process::id());
-/// let ring = Ring::create(&name, &Config::new(8).unlink_on_drop(false))?;
-/// remove_named(&name)?;
-/// assert!(matches!(Ring::open(&name), Err(RingError::NotFound { .. })));
-/// # Ok::<(), RingError>(())
-/// ```
-#[cfg(not(fusion_ring_loom))]
-pub fn remove_named(name: &str) -> Result<()> {
-    segment::unlink_named(name)
+hosted! {
+    pub use config::{
+        Config, DEFAULT_ARENA_BYTES, DEFAULT_CAPACITY, DEFAULT_MAX_MESSAGE, MAX_ARENA_BYTES,
+    };
+    pub use fusion::{FusionRing, FusionStats};
+    pub use inline::{
+        allocate_zerocopy_buffer, fits_inline, send_batch, send_inline, send_zerocopy, BatchMessage,
+        INLINE_MAX,
+    };
+    pub use peer::Recovery;
+    pub use ring::{InlineMessage, Ring, RingStats};
+    pub use stats::LaneStats;
+    pub use sync::RingSync;
+    pub use ultra::{UltraFastRing, UltraStats};
+    pub use zerocopy::{Loan, LoanError, Payload};
+
+    /// Removes a named ring's name from `/dev/shm`. Handles already open keep
+    /// working; the memory is freed when the last one is dropped.
+    ///
+    /// ```
+    /// use fusion_ring::{remove_named, Config, Ring, RingError};
+    /// let name = format!("doc-remove-{}", std::process::id());
+    /// let ring = Ring::create(&name, &Config::new(8).unlink_on_drop(false))?;
+    /// remove_named(&name)?;
+    /// assert!(matches!(Ring::open(&name), Err(RingError::NotFound { .. })));
+    /// # Ok::<(), RingError>(())
+    /// ```
+    pub fn remove_named(name: &str) -> Result<()> {
+        segment::unlink_named(name)
+    }
 }

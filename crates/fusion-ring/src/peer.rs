@@ -352,7 +352,7 @@ pub(crate) fn reclaim_blocks(ring: &Ring, sweep: bool) -> (u64, u64) {
     };
     let done = arena.reclaim(&queued, ring.taker(), &mut peers, sweep);
     if done.freed > 0 {
-        arena.notify_freed();
+        crate::sync::notify_block_freed(arena);
     }
     (done.freed, done.deferred)
 }

@@ -29,8 +29,12 @@
 //! - SYNC POINT "slot free": the consumer's `Release` store of `pos + capacity`
 //!   pairs with the next-lap producer's `Acquire` load that sees it; the
 //!   consumer's reads of the old content happen before the producer's writes.
-//! - The head CASes are `Relaxed`: they only arbitrate which claimer owns a
-//!   position; all data visibility goes through the sequence words above.
+//! - A successful head CAS is `Release`, for SYNC POINT "claim recorded"
+//!   only: the claimer's record of the positions it takes (`peer`) happens
+//!   before a survivor's `Acquire` load that sees the head past them. Head
+//!   loads and failed CASes are `Relaxed`: the CAS only arbitrates which
+//!   claimer owns a position; all data visibility goes through the sequence
+//!   words above.
 //! - Slot contents are `Relaxed` atomics, ordered by those two edges.
 //!
 //! # Untrusted peers

@@ -925,7 +925,7 @@ impl Ring {
     pub(crate) fn release_block(&self, offset: u64) {
         if let Some(arena) = &self.arena {
             if arena.release(offset, self.owner()) {
-                arena.notify_freed();
+                sync::notify_block_freed(arena);
             }
         }
     }

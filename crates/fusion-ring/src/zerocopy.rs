@@ -323,7 +323,7 @@ impl Drop for Payload {
                 return;
             }
             if arena.release(desc.offset, *pid) {
-                arena.notify_freed();
+                crate::sync::notify_block_freed(arena);
             }
         }
     }

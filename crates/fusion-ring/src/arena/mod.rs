@@ -316,13 +316,12 @@ impl Arena {
         arena
     }
 
-    /// Wakes senders blocked on a full arena (after `release` freed a block).
-    #[cfg(not(fusion_ring_loom))]
-    pub(crate) fn notify_freed(&self) {
-        if let Some(ec) = self.freed_waker {
-            // SAFETY: points into the same mapping as the arena (`new`).
-            crate::sync::notify(unsafe { ec.as_ref() });
-        }
+    /// The event count senders blocked on a full arena wait on, to signal
+    /// after `release` freed a block (`sync::notify_block_freed`); `None`
+    /// on a ring without wake-ups.
+    pub(crate) fn freed_waker(&self) -> Option<&EventCount> {
+        // SAFETY: points into the same mapping as the arena (`new`).
+        self.freed_waker.map(|ec| unsafe { ec.as_ref() })
     }
 
     fn ctrl(&self) -> &ArenaControl {

@@ -6,8 +6,18 @@ use std::time::{Duration, Instant};
 
 pub(crate) use event::{notify, notify_after_seqcst, wait_until, wake_all, SLEEP_SLICE};
 
+use crate::arena::Arena;
 use crate::participant::{ROLE_RECEIVER, ROLE_SENDER};
 use crate::{peer, Result, Ring, RingError};
+
+/// Wakes senders blocked on a full arena, after a release freed a block
+/// (nothing on a ring without wake-ups).
+#[inline]
+pub(crate) fn notify_block_freed(arena: &Arena) {
+    if let Some(ec) = arena.freed_waker() {
+        notify(ec);
+    }
+}
 
 /// Longest single sleep when polling a ring made without wake-ups.
 const POLL_SLICE: Duration = Duration::from_micros(200);
