@@ -1,7 +1,7 @@
 //! How a ring is created.
 
 use crate::layout::check_capacity;
-use crate::{Result, RingError};
+use crate::error::{Result, RingError};
 
 /// Default number of slots (the seeds' `with_default_capacity`).
 pub const DEFAULT_CAPACITY: usize = 256;
@@ -170,7 +170,7 @@ impl Config {
     /// Largest message.
     pub fn max_message_size(&self) -> usize {
         if self.arena_bytes == 0 {
-            crate::INLINE_MAX
+            crate::inline::INLINE_MAX
         } else {
             self.max_message
         }
@@ -224,13 +224,13 @@ impl Config {
             );
         }
         let largest = crate::arena::class_payload(crate::layout::MAX_CLASSES - 1);
-        if self.max_message <= crate::INLINE_MAX || self.max_message > largest {
+        if self.max_message <= crate::inline::INLINE_MAX || self.max_message > largest {
             return bad(
                 "max_message",
                 self.max_message,
                 format!(
                     "must be between {} and {largest} with an arena",
-                    crate::INLINE_MAX + 1
+                    crate::inline::INLINE_MAX + 1
                 ),
             );
         }

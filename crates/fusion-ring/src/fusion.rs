@@ -8,10 +8,13 @@ use std::time::{Duration, Instant};
 use crate::arena::ArenaUsage;
 use crate::ring::Outgoing;
 use crate::stats::LaneStats;
-use crate::{
-    BatchMessage, Config, Loan, LoanError, Payload, PriorityClass, Result, Ring, RingError,
-    RingSync, INLINE_MAX,
-};
+use crate::inline::{BatchMessage, INLINE_MAX};
+use crate::config::Config;
+use crate::zerocopy::{Loan, LoanError, Payload};
+use crate::priority::PriorityClass;
+use crate::error::{Result, RingError};
+use crate::ring::Ring;
+use crate::sync::RingSync;
 
 /// Statistics of a [`FusionRing`].
 #[derive(Debug, Clone, Copy, PartialEq)]

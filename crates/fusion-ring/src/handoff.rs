@@ -24,7 +24,7 @@ use rustix::net::{
     SendAncillaryMessage, SendFlags,
 };
 
-use crate::{Result, RingError};
+use crate::error::{Result, RingError};
 
 /// The one data byte that carries the descriptor.
 const TAG: u8 = b'R';

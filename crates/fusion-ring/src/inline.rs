@@ -1,6 +1,8 @@
 //! The inline path's constants and the seeds' free functions.
 
-use crate::{PriorityClass, Result, Ring};
+use crate::priority::PriorityClass;
+use crate::error::Result;
+use crate::ring::Ring;
 
 /// Largest message that travels inline in a slot (the 40-byte payload).
 pub const INLINE_MAX: usize = crate::layout::SLOT_PAYLOAD;
@@ -97,15 +99,15 @@ pub fn send_batch<R: AsRef<Ring>>(ring: &R, messages: &[BatchMessage<'_>]) -> Re
 /// assert_eq!(ring.recv_zerocopy()?.len(), 4096);
 /// # Ok::<(), fusion_ring::RingError>(())
 /// ```
-pub fn allocate_zerocopy_buffer<R: AsRef<Ring>>(ring: &R, len: usize) -> Result<crate::Loan<'_>> {
-    crate::Loan::new(ring.as_ref(), len)
+pub fn allocate_zerocopy_buffer<R: AsRef<Ring>>(ring: &R, len: usize) -> Result<crate::zerocopy::Loan<'_>> {
+    crate::zerocopy::Loan::new(ring.as_ref(), len)
 }
 
 /// The seeds' `send_zerocopy`: sends a filled buffer with
 /// [`PriorityClass::Normal`] and no copy; on failure the buffer comes back.
 pub fn send_zerocopy<'r, R: AsRef<Ring>>(
     ring: &'r R,
-    loan: crate::Loan<'r>,
-) -> std::result::Result<(), crate::LoanError<'r>> {
+    loan: crate::zerocopy::Loan<'r>,
+) -> std::result::Result<(), crate::zerocopy::LoanError<'r>> {
     ring.as_ref().send_loan(loan, PriorityClass::Normal)
 }

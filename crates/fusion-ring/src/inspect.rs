@@ -8,7 +8,7 @@ use crate::atomic::Ordering;
 use crate::participant::{self, ROLE_RECEIVER, ROLE_SENDER};
 use crate::segment::Segment;
 use crate::stats::{aggregate, LaneStats};
-use crate::{Result, RingError};
+use crate::error::{Result, RingError};
 
 /// A participant registered in a ring's segment.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -356,11 +356,11 @@ impl Geometry {
 }
 
 /// Checks a capacity: a power of two in `MIN_CAPACITY..=MAX_CAPACITY`.
-pub(crate) fn check_capacity(capacity: usize) -> crate::Result<()> {
+pub(crate) fn check_capacity(capacity: usize) -> crate::error::Result<()> {
     if capacity.is_power_of_two() && (MIN_CAPACITY..=MAX_CAPACITY).contains(&capacity) {
         Ok(())
     } else {
-        Err(crate::RingError::InvalidCapacity {
+        Err(crate::error::RingError::InvalidCapacity {
             capacity,
             min: MIN_CAPACITY,
             max: MAX_CAPACITY,
@@ -508,7 +508,7 @@ mod tests {
         for bad in [0, 1, 3, 100, 1 << 25] {
             assert_eq!(
                 check_capacity(bad),
-                Err(crate::RingError::InvalidCapacity {
+                Err(crate::error::RingError::InvalidCapacity {
                     capacity: bad,
                     min: MIN_CAPACITY,
                     max: MAX_CAPACITY

@@ -69,7 +69,8 @@ use crate::layout::{
 };
 use crate::participant::{self, IN_USE};
 use crate::protocol::{holds_or_marks, RingCore, SlotContent, POSITION, RECLAIMING};
-use crate::{PriorityClass, Ring};
+use crate::priority::PriorityClass;
+use crate::ring::Ring;
 
 /// What [`Ring::recover`] found and put right.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -408,7 +409,9 @@ mod tests {
     use super::*;
     use crate::arena::Taker;
     use crate::participant::{ROLE_RECEIVER, ROLE_SENDER};
-    use crate::{Config, FusionRing, RingError};
+    use crate::config::Config;
+    use crate::fusion::FusionRing;
+    use crate::error::RingError;
 
     /// The pid of a process that has exited and been reaped.
     fn dead_pid() -> u32 {
@@ -480,7 +483,7 @@ mod tests {
 
     #[test]
     fn a_polling_consumer_gets_past_a_dead_producers_slot_by_itself() {
-        let ring = crate::UltraFastRing::with_config(&Config::new(8)).expect("ring");
+        let ring = crate::ultra::UltraFastRing::with_config(&Config::new(8)).expect("ring");
         let r = ring.as_ring();
         let dead = dead_entry(r, ROLE_SENDER);
         r.core()

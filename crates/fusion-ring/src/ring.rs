@@ -20,9 +20,12 @@ use crate::protocol::{
 use crate::segment::Segment;
 use crate::stats::{aggregate, LaneStats, RecvTally, SendTally, StatsWriter};
 use crate::sync;
-use crate::{
-    BatchMessage, Clock, Config, Loan, LoanError, PriorityClass, Result, RingError, INLINE_MAX,
-};
+use crate::inline::{BatchMessage, INLINE_MAX};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::zerocopy::{Loan, LoanError};
+use crate::priority::PriorityClass;
+use crate::error::{Result, RingError};
 
 /// The low-level view of a ring: one handle on a shared segment.
 ///
@@ -987,7 +990,7 @@ impl Ring {
     /// assert_eq!(ring.as_ring().recover(), Recovery::default());
     /// # Ok::<(), fusion_ring::RingError>(())
     /// ```
-    pub fn recover(&self) -> crate::Recovery {
+    pub fn recover(&self) -> crate::peer::Recovery {
         crate::peer::recover(self)
     }
 
@@ -1149,7 +1152,11 @@ impl core::fmt::Debug for Ring {
 
 #[cfg(all(test, not(fusion_ring_loom)))]
 mod tests {
-    use crate::{Config, FusionRing, InlineMessage, PriorityClass, UltraFastRing};
+    use crate::config::Config;
+    use crate::fusion::FusionRing;
+    use crate::ring::InlineMessage;
+    use crate::priority::PriorityClass;
+    use crate::ultra::UltraFastRing;
 
     /// A short zero-copy message taken by `recv_batch` into an entry that
     /// held a longer one: the bytes past its length are zeros, as for an
@@ -1220,7 +1227,7 @@ mod tests {
         // Its maker no longer finds it, and the arena is exhausted.
         assert!(matches!(
             ring.loan(1000),
-            Err(crate::RingError::ArenaExhausted { .. })
+            Err(crate::error::RingError::ArenaExhausted { .. })
         ));
         // A copy of a spare claims nothing once it is claimed.
         b.spare.set(spare);

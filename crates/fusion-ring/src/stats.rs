@@ -8,7 +8,7 @@
 
 use crate::atomic::{AtomicU64, Ordering};
 use crate::layout::{LaneCounters, ParticipantEntry, LATENCY_BUCKETS, MAX_PARTICIPANTS};
-use crate::PriorityClass;
+use crate::priority::PriorityClass;
 
 /// Counters of one priority lane.
 ///
@@ -401,7 +401,8 @@ mod tests {
     /// batch that switches lanes must still credit each message to its own.
     #[test]
     fn a_mixed_lane_inline_batch_is_counted_per_lane() {
-        use crate::{BatchMessage, UltraFastRing};
+        use crate::inline::BatchMessage;
+        use crate::ultra::UltraFastRing;
         let ring = UltraFastRing::new(16).unwrap();
         let batch = [
             BatchMessage::new(b"abc", PriorityClass::High),
@@ -410,7 +411,7 @@ mod tests {
             BatchMessage::new(b"ghij", PriorityClass::High),
         ];
         assert_eq!(crate::inline::send_batch(&ring, &batch).unwrap(), 4);
-        let mut out = [crate::InlineMessage::default(); 8];
+        let mut out = [crate::ring::InlineMessage::default(); 8];
         assert_eq!(ring.recv_batch(&mut out).unwrap(), 4);
         let stats = ring.as_ring().lane_stats();
         let high = lane(&stats, PriorityClass::High);
@@ -440,7 +441,9 @@ mod tests {
     /// inline ones of the same lane.
     #[test]
     fn a_mixed_kind_batch_is_counted_per_lane_and_kind() {
-        use crate::{BatchMessage, Config, FusionRing};
+        use crate::inline::BatchMessage;
+        use crate::config::Config;
+        use crate::fusion::FusionRing;
         let ring = FusionRing::with_config(&Config::new(16).arena_bytes(1 << 16).max_message(4096))
             .unwrap();
         let big = [9u8; 100];

@@ -3,7 +3,10 @@
 use std::os::fd::{BorrowedFd, OwnedFd};
 
 use crate::stats::LaneStats;
-use crate::{Config, InlineMessage, PriorityClass, Result, Ring};
+use crate::config::Config;
+use crate::ring::{InlineMessage, Ring};
+use crate::priority::PriorityClass;
+use crate::error::Result;
 
 /// Aggregate statistics of an [`UltraFastRing`].
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -59,7 +62,7 @@ impl UltraFastRing {
     /// A ring of [`crate::DEFAULT_CAPACITY`] (256) slots.
     /// (Like [`UltraFastRing::new`]: no arena, no wake-ups.)
     pub fn with_default_capacity() -> Result<Self> {
-        Self::new(crate::DEFAULT_CAPACITY)
+        Self::new(crate::config::DEFAULT_CAPACITY)
     }
 
     /// Creates a named ring under `/dev/shm` (see [`Ring::create`]).

@@ -14,7 +14,10 @@ use std::sync::Arc;
 use crate::arena::{Arena, Descriptor};
 use crate::ring::{Body, Outgoing, Received};
 use crate::segment::Segment;
-use crate::{PriorityClass, Result, Ring, RingError, INLINE_MAX};
+use crate::priority::PriorityClass;
+use crate::error::{Result, RingError};
+use crate::ring::Ring;
+use crate::inline::INLINE_MAX;
 
 /// A writable buffer inside the ring's shared memory: fill it in place,
 /// then send it with no copy ([`crate::FusionRing::send_loan`]). Dropping an

@@ -5,7 +5,7 @@ use std::os::fd::BorrowedFd;
 
 use rustix::mm::{mmap, MapFlags, ProtFlags};
 
-use crate::{Result, RingError};
+use crate::error::{Result, RingError};
 
 /// `len` bytes of a file mapped read-write and shared; unmapped on drop.
 ///

@@ -34,7 +34,8 @@ use crate::layout::{
     check_capacity, ArenaControl, ControlBlock, Geometry, ParticipantEntry, SegmentHeader, Slot,
     SyncBlock, KNOWN_FLAGS, LAYOUT_HASH, LAYOUT_VERSION, MAGIC, MAX_PARTICIPANTS, PAGE, SLOT_SIZE,
 };
-use crate::{Config, Result, RingError};
+use crate::config::Config;
+use crate::error::{Result, RingError};
 use mapping::Mapping;
 
 /// How long an opener waits for a creator that has made the file but not yet
@@ -243,7 +244,7 @@ impl Segment {
         h.creator_pid
             .store(crate::participant::current_pid(), Ordering::Relaxed);
         h.ticks_per_ns_bits
-            .store(crate::Clock::ticks_per_ns().to_bits(), Ordering::Relaxed);
+            .store(crate::clock::Clock::ticks_per_ns().to_bits(), Ordering::Relaxed);
         // SYNC POINT "segment initialised": pairs with the Acquire load of
         // the magic in `read_header`; every store above is visible to an
         // opener that sees the magic.

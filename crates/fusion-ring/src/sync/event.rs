@@ -43,8 +43,8 @@
 use std::time::{Duration, Instant};
 
 use crate::atomic::{fence, Ordering};
+use crate::error::{Result, RingError};
 use crate::layout::EventCount;
-use crate::{Result, RingError};
 
 /// Spins before announcing and sleeping (none under loom: the model
 /// explores the sleeping path).

@@ -8,7 +8,9 @@ pub(crate) use event::{notify, notify_after_seqcst, wait_until, wake_all, SLEEP_
 
 use crate::arena::Arena;
 use crate::participant::{ROLE_RECEIVER, ROLE_SENDER};
-use crate::{peer, Result, Ring, RingError};
+use crate::peer;
+use crate::error::{Result, RingError};
+use crate::ring::Ring;
 
 /// Wakes senders blocked on a full arena, after a release freed a block
 /// (nothing on a ring without wake-ups).
