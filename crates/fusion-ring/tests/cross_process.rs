@@ -16,6 +16,7 @@ mod common;
 use common::child::{
     child_var, is_child, recv_fd, send_fd, serial, ChildGuard, ForkGuard, PathGuard,
 };
+use common::mix;
 
 use std::io::Read;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -38,14 +39,6 @@ const COUNT_VAR: &str = "FUSION_RING_CHILD_COUNT";
 
 // ---------------------------------------------------------------------------
 // Messages
-
-fn mix(mut z: u64) -> u64 {
-    // splitmix64
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
 
 fn msg_len(i: u64) -> usize {
     (mix(i) % (INLINE_MAX as u64 + 1)) as usize

@@ -36,7 +36,7 @@ use std::fs::File;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use fusion_ring::inspect::{self, RingInfo};
@@ -89,12 +89,7 @@ fn episode_seed(base: u64, k: u64) -> u64 {
 
 /// `fring-fuzz-<pid>-<n>`: the name of a segment under /dev/shm.
 fn unique_name() -> String {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "fring-fuzz-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
+    common::child::unique_name("fring-fuzz")
 }
 
 fn shm_path(name: &str) -> PathBuf {
@@ -110,11 +105,9 @@ impl Drop for ShmFile {
     }
 }
 
-/// The fuzz tests spawn processes; on 2 cores they run one at a time.
-fn serial() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|p| p.into_inner())
-}
+// The fuzz tests spawn processes; on 2 cores they run one at a time
+// (`serial`).
+use common::child::serial;
 
 // ===========================================================================
 // A small deterministic RNG (splitmix64)
@@ -126,12 +119,11 @@ impl Rng {
     fn new(seed: u64) -> Self {
         Rng(seed)
     }
+    /// splitmix64 (the same sequence as before it used `common::mix`).
     fn next(&mut self) -> u64 {
+        let z = self.0;
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        common::mix(z)
     }
     /// Uniform in `0..n` (n > 0).
     fn below(&mut self, n: u64) -> u64 {
