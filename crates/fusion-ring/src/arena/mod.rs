@@ -428,14 +428,16 @@ impl Arena {
         if class > self.max_class || offset + block_size(class) > self.blocks_len {
             return None;
         }
-        let generation = h.generation.load(Ordering::Relaxed);
-        let taken = self.take_spare_at(offset, h, generation, taker);
+        let taken = self.take_spare_at(offset, h, h.generation.load(Ordering::Relaxed), taker);
         taker.done();
-        taken.then_some(Descriptor {
+        // The generation as of the claim (the one read before it may be an
+        // earlier spare's, had this block been taken, freed and spared again
+        // in between).
+        taken.then(|| Descriptor {
             offset: offset as u64,
             len: 0,
             class: class as u32,
-            generation,
+            generation: h.generation.load(Ordering::Relaxed),
         })
     }
 
