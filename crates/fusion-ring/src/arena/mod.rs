@@ -615,9 +615,13 @@ impl Arena {
         let end = (bump_end(word) as usize).min(self.blocks_len);
         if let Some(c) = bump_last_class(word) {
             if let Some(at) = end.checked_sub(block_size(c)) {
-                if at.is_multiple_of(64) {
-                    // Relaxed: published by the caller's Release CAS.
-                    self.header_at(at).class.store(c as u32, Ordering::Relaxed);
+                let class = &self.header_at(at).class;
+                // Written only where it is missing (a carver killed before
+                // it wrote it): a scribbled bump word then costs no write
+                // into the middle of a block. Relaxed: published by the
+                // caller's Release CAS.
+                if at.is_multiple_of(64) && class.load(Ordering::Relaxed) != c as u32 {
+                    class.store(c as u32, Ordering::Relaxed);
                 }
             }
         }

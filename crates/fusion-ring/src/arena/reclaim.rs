@@ -182,7 +182,9 @@ impl Arena {
                 continue;
             }
             // The last block's header may never have been written.
-            h.class.store(class as u32, Ordering::Relaxed);
+            if h.class.load(Ordering::Relaxed) != class as u32 {
+                h.class.store(class as u32, Ordering::Relaxed);
+            }
             let linked = self.list(class).push_onto(head, index, |b| {
                 // No holder: if we die before the link, the next sweep
                 // takes the block as abandoned again.
