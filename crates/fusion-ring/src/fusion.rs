@@ -5,11 +5,11 @@
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use crate::arena::ArenaUsage;
+use crate::lockfree::arena::ArenaUsage;
 use crate::ring::Outgoing;
-use crate::stats::LaneStats;
+use crate::handle::stats::LaneStats;
 use crate::inline::{BatchMessage, INLINE_MAX};
-use crate::config::Config;
+use crate::shm::config::Config;
 use crate::zerocopy::{Loan, LoanError, Payload};
 use crate::priority::PriorityClass;
 use crate::error::{Result, RingError};
@@ -313,11 +313,11 @@ impl FusionRing {
     pub fn stats(&self) -> FusionStats {
         let r = self.ring.stats();
         let lanes = self.ring.lane_stats();
-        let received = crate::stats::total(&lanes, |l| l.received);
-        let timed: u64 = crate::stats::total(&lanes, LaneStats::timed);
-        let latency: u64 = crate::stats::total(&lanes, |l| l.latency_sum);
+        let received = crate::handle::stats::total(&lanes, |l| l.received);
+        let timed: u64 = crate::handle::stats::total(&lanes, LaneStats::timed);
+        let latency: u64 = crate::handle::stats::total(&lanes, |l| l.latency_sum);
         FusionStats {
-            sent: crate::stats::total(&lanes, |l| l.sent),
+            sent: crate::handle::stats::total(&lanes, |l| l.sent),
             received,
             inline_count: r.inline_count,
             zerocopy_count: r.zerocopy_count,

@@ -5,7 +5,7 @@ use crate::error::Result;
 use crate::ring::Ring;
 
 /// Largest message that travels inline in a slot (the 40-byte payload).
-pub const INLINE_MAX: usize = crate::layout::SLOT_PAYLOAD;
+pub const INLINE_MAX: usize = crate::shm::layout::SLOT_PAYLOAD;
 
 /// Whether a message of `len` bytes travels inline.
 ///

@@ -3,11 +3,11 @@
 
 use std::sync::Arc;
 
-use crate::arena::{Arena, ArenaUsage};
+use crate::lockfree::arena::{Arena, ArenaUsage};
 use crate::atomic::Ordering;
-use crate::participant::{self, ROLE_RECEIVER, ROLE_SENDER};
-use crate::segment::Segment;
-use crate::stats::{aggregate, LaneStats};
+use crate::handle::participant::{self, ROLE_RECEIVER, ROLE_SENDER};
+use crate::shm::segment::Segment;
+use crate::handle::stats::{aggregate, LaneStats};
 use crate::error::{Result, RingError};
 
 /// A participant registered in a ring's segment.
@@ -143,7 +143,7 @@ pub fn list() -> Result<Vec<String>> {
         let ok = std::fs::File::open(&path)
             .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
             .is_ok();
-        if ok && u64::from_le_bytes(magic) == crate::layout::MAGIC {
+        if ok && u64::from_le_bytes(magic) == crate::shm::layout::MAGIC {
             if let Some(n) = path.file_name().and_then(|n| n.to_str()) {
                 out.push(format!("/{n}"));
             }

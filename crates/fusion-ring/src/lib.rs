@@ -95,25 +95,10 @@
 #![warn(clippy::undocumented_unsafe_blocks, missing_docs)]
 #![cfg_attr(fusion_ring_loom, allow(dead_code, unused_imports))]
 
-mod arena;
 mod atomic;
 mod clock;
 mod error;
-mod layout;
 mod priority;
-mod protocol;
-
-#[cfg(all(test, fusion_ring_loom))]
-mod loom_tests;
-#[cfg(all(test, miri))]
-mod miri_tests;
-
-#[cfg(fusion_ring_loom)]
-mod sync {
-    //! Under loom only the event count is built (see `sync::event`).
-    #[path = "event.rs"]
-    pub(crate) mod event;
-}
 
 /// Items that need the whole library (mappings, processes, the handle
 /// layer): the loom build (`--cfg fusion_ring_loom`) leaves them out and
@@ -122,17 +107,24 @@ macro_rules! hosted {
     ($($item:item)*) => { $( #[cfg(not(fusion_ring_loom))] $item )* };
 }
 
+// The layers, bottom up (docs/ARCHITECTURE.md): each imports only from the
+// ones below it.
+mod lockfree;
+mod shm;
 hosted! {
-    mod config;
+    mod handle;
+}
+
+#[cfg(all(test, fusion_ring_loom))]
+mod loom_tests;
+#[cfg(all(test, miri))]
+mod miri_tests;
+
+hosted! {
     mod fusion;
-    pub mod handoff;
     mod inline;
     pub mod inspect;
-    mod participant;
-    mod peer;
     mod ring;
-    mod segment;
-    mod stats;
     mod sync;
     mod ultra;
     mod zerocopy;
@@ -142,10 +134,11 @@ pub use clock::Clock;
 pub use error::{CorruptError, IoError, Result, RingError};
 pub use priority::PriorityClass;
 
-pub use arena::ArenaUsage;
+pub use lockfree::arena::ArenaUsage;
 
 hosted! {
-    pub use config::{
+    pub use shm::handoff;
+    pub use shm::config::{
         Config, DEFAULT_ARENA_BYTES, DEFAULT_CAPACITY, DEFAULT_MAX_MESSAGE, MAX_ARENA_BYTES,
     };
     pub use fusion::{FusionRing, FusionStats};
@@ -153,9 +146,9 @@ hosted! {
         allocate_zerocopy_buffer, fits_inline, send_batch, send_inline, send_zerocopy, BatchMessage,
         INLINE_MAX,
     };
-    pub use peer::Recovery;
+    pub use handle::peer::Recovery;
     pub use ring::{InlineMessage, Ring, RingStats};
-    pub use stats::LaneStats;
+    pub use handle::stats::LaneStats;
     pub use sync::RingSync;
     pub use ultra::{UltraFastRing, UltraStats};
     pub use zerocopy::{Loan, LoanError, Payload};
@@ -172,6 +165,6 @@ hosted! {
     /// # Ok::<(), RingError>(())
     /// ```
     pub fn remove_named(name: &str) -> Result<()> {
-        segment::unlink_named(name)
+        shm::segment::unlink_named(name)
     }
 }

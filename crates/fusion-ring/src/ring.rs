@@ -6,23 +6,23 @@ use core::ptr::NonNull;
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::sync::Arc;
 
-use crate::arena::{Arena, ArenaUsage, Descriptor};
+use crate::lockfree::arena::{Arena, ArenaUsage, Descriptor};
 use crate::atomic::Ordering;
 use crate::error::CorruptError;
-use crate::layout::{
+use crate::shm::layout::{
     pack_meta, unpack_meta, ParticipantEntry, SlotKind, SyncBlock, FLAG_NO_TIMESTAMPS,
     FLAG_WAKEUPS, SLOT_PAYLOAD,
 };
-use crate::participant::{self, ROLE_RECEIVER, ROLE_SENDER};
-use crate::protocol::{
+use crate::handle::participant::{self, ROLE_RECEIVER, ROLE_SENDER};
+use crate::lockfree::protocol::{
     pack_payload, unpack_payload_into, ClaimError, RingCore, SlotContent, PAYLOAD_WORDS,
 };
-use crate::segment::Segment;
-use crate::stats::{aggregate, LaneStats, RecvTally, SendTally, StatsWriter};
+use crate::shm::segment::Segment;
+use crate::handle::stats::{aggregate, LaneStats, RecvTally, SendTally, StatsWriter};
 use crate::sync;
 use crate::inline::{BatchMessage, INLINE_MAX};
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::shm::config::Config;
 use crate::zerocopy::{Loan, LoanError};
 use crate::priority::PriorityClass;
 use crate::error::{Result, RingError};
@@ -81,7 +81,7 @@ pub struct Ring {
 /// ring; one of the two creates then gets `AlreadyExists`).
 fn remove_if_stale(name: &str) -> Result<bool> {
     use std::os::unix::fs::MetadataExt;
-    let path = format!("/dev/shm{}", crate::segment::shm_name(name)?);
+    let path = format!("/dev/shm{}", crate::shm::segment::shm_name(name)?);
     let inode = |p: &str| std::fs::metadata(p).map(|m| (m.dev(), m.ino())).ok();
     let Some(examined) = inode(&path) else {
         return Ok(false);
@@ -308,8 +308,8 @@ impl Ring {
             // Relaxed: a statistics snapshot.
             head: ctrl.producer_head.value.load(Ordering::Relaxed),
             tail: ctrl.consumer_head.value.load(Ordering::Relaxed),
-            inline_count: crate::stats::total(&lanes, |l| l.inline_sent),
-            zerocopy_count: crate::stats::total(&lanes, |l| l.zerocopy_sent),
+            inline_count: crate::handle::stats::total(&lanes, |l| l.inline_sent),
+            zerocopy_count: crate::handle::stats::total(&lanes, |l| l.zerocopy_sent),
             capacity: self.core.capacity(),
         }
     }
@@ -328,7 +328,7 @@ impl Ring {
         if registered.1 {
             // The table is full: free the entries of dead processes first.
             participant::unregister(segment.participants(), registered.0);
-            crate::peer::reap_dead(segment.participants(), &core);
+            crate::handle::peer::reap_dead(segment.participants(), &core);
             registered = participant::register(segment.participants());
         }
         let (entry_index, shared_stats) = registered;
@@ -396,9 +396,9 @@ impl Ring {
     /// This handle as a taker of arena blocks: its process and its entry's
     /// claim word (see `arena::Taker`).
     #[inline(always)]
-    pub(crate) fn taker(&self) -> crate::arena::Taker<'_> {
+    pub(crate) fn taker(&self) -> crate::lockfree::arena::Taker<'_> {
         let pid = self.owner();
-        crate::arena::Taker {
+        crate::lockfree::arena::Taker {
             pid,
             claim: &self.entry_followed().id.arena_claim,
         }
@@ -425,7 +425,7 @@ impl Ring {
         let mut registered = participant::register(entries);
         if registered.1 {
             participant::unregister(entries, registered.0);
-            crate::peer::reap_dead(entries, &self.core);
+            crate::handle::peer::reap_dead(entries, &self.core);
             registered = participant::register(entries);
         }
         let (index, shared) = registered;
@@ -460,7 +460,7 @@ impl Ring {
         // reads every free list, and done here it cost a sender spinning on
         // a full arena 5-20% of its 1 MiB loan stream (alternating runs);
         // `recover` and blocked calls sweep.
-        n.is_multiple_of(BLOCK_CHECK_EVERY) && crate::peer::reclaim_blocks(self, false).0 > 0
+        n.is_multiple_of(BLOCK_CHECK_EVERY) && crate::handle::peer::reclaim_blocks(self, false).0 > 0
     }
 
     /// The slot protocol over this ring's segment.
@@ -476,7 +476,7 @@ impl Ring {
         let n = self.misses.get().wrapping_add(1);
         self.misses.set(n);
         if n.is_multiple_of(STALL_CHECK_EVERY) {
-            crate::peer::recover_slots(self);
+            crate::handle::peer::recover_slots(self);
         }
     }
 
@@ -537,9 +537,9 @@ impl Ring {
         &self,
         arena: &Arena,
         len: usize,
-    ) -> core::result::Result<Descriptor, crate::arena::AllocError> {
+    ) -> core::result::Result<Descriptor, crate::lockfree::arena::AllocError> {
         if let Some(mut d) = self.take_spare(arena) {
-            if d.class as usize == crate::arena::class_for(len) && len <= self.max_message {
+            if d.class as usize == crate::lockfree::arena::class_for(len) && len <= self.max_message {
                 arena.set_len(&mut d, len);
                 return Ok(d);
             }
@@ -964,7 +964,7 @@ impl Ring {
                 // The queued message now holds the block's reference.
                 let _ = loan.into_outgoing();
                 // Sized by its class: a truncated loan stays in its class.
-                let class_len = crate::arena::class_payload(desc.class as usize);
+                let class_len = crate::lockfree::arena::class_payload(desc.class as usize);
                 self.refill_spare(class_len.min(self.max_message));
                 Ok(())
             }
@@ -990,8 +990,8 @@ impl Ring {
     /// assert_eq!(ring.as_ring().recover(), Recovery::default());
     /// # Ok::<(), fusion_ring::RingError>(())
     /// ```
-    pub fn recover(&self) -> crate::peer::Recovery {
-        crate::peer::recover(self)
+    pub fn recover(&self) -> crate::handle::peer::Recovery {
+        crate::handle::peer::recover(self)
     }
 
     /// Arena blocks and bytes in use (zero without an arena).
@@ -1152,7 +1152,7 @@ impl core::fmt::Debug for Ring {
 
 #[cfg(all(test, not(fusion_ring_loom)))]
 mod tests {
-    use crate::config::Config;
+    use crate::shm::config::Config;
     use crate::fusion::FusionRing;
     use crate::ring::InlineMessage;
     use crate::priority::PriorityClass;

@@ -2,8 +2,8 @@
 
 use std::os::fd::{BorrowedFd, OwnedFd};
 
-use crate::stats::LaneStats;
-use crate::config::Config;
+use crate::handle::stats::LaneStats;
+use crate::shm::config::Config;
 use crate::ring::{InlineMessage, Ring};
 use crate::priority::PriorityClass;
 use crate::error::Result;
@@ -62,7 +62,7 @@ impl UltraFastRing {
     /// A ring of [`crate::DEFAULT_CAPACITY`] (256) slots.
     /// (Like [`UltraFastRing::new`]: no arena, no wake-ups.)
     pub fn with_default_capacity() -> Result<Self> {
-        Self::new(crate::config::DEFAULT_CAPACITY)
+        Self::new(crate::shm::config::DEFAULT_CAPACITY)
     }
 
     /// Creates a named ring under `/dev/shm` (see [`Ring::create`]).
@@ -142,10 +142,10 @@ impl UltraFastRing {
     /// ```
     pub fn stats(&self) -> UltraStats {
         let lanes = self.ring.lane_stats();
-        let sent = crate::stats::total(&lanes, |l| l.sent);
-        let received = crate::stats::total(&lanes, |l| l.received);
-        let latency: u64 = crate::stats::total(&lanes, |l| l.latency_sum);
-        let timed: u64 = crate::stats::total(&lanes, LaneStats::timed);
+        let sent = crate::handle::stats::total(&lanes, |l| l.sent);
+        let received = crate::handle::stats::total(&lanes, |l| l.received);
+        let latency: u64 = crate::handle::stats::total(&lanes, |l| l.latency_sum);
+        let timed: u64 = crate::handle::stats::total(&lanes, LaneStats::timed);
         UltraStats {
             sent,
             received,

@@ -11,9 +11,9 @@ use core::ptr::NonNull;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
-use crate::arena::{Arena, Descriptor};
+use crate::lockfree::arena::{Arena, Descriptor};
 use crate::ring::{Body, Outgoing, Received};
-use crate::segment::Segment;
+use crate::shm::segment::Segment;
 use crate::priority::PriorityClass;
 use crate::error::{Result, RingError};
 use crate::ring::Ring;
@@ -62,21 +62,21 @@ impl<'r> Loan<'r> {
             .alloc_block(arena, len)
             .or_else(|e| match e {
                 // Blocks dead processes held may make room.
-                crate::arena::AllocError::Exhausted if ring.reclaimed_blocks_now_and_then() => {
+                crate::lockfree::arena::AllocError::Exhausted if ring.reclaimed_blocks_now_and_then() => {
                     ring.alloc_block(arena, len)
                 }
                 e => Err(e),
             })
             .map_err(|e| match e {
-                crate::arena::AllocError::TooLarge { max } => RingError::TooLarge { len, max },
-                crate::arena::AllocError::Exhausted => RingError::ArenaExhausted { len },
+                crate::lockfree::arena::AllocError::TooLarge { max } => RingError::TooLarge { len, max },
+                crate::lockfree::arena::AllocError::Exhausted => RingError::ArenaExhausted { len },
             })?;
         let ptr = arena.payload_ptr(desc.offset);
         Ok(Loan {
             ring,
             desc,
             ptr,
-            pid: crate::participant::current_pid(),
+            pid: crate::handle::participant::current_pid(),
         })
     }
 
@@ -98,7 +98,7 @@ impl<'r> Loan<'r> {
     /// Whether this process holds the block's reference (false for the
     /// copy a forked child inherited).
     pub(crate) fn is_owned_here(&self) -> bool {
-        self.pid == crate::participant::current_pid()
+        self.pid == crate::handle::participant::current_pid()
     }
 
     /// Shortens the message to `len` bytes (no effect if longer than now).
@@ -205,7 +205,7 @@ impl Payload {
         let inner = match r.body {
             Body::Inline(words) => {
                 let mut data = [0u8; INLINE_MAX];
-                crate::protocol::unpack_payload_into(&words, &mut data[..r.len]);
+                crate::lockfree::protocol::unpack_payload_into(&words, &mut data[..r.len]);
                 Inner::Inline {
                     data,
                     len: r.len as u8,
@@ -221,7 +221,7 @@ impl Payload {
                     ptr: arena.payload_ptr(desc.offset),
                     arena,
                     desc,
-                    pid: crate::participant::current_pid(),
+                    pid: crate::handle::participant::current_pid(),
                 }
             }
         };
@@ -302,7 +302,7 @@ impl Clone for Payload {
                     arena: arena.clone(),
                     desc: *desc,
                     ptr: *ptr,
-                    pid: crate::participant::current_pid(),
+                    pid: crate::handle::participant::current_pid(),
                 }
             }
         };
@@ -322,7 +322,7 @@ impl Drop for Payload {
             arena, desc, pid, ..
         } = &self.inner
         {
-            if *pid != crate::participant::current_pid() {
+            if *pid != crate::handle::participant::current_pid() {
                 return;
             }
             if arena.release(desc.offset, *pid) {

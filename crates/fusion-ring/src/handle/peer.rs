@@ -63,12 +63,12 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::atomic::Ordering;
-use crate::layout::{
+use crate::shm::layout::{
     pack_meta, unpack_meta, ClaimRecord, ParticipantEntry, ParticipantId, SlotKind,
     MAX_PARTICIPANTS,
 };
-use crate::participant::{self, IN_USE};
-use crate::protocol::{holds_or_marks, RingCore, SlotContent, POSITION, RECLAIMING};
+use crate::handle::participant::{self, IN_USE};
+use crate::lockfree::protocol::{holds_or_marks, RingCore, SlotContent, POSITION, RECLAIMING};
 use crate::priority::PriorityClass;
 use crate::ring::Ring;
 
@@ -244,7 +244,7 @@ fn drop_untaken_block(ring: &Ring, content: &SlotContent, dead_consumer: Option<
     if kind != SlotKind::ZeroCopy as u8 {
         return;
     }
-    let desc = crate::arena::Descriptor::from_words(&content.payload);
+    let desc = crate::lockfree::arena::Descriptor::from_words(&content.payload);
     if desc.len != len || arena.check(&desc).is_err() {
         return;
     }
@@ -271,7 +271,7 @@ impl ArenaPeers<'_> {
     }
 }
 
-impl crate::arena::Peers for ArenaPeers<'_> {
+impl crate::lockfree::arena::Peers for ArenaPeers<'_> {
     fn dead(&mut self, pid: u32) -> bool {
         pid != 0
             && *self
@@ -287,10 +287,10 @@ impl crate::arena::Peers for ArenaPeers<'_> {
             .id
             .arena_claim
             .load(Ordering::Acquire);
-        crate::arena::claimed_index(shared) == Some(index)
+        crate::lockfree::arena::claimed_index(shared) == Some(index)
             || self.live.indices().any(|i| {
                 self.claim(i)
-                    .and_then(crate::arena::claimed_index)
+                    .and_then(crate::lockfree::arena::claimed_index)
                     .is_some_and(|b| b == index)
                     && self.live.alive(i)
             })
@@ -311,7 +311,7 @@ impl crate::arena::Peers for ArenaPeers<'_> {
     fn clear_dead_claims(&mut self, unsettled: &HashSet<u64>) {
         for i in self.live.indices() {
             let Some(word) = self.claim(i) else { continue };
-            let moot = crate::arena::claimed_index(word).is_some_and(|b| !unsettled.contains(&b));
+            let moot = crate::lockfree::arena::claimed_index(word).is_some_and(|b| !unsettled.contains(&b));
             if moot && !self.live.alive(i) {
                 // A CAS: the entry may be reaped and taken by a new handle
                 // meanwhile (which starts with no claim anyway).
@@ -407,9 +407,9 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::arena::Taker;
-    use crate::participant::{ROLE_RECEIVER, ROLE_SENDER};
-    use crate::config::Config;
+    use crate::lockfree::arena::Taker;
+    use crate::handle::participant::{ROLE_RECEIVER, ROLE_SENDER};
+    use crate::shm::config::Config;
     use crate::fusion::FusionRing;
     use crate::error::RingError;
 
@@ -523,7 +523,7 @@ mod tests {
         record.start.store(0, Ordering::Relaxed);
         record.end.store(1, Ordering::Relaxed);
         let slot = &r.core().slot(0).seq;
-        slot.store(crate::protocol::reclaim_mark(0, 0), Ordering::Relaxed);
+        slot.store(crate::lockfree::protocol::reclaim_mark(0, 0), Ordering::Relaxed);
         let mut buf = [0u8; 64];
         assert_eq!(ring.recv(&mut buf), Err(RingError::Empty));
         assert_eq!(

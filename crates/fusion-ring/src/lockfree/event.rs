@@ -44,7 +44,7 @@ use std::time::{Duration, Instant};
 
 use crate::atomic::{fence, Ordering};
 use crate::error::{Result, RingError};
-use crate::layout::EventCount;
+use crate::shm::layout::EventCount;
 
 /// Spins before announcing and sleeping (none under loom: the model
 /// explores the sleeping path).
@@ -206,8 +206,8 @@ mod loom_model {
 
     use super::{notify, notify_after_seqcst, wait_until};
     use crate::atomic::{AtomicU32, AtomicU64};
-    use crate::layout::{CacheLine, ControlBlock, EventCount, Slot};
-    use crate::protocol::{ClaimError, RingCore};
+    use crate::lockfree::protocol::{ClaimError, RingCore};
+    use crate::shm::layout::{CacheLine, ControlBlock, EventCount, Slot};
 
     struct Model {
         ctrl: Box<ControlBlock>,

@@ -166,7 +166,7 @@ extern "C" fn on_sigbus(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
             e.slots.load(Ordering::Relaxed),
         );
         for i in 0..slots {
-            let at = offset + i * crate::layout::SLOT_SIZE;
+            let at = offset + i * crate::shm::layout::SLOT_SIZE;
             if at + 8 <= len {
                 // SAFETY: inside the fresh mapping, 8-byte aligned (slots
                 // are 64-byte aligned at a page-aligned offset), and an

@@ -14,7 +14,7 @@ use loom::sync::Arc;
 
 use super::*;
 use crate::atomic::AtomicU32;
-use crate::layout::CacheLine;
+use crate::shm::layout::CacheLine;
 
 const LIVE: u32 = 10;
 const SWEEPER: u32 = 20;

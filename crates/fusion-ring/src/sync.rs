@@ -1,14 +1,12 @@
 //! Blocking: [`RingSync`], built on the event counts of [`event`].
 
-pub(crate) mod event;
-
 use std::time::{Duration, Instant};
 
-pub(crate) use event::{notify, notify_after_seqcst, wait_until, wake_all, SLEEP_SLICE};
+pub(crate) use crate::lockfree::event::{notify, notify_after_seqcst, wait_until, wake_all, SLEEP_SLICE};
 
-use crate::arena::Arena;
-use crate::participant::{ROLE_RECEIVER, ROLE_SENDER};
-use crate::peer;
+use crate::lockfree::arena::Arena;
+use crate::handle::participant::{ROLE_RECEIVER, ROLE_SENDER};
+use crate::handle::peer;
 use crate::error::{Result, RingError};
 use crate::ring::Ring;
 
@@ -164,7 +162,7 @@ impl<'r> RingSync<'r> {
     /// # Ok::<(), fusion_ring::RingError>(())
     /// ```
     pub fn syscalls() -> u64 {
-        event::SYSCALLS.load(std::sync::atomic::Ordering::Relaxed)
+        crate::lockfree::event::SYSCALLS.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Wakes every receiver sleeping on this ring (one syscall).

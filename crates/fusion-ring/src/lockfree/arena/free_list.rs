@@ -14,7 +14,7 @@
 //!   the pop (the list is reported empty) instead of following garbage.
 
 use crate::atomic::{AtomicU64, Ordering};
-use crate::layout::BlockHeader;
+use crate::shm::layout::BlockHeader;
 
 const INDEX_MASK: u64 = 0xffff_ffff;
 
@@ -172,7 +172,7 @@ mod loom_model {
 
     use super::FreeList;
     use crate::atomic::{AtomicU32, AtomicU64, Ordering};
-    use crate::layout::BlockHeader;
+    use crate::shm::layout::BlockHeader;
 
     struct Model {
         head: AtomicU64,

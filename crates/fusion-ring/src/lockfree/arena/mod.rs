@@ -75,7 +75,7 @@ pub(crate) use reclaim::Peers;
 use core::ptr::NonNull;
 
 use crate::atomic::{AtomicU64, Ordering};
-use crate::layout::{
+use crate::shm::layout::{
     ArenaControl, BlockHeader, EventCount, BLOCK_HEADER, MAX_CLASSES, MIN_BLOCK_PAYLOAD,
 };
 use free_list::FreeList;

@@ -7,7 +7,7 @@
 //! a handle that finds no free entry shares entry 0 and uses `fetch_add`.
 
 use crate::atomic::{AtomicU64, Ordering};
-use crate::layout::{LaneCounters, ParticipantEntry, LATENCY_BUCKETS, MAX_PARTICIPANTS};
+use crate::shm::layout::{LaneCounters, ParticipantEntry, LATENCY_BUCKETS, MAX_PARTICIPANTS};
 use crate::priority::PriorityClass;
 
 /// Counters of one priority lane.
@@ -442,7 +442,7 @@ mod tests {
     #[test]
     fn a_mixed_kind_batch_is_counted_per_lane_and_kind() {
         use crate::inline::BatchMessage;
-        use crate::config::Config;
+        use crate::shm::config::Config;
         use crate::fusion::FusionRing;
         let ring = FusionRing::with_config(&Config::new(16).arena_bytes(1 << 16).max_message(4096))
             .unwrap();

@@ -1,6 +1,6 @@
 //! How a ring is created.
 
-use crate::layout::check_capacity;
+use crate::shm::layout::check_capacity;
 use crate::error::{Result, RingError};
 
 /// Default number of slots (the seeds' `with_default_capacity`).
@@ -128,16 +128,16 @@ impl Config {
     pub(crate) fn header_flags(&self) -> u32 {
         let mut flags = 0;
         if !self.timestamps {
-            flags |= crate::layout::FLAG_NO_TIMESTAMPS;
+            flags |= crate::shm::layout::FLAG_NO_TIMESTAMPS;
         }
         if self.wakeups {
-            flags |= crate::layout::FLAG_WAKEUPS;
+            flags |= crate::shm::layout::FLAG_WAKEUPS;
         }
         flags
     }
 
-    pub(crate) fn geometry(&self) -> crate::layout::Geometry {
-        crate::layout::Geometry::new(self.capacity, self.arena_bytes, self.max_message_size())
+    pub(crate) fn geometry(&self) -> crate::shm::layout::Geometry {
+        crate::shm::layout::Geometry::new(self.capacity, self.arena_bytes, self.max_message_size())
     }
 
     /// Size of the zero-copy arena's block area in bytes (rounded up to 64;
@@ -223,7 +223,7 @@ impl Config {
                 format!("the limit is {MAX_ARENA_BYTES}"),
             );
         }
-        let largest = crate::arena::class_payload(crate::layout::MAX_CLASSES - 1);
+        let largest = crate::lockfree::arena::class_payload(crate::shm::layout::MAX_CLASSES - 1);
         if self.max_message <= crate::inline::INLINE_MAX || self.max_message > largest {
             return bad(
                 "max_message",
@@ -234,7 +234,7 @@ impl Config {
                 ),
             );
         }
-        let block = crate::arena::block_size(crate::arena::class_for(self.max_message));
+        let block = crate::lockfree::arena::block_size(crate::lockfree::arena::class_for(self.max_message));
         if block > self.arena_bytes {
             return bad(
                 "max_message",

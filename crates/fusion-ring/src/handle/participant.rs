@@ -12,7 +12,7 @@ use std::io::Write;
 use rustix::fs::{Mode, OFlags};
 
 use crate::atomic::Ordering;
-use crate::layout::{ParticipantEntry, MAX_PARTICIPANTS};
+use crate::shm::layout::{ParticipantEntry, MAX_PARTICIPANTS};
 
 /// Role bit: this handle has sent.
 pub(crate) const ROLE_SENDER: u32 = 1;
@@ -76,7 +76,7 @@ pub(crate) fn unregister(entries: &[ParticipantEntry], index: usize) {
 }
 
 fn retire(e: &ParticipantEntry, shared: &ParticipantEntry) {
-    crate::stats::fold_into(e, shared);
+    crate::handle::stats::fold_into(e, shared);
     e.id.pid.store(0, Ordering::Relaxed);
     e.id.role.store(0, Ordering::Relaxed);
     // Release: the folded/zeroed counters happen before the entry is seen

@@ -52,7 +52,7 @@ impl Mapping {
     #[cfg(miri)]
     pub(crate) fn heap(len: usize) -> Result<Self> {
         let layout =
-            std::alloc::Layout::from_size_align(len, crate::layout::PAGE).map_err(|_| {
+            std::alloc::Layout::from_size_align(len, crate::shm::layout::PAGE).map_err(|_| {
                 RingError::Io {
                     op: "alloc",
                     source: crate::error::IoError(22), // EINVAL
@@ -87,7 +87,7 @@ impl Drop for Mapping {
 
     #[cfg(miri)]
     fn drop(&mut self) {
-        let layout = std::alloc::Layout::from_size_align(self.len, crate::layout::PAGE)
+        let layout = std::alloc::Layout::from_size_align(self.len, crate::shm::layout::PAGE)
             .expect("checked in `heap`");
         // SAFETY: ptr/len are exactly what `heap` allocated with this layout,
         // and nothing that borrows the mapping outlives `self`.

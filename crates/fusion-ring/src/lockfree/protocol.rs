@@ -45,7 +45,7 @@
 use core::ptr::NonNull;
 
 use crate::atomic::{fence, Ordering};
-use crate::layout::{ClaimRecord, ControlBlock, Slot, SLOT_PAYLOAD};
+use crate::shm::layout::{ClaimRecord, ControlBlock, Slot, SLOT_PAYLOAD};
 
 /// How far past its claim a producer prefetches (see `prefetch_for_write`);
 /// rings of fewer than 8 slots (mask below twice this) do not prefetch.
@@ -639,7 +639,7 @@ mod loom_model {
 
     use super::{ClaimError, RingCore};
     use crate::atomic::{AtomicU64, Ordering};
-    use crate::layout::{CacheLine, ControlBlock, Slot};
+    use crate::shm::layout::{CacheLine, ControlBlock, Slot};
 
     struct Model {
         ctrl: Box<ControlBlock>,
@@ -763,7 +763,7 @@ mod loom_model {
     /// made Relaxed: the survivor then tombstones the live producer's slot.
     #[test]
     fn a_live_claim_is_never_taken_for_a_dead_one() {
-        use crate::layout::{pack_meta, ClaimRecord, SlotKind};
+        use crate::shm::layout::{pack_meta, ClaimRecord, SlotKind};
         let mut b = loom::model::Builder::new();
         if std::env::var_os("LOOM_MAX_PREEMPTIONS").is_none() {
             b.preemption_bound = Some(3);
@@ -812,7 +812,7 @@ mod loom_model {
     /// Acquire). Fails if either is made Relaxed.
     #[test]
     fn a_live_receive_claim_is_never_taken_for_a_dead_one() {
-        use crate::layout::ClaimRecord;
+        use crate::shm::layout::ClaimRecord;
         let mut b = loom::model::Builder::new();
         if std::env::var_os("LOOM_MAX_PREEMPTIONS").is_none() {
             b.preemption_bound = Some(3);
