@@ -5,16 +5,18 @@
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use crate::lockfree::arena::ArenaUsage;
-use crate::ring::Outgoing;
-use crate::handle::stats::LaneStats;
-use crate::inline::{BatchMessage, INLINE_MAX};
-use crate::shm::config::Config;
-use crate::zerocopy::{Loan, LoanError, Payload};
-use crate::priority::PriorityClass;
+use crate::batch::{self, BatchMessage};
 use crate::error::{Result, RingError};
+use crate::handle::stats::{total, LaneStats};
+use crate::handle::wait::Waiting;
+use crate::lockfree::arena::ArenaUsage;
+use crate::priority::PriorityClass;
+use crate::ring::message::Outgoing;
 use crate::ring::Ring;
+use crate::shm::config::Config;
+use crate::shm::layout::INLINE_MAX;
 use crate::sync::RingSync;
+use crate::zerocopy::{self, Loan, LoanError, Payload};
 
 /// Statistics of a [`FusionRing`].
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -161,7 +163,7 @@ impl FusionRing {
         loan: Loan<'r>,
         priority: PriorityClass,
     ) -> std::result::Result<(), LoanError<'r>> {
-        self.ring.send_loan(loan, priority)
+        zerocopy::send_loan(&self.ring, loan, priority)
     }
 
     /// Sends a received payload on with no copy when it lives in this
@@ -201,7 +203,7 @@ impl FusionRing {
     /// if the ring or the arena filled up. One message over the maximum
     /// gives `TooLarge` and nothing is sent.
     pub fn send_batch(&self, messages: &[BatchMessage<'_>]) -> Result<usize> {
-        self.ring.send_batch_mixed(messages)
+        batch::send_mixed(&self.ring, messages)
     }
 
     /// Receives up to `max` messages with one claim, appending them to
@@ -242,20 +244,20 @@ impl FusionRing {
             r => Some(r),
         };
         if data.len() <= INLINE_MAX {
-            return RingSync::not_full_until(&self.ring, deadline, || {
+            return self.ring.wait_for(Waiting::NotFull, deadline, || {
                 retry(self.send_with_priority(data, priority))
             })?;
         }
         self.check_len(data.len())?;
         // A block first (copied into once), then a slot for it.
         let mut loan =
-            RingSync::not_full_until(&self.ring, deadline, || match self.loan(data.len()) {
+            self.ring.wait_for(Waiting::NotFull, deadline, || match self.loan(data.len()) {
                 Err(RingError::ArenaExhausted { .. }) => None,
                 r => Some(r),
             })??;
         loan.copy_from_slice(data);
         let mut pending = Some(loan);
-        RingSync::not_full_until(&self.ring, deadline, || {
+        self.ring.wait_for(Waiting::NotFull, deadline, || {
             let loan = pending.take()?;
             match self.send_loan(loan, priority) {
                 Ok(()) => Some(Ok(())),
@@ -294,7 +296,7 @@ impl FusionRing {
         buffer: &mut [u8],
         deadline: Option<Instant>,
     ) -> Result<(usize, PriorityClass, u64)> {
-        RingSync::not_empty_until(&self.ring, deadline, || match self.ring.recv_copy(buffer) {
+        self.ring.wait_for(Waiting::NotEmpty, deadline, || match self.ring.recv_copy(buffer) {
             Err(RingError::Empty) => None,
             r => Some(r),
         })?
@@ -303,7 +305,7 @@ impl FusionRing {
     /// Receives in place, waiting at most `timeout` (`None`: no limit).
     pub fn recv_zerocopy_timeout(&self, timeout: Option<Duration>) -> Result<Payload> {
         let deadline = timeout.map(|t| Instant::now() + t);
-        RingSync::not_empty_until(&self.ring, deadline, || match self.recv_zerocopy() {
+        self.ring.wait_for(Waiting::NotEmpty, deadline, || match self.recv_zerocopy() {
             Err(RingError::Empty) => None,
             r => Some(r),
         })?
@@ -313,11 +315,11 @@ impl FusionRing {
     pub fn stats(&self) -> FusionStats {
         let r = self.ring.stats();
         let lanes = self.ring.lane_stats();
-        let received = crate::handle::stats::total(&lanes, |l| l.received);
-        let timed: u64 = crate::handle::stats::total(&lanes, LaneStats::timed);
-        let latency: u64 = crate::handle::stats::total(&lanes, |l| l.latency_sum);
+        let received = total(&lanes, |l| l.received);
+        let timed: u64 = total(&lanes, LaneStats::timed);
+        let latency: u64 = total(&lanes, |l| l.latency_sum);
         FusionStats {
-            sent: crate::handle::stats::total(&lanes, |l| l.sent),
+            sent: total(&lanes, |l| l.sent),
             received,
             inline_count: r.inline_count,
             zerocopy_count: r.zerocopy_count,

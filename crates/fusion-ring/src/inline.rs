@@ -2,10 +2,10 @@
 
 use crate::priority::PriorityClass;
 use crate::error::Result;
+use crate::shm::layout::INLINE_MAX;
+use crate::batch::BatchMessage;
 use crate::ring::Ring;
 
-/// Largest message that travels inline in a slot (the 40-byte payload).
-pub const INLINE_MAX: usize = crate::shm::layout::SLOT_PAYLOAD;
 
 /// Whether a message of `len` bytes travels inline.
 ///
@@ -38,34 +38,6 @@ pub fn send_inline<R: AsRef<Ring>>(ring: &R, data: &[u8]) -> Result<()> {
         .map(drop)
 }
 
-/// One message of a batch: bytes and priority class.
-///
-/// ```
-/// use fusion_ring::{BatchMessage, PriorityClass};
-/// let m = BatchMessage::new(b"msg1", PriorityClass::Normal);
-/// assert_eq!(m.data(), b"msg1");
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BatchMessage<'a> {
-    data: &'a [u8],
-    priority: PriorityClass,
-}
-
-impl<'a> BatchMessage<'a> {
-    /// A batch entry.
-    pub const fn new(data: &'a [u8], priority: PriorityClass) -> Self {
-        Self { data, priority }
-    }
-    /// Its bytes.
-    pub const fn data(&self) -> &'a [u8] {
-        self.data
-    }
-    /// Its priority class.
-    pub const fn priority(&self) -> PriorityClass {
-        self.priority
-    }
-}
-
 /// Sends a batch with one claim; returns how many messages were sent (all
 /// of them unless the ring filled up: a prefix is sent, the rest are not).
 /// Every message is checked before anything is sent: one too large gives
@@ -84,7 +56,7 @@ impl<'a> BatchMessage<'a> {
 /// # Ok::<(), fusion_ring::RingError>(())
 /// ```
 pub fn send_batch<R: AsRef<Ring>>(ring: &R, messages: &[BatchMessage<'_>]) -> Result<usize> {
-    ring.as_ref().send_batch_mixed(messages)
+    crate::batch::send_mixed(ring.as_ref(), messages)
 }
 
 /// The seeds' `allocate_zerocopy_buffer`, in safe form: a writable block of
@@ -109,5 +81,5 @@ pub fn send_zerocopy<'r, R: AsRef<Ring>>(
     ring: &'r R,
     loan: crate::zerocopy::Loan<'r>,
 ) -> std::result::Result<(), crate::zerocopy::LoanError<'r>> {
-    ring.as_ref().send_loan(loan, PriorityClass::Normal)
+    crate::zerocopy::send_loan(ring.as_ref(), loan, PriorityClass::Normal)
 }

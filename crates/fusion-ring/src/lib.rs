@@ -121,6 +121,7 @@ mod loom_tests;
 mod miri_tests;
 
 hosted! {
+    mod batch;
     mod fusion;
     mod inline;
     pub mod inspect;
@@ -142,10 +143,9 @@ hosted! {
         Config, DEFAULT_ARENA_BYTES, DEFAULT_CAPACITY, DEFAULT_MAX_MESSAGE, MAX_ARENA_BYTES,
     };
     pub use fusion::{FusionRing, FusionStats};
-    pub use inline::{
-        allocate_zerocopy_buffer, fits_inline, send_batch, send_inline, send_zerocopy, BatchMessage,
-        INLINE_MAX,
-    };
+    pub use batch::BatchMessage;
+    pub use inline::{allocate_zerocopy_buffer, fits_inline, send_batch, send_inline, send_zerocopy};
+    pub use shm::layout::INLINE_MAX;
     pub use handle::peer::Recovery;
     pub use ring::{InlineMessage, Ring, RingStats};
     pub use handle::stats::LaneStats;

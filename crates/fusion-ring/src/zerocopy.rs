@@ -11,13 +11,15 @@ use core::ptr::NonNull;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
-use crate::lockfree::arena::{Arena, Descriptor};
-use crate::ring::{Body, Outgoing, Received};
-use crate::shm::segment::Segment;
-use crate::priority::PriorityClass;
 use crate::error::{Result, RingError};
+use crate::handle::participant::current_pid;
+use crate::handle::shared::notify_block_freed;
+use crate::lockfree::arena::{self, AllocError, Arena, Descriptor};
+use crate::priority::PriorityClass;
+use crate::ring::message::{Body, Outgoing, Received};
 use crate::ring::Ring;
-use crate::inline::INLINE_MAX;
+use crate::shm::layout::INLINE_MAX;
+use crate::shm::segment::Segment;
 
 /// A writable buffer inside the ring's shared memory: fill it in place,
 /// then send it with no copy ([`crate::FusionRing::send_loan`]). Dropping an
@@ -62,21 +64,21 @@ impl<'r> Loan<'r> {
             .alloc_block(arena, len)
             .or_else(|e| match e {
                 // Blocks dead processes held may make room.
-                crate::lockfree::arena::AllocError::Exhausted if ring.reclaimed_blocks_now_and_then() => {
+                AllocError::Exhausted if ring.reclaimed_blocks_now_and_then() => {
                     ring.alloc_block(arena, len)
                 }
                 e => Err(e),
             })
             .map_err(|e| match e {
-                crate::lockfree::arena::AllocError::TooLarge { max } => RingError::TooLarge { len, max },
-                crate::lockfree::arena::AllocError::Exhausted => RingError::ArenaExhausted { len },
+                AllocError::TooLarge { max } => RingError::TooLarge { len, max },
+                AllocError::Exhausted => RingError::ArenaExhausted { len },
             })?;
         let ptr = arena.payload_ptr(desc.offset);
         Ok(Loan {
             ring,
             desc,
             ptr,
-            pid: crate::handle::participant::current_pid(),
+            pid: current_pid(),
         })
     }
 
@@ -98,7 +100,7 @@ impl<'r> Loan<'r> {
     /// Whether this process holds the block's reference (false for the
     /// copy a forked child inherited).
     pub(crate) fn is_owned_here(&self) -> bool {
-        self.pid == crate::handle::participant::current_pid()
+        self.pid == current_pid()
     }
 
     /// Shortens the message to `len` bytes (no effect if longer than now).
@@ -106,6 +108,45 @@ impl<'r> Loan<'r> {
         if len < self.desc.len as usize {
             self.desc.len = len as u32;
         }
+    }
+}
+
+/// Sends a filled loan on `ring` (no copy); on failure the loan comes back.
+///
+/// A loan from another segment names a block of another arena, and a loan
+/// a forked child inherited is its parent's to give (the parent still holds
+/// the reference): either is copied into a loan of `ring`'s own (the
+/// original is dropped once the copy is sent, which frees it, or does
+/// nothing in the child).
+pub(crate) fn send_loan<'r>(
+    ring: &'r Ring,
+    loan: Loan<'r>,
+    priority: PriorityClass,
+) -> std::result::Result<(), LoanError<'r>> {
+    if !Arc::ptr_eq(loan.ring().segment(), ring.segment()) || !loan.is_owned_here() {
+        let mut mine = match Loan::new(ring, loan.len()) {
+            Ok(mine) => mine,
+            Err(error) => return Err(LoanError { error, loan }),
+        };
+        mine.copy_from_slice(&loan);
+        return match send_loan(ring, mine, priority) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(LoanError {
+                error: e.error,
+                loan,
+            }),
+        };
+    }
+    let desc = loan.descriptor();
+    match ring.send_with(1, |_| (Outgoing::Block(desc), priority)) {
+        Ok(_) => {
+            // The queued message now holds the block's reference.
+            let _ = loan.into_outgoing();
+            // Sized by its class: a truncated loan stays in its class.
+            ring.refill_spare(arena::class_payload(desc.class as usize));
+            Ok(())
+        }
+        Err(error) => Err(LoanError { error, loan }),
     }
 }
 
@@ -221,7 +262,7 @@ impl Payload {
                     ptr: arena.payload_ptr(desc.offset),
                     arena,
                     desc,
-                    pid: crate::handle::participant::current_pid(),
+                    pid: current_pid(),
                 }
             }
         };
@@ -302,7 +343,7 @@ impl Clone for Payload {
                     arena: arena.clone(),
                     desc: *desc,
                     ptr: *ptr,
-                    pid: crate::handle::participant::current_pid(),
+                    pid: current_pid(),
                 }
             }
         };
@@ -322,11 +363,11 @@ impl Drop for Payload {
             arena, desc, pid, ..
         } = &self.inner
         {
-            if *pid != crate::handle::participant::current_pid() {
+            if *pid != current_pid() {
                 return;
             }
             if arena.release(desc.offset, *pid) {
-                crate::sync::notify_block_freed(arena);
+                notify_block_freed(arena);
             }
         }
     }

@@ -106,13 +106,27 @@ pub(crate) fn reap(entries: &[ParticipantEntry], index: usize) -> bool {
         }
 }
 
+/// Whether any handle on the table may belong to a running process: an
+/// unidentifiable one (the table was full), or a registered entry whose
+/// process runs (`inspect::RingInfo::has_live_participants` applies the
+/// same rule to what it read).
+pub(crate) fn any_live(entries: &[ParticipantEntry]) -> bool {
+    unidentified(entries) > 0
+        || entries
+            .iter()
+            .skip(1)
+            // Acquire: as in `inspect`, the entry's identity after its state.
+            .filter(|e| e.id.state.load(Ordering::Acquire) != FREE)
+            .any(entry_alive)
+}
+
 /// Handles in use that are not identifiable (the table was full).
 pub(crate) fn unidentified(entries: &[ParticipantEntry]) -> u32 {
     entries[SHARED_ENTRY].id.state.load(Ordering::Relaxed)
 }
 
 /// This process's pid, cached: ring handles compare it with the pid they
-/// registered under on every call (see `Ring::follow_fork`), so it must cost
+/// registered under on every call (see `Registration::follow_fork`), so it must cost
 /// a load, not a syscall. A child forked with `fork(2)` refreshes it before
 /// `fork` returns there (`pthread_atfork`).
 #[inline(always)]

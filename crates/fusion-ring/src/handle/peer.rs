@@ -70,7 +70,9 @@ use crate::shm::layout::{
 use crate::handle::participant::{self, IN_USE};
 use crate::lockfree::protocol::{holds_or_marks, RingCore, SlotContent, POSITION, RECLAIMING};
 use crate::priority::PriorityClass;
-use crate::ring::Ring;
+use crate::handle::registration::Caller;
+use crate::handle::shared::{notify_block_freed, SharedRing};
+use crate::lockfree::event;
 
 /// What [`Ring::recover`] found and put right.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -175,8 +177,8 @@ fn settled(core: &RingCore, id: &ParticipantId) -> bool {
 /// Publishes tombstones over the positions dead producers claimed and
 /// left unpublished, and releases those dead consumers claimed and left
 /// unreleased. Returns `(unpublished, unreleased)` slots put right.
-pub(crate) fn recover_slots(ring: &Ring) -> (u64, u64) {
-    let entries = ring.segment().participants();
+pub(crate) fn recover_slots(ring: &SharedRing, me: Caller<'_>) -> (u64, u64) {
+    let entries = ring.participants();
     let core = ring.core();
     let (stuck_publish, stuck_release) = (core.stalled_publish(), core.stalled_release());
     if (stuck_publish.is_none() && stuck_release.is_none())
@@ -191,7 +193,7 @@ pub(crate) fn recover_slots(ring: &Ring) -> (u64, u64) {
         // Acquire: SYNC POINT "claim recorded" (see `stalled_publish`).
         let head = ctrl.producer_head.value.load(Ordering::Acquire);
         let meta = pack_meta(0, SlotKind::Tombstone, PriorityClass::Background as u8);
-        let record = &ring.entry().id.send_claim;
+        let record = &me.entry.id.send_claim;
         for pos in first..head.min(first.saturating_add(core.capacity())) {
             // Acquire: SYNC POINT "claim recorded", for a mark left by a
             // survivor (see `RingCore::tombstone`).
@@ -203,15 +205,15 @@ pub(crate) fn recover_slots(ring: &Ring) -> (u64, u64) {
                 tombstones += 1;
             }
         }
-        if tombstones > 0 && ring.has_wakeups() {
-            crate::sync::wake_all(&ring.sync_block().not_empty.value);
+        if tombstones > 0 && ring.wakeups() {
+            event::wake_all(&ring.sync_block().not_empty.value);
         }
     }
     let mut released = 0;
     if let Some(first) = stuck_release {
         // Acquire: SYNC POINT "claim recorded" (see `stalled_release`).
         let tail = ctrl.consumer_head.value.load(Ordering::Acquire);
-        let record = &ring.entry().id.recv_claim;
+        let record = &me.entry.id.recv_claim;
         for pos in first..tail.min(first.saturating_add(core.capacity())) {
             // Acquire: as above.
             let seq = core.slot(pos).seq.load(Ordering::Acquire);
@@ -220,13 +222,13 @@ pub(crate) fn recover_slots(ring: &Ring) -> (u64, u64) {
             }
             let dead = live.dead_claimer(pos, Claims::Recv);
             if core.force_release(pos, seq, Some(record), |content| {
-                drop_untaken_block(ring, content, dead)
+                drop_untaken_block(ring, me, content, dead)
             }) {
                 released += 1;
             }
         }
-        if released > 0 && ring.has_wakeups() {
-            crate::sync::wake_all(&ring.sync_block().not_full.value);
+        if released > 0 && ring.wakeups() {
+            event::wake_all(&ring.sync_block().not_full.value);
         }
     }
     (tombstones, released)
@@ -236,7 +238,12 @@ pub(crate) fn recover_slots(ring: &Ring) -> (u64, u64) {
 /// the consumer had not taken over yet (`Arena::take` records the taker),
 /// the message's reference dies with it. If the consumer is unknown, or
 /// took it, the block is left to `Arena::reclaim_dead`.
-fn drop_untaken_block(ring: &Ring, content: &SlotContent, dead_consumer: Option<u32>) {
+fn drop_untaken_block(
+    ring: &SharedRing,
+    me: Caller<'_>,
+    content: &SlotContent,
+    dead_consumer: Option<u32>,
+) {
     let (len, kind, _) = unpack_meta(content.meta);
     let (Some(arena), Some(dead)) = (ring.arena(), dead_consumer) else {
         return;
@@ -250,7 +257,7 @@ fn drop_untaken_block(ring: &Ring, content: &SlotContent, dead_consumer: Option<
     }
     let holder = arena.owner(desc.offset);
     if holder != 0 && holder != dead {
-        ring.release_block(desc.offset);
+        ring.release_block(desc.offset, me.pid);
     }
 }
 
@@ -329,7 +336,7 @@ impl crate::lockfree::arena::Peers for ArenaPeers<'_> {
 /// Frees the arena blocks dead processes held or abandoned halfway (see
 /// `Arena::reclaim`; the second kind only with `sweep`): `(freed, left for a
 /// later call)`.
-pub(crate) fn reclaim_blocks(ring: &Ring, sweep: bool) -> (u64, u64) {
+pub(crate) fn reclaim_blocks(ring: &SharedRing, me: Caller<'_>, sweep: bool) -> (u64, u64) {
     let Some(arena) = ring.arena() else {
         return (0, 0);
     };
@@ -348,12 +355,12 @@ pub(crate) fn reclaim_blocks(ring: &Ring, sweep: bool) -> (u64, u64) {
         }
     }
     let mut peers = ArenaPeers {
-        live: Liveness::new(ring.segment().participants()),
+        live: Liveness::new(ring.participants()),
         dead: HashMap::new(),
     };
-    let done = arena.reclaim(&queued, ring.taker(), &mut peers, sweep);
+    let done = arena.reclaim(&queued, me.taker(), &mut peers, sweep);
     if done.freed > 0 {
-        crate::sync::notify_block_freed(arena);
+        notify_block_freed(arena);
     }
     (done.freed, done.deferred)
 }
@@ -374,8 +381,8 @@ pub(crate) fn reap_dead(entries: &[ParticipantEntry], core: &RingCore) -> u64 {
 /// Whether a blocked caller should give up: the other side (`role`, the
 /// `ROLE_*` bit of the peers it waits for) has had participants, and none
 /// is alive now. The caller's own handle counts if it has that role too.
-pub(crate) fn disconnected(ring: &Ring, role: u32) -> bool {
-    let entries = ring.segment().participants();
+pub(crate) fn disconnected(ring: &SharedRing, role: u32) -> bool {
+    let entries = ring.participants();
     let seen = ring.core().ctrl().roles_seen.value.load(Ordering::Relaxed);
     if seen & role as u64 == 0 || participant::unidentified(entries) > 0 {
         return false;
@@ -389,10 +396,10 @@ pub(crate) fn disconnected(ring: &Ring, role: u32) -> bool {
 }
 
 /// Everything above, for [`Ring::recover`].
-pub(crate) fn recover(ring: &Ring) -> Recovery {
-    let (unpublished_slots, unreleased_slots) = recover_slots(ring);
-    let (blocks, blocks_deferred) = reclaim_blocks(ring, true);
-    let participants = reap_dead(ring.segment().participants(), ring.core());
+pub(crate) fn recover(ring: &SharedRing, me: Caller<'_>) -> Recovery {
+    let (unpublished_slots, unreleased_slots) = recover_slots(ring, me);
+    let (blocks, blocks_deferred) = reclaim_blocks(ring, me, true);
+    let participants = reap_dead(ring.participants(), ring.core());
     Recovery {
         unpublished_slots,
         unreleased_slots,
@@ -431,7 +438,7 @@ mod tests {
 
     /// Registers a participant entry that looks like a handle of a process
     /// that has died (registered, then killed before unregistering).
-    fn dead_entry(ring: &Ring, role: u32) -> &ParticipantEntry {
+    fn dead_entry(ring: &crate::ring::Ring, role: u32) -> &ParticipantEntry {
         let entries = ring.segment().participants();
         let (i, shared) = participant::register(entries);
         assert!(!shared);
@@ -607,7 +614,7 @@ mod tests {
         arena.alloc(100, Taker::detached(pid)).expect("loan");
         let sent = arena.alloc(200, Taker::detached(pid)).expect("loan");
         r.send_with(1, |_| {
-            (crate::ring::Outgoing::Block(sent), PriorityClass::Normal)
+            (crate::ring::message::Outgoing::Block(sent), PriorityClass::Normal)
         })
         .expect("send");
         assert_eq!(r.arena_usage().blocks_in_use, 2);
@@ -739,12 +746,12 @@ mod tests {
         let offset = freed_block(&ring, 100);
         // A live handle (a clone of ours) in the middle of its pop.
         let live = r.clone();
-        assert_eq!(arena.pop_killed_for_test(1, live.taker()), Some(offset));
+        assert_eq!(arena.pop_killed_for_test(1, live.caller().taker()), Some(offset));
         let done = r.recover();
         assert_eq!((done.blocks, done.blocks_deferred), (0, 1), "{done:?}");
         assert_eq!(r.arena_usage().blocks_in_use, 1);
         assert_eq!(
-            live.taker().claim.load(Ordering::Relaxed) & 0xffff_ffff,
+            live.caller().taker().claim.load(Ordering::Relaxed) & 0xffff_ffff,
             offset / 64 + 1,
             "its claim still names the block"
         );

@@ -401,7 +401,7 @@ mod tests {
     /// batch that switches lanes must still credit each message to its own.
     #[test]
     fn a_mixed_lane_inline_batch_is_counted_per_lane() {
-        use crate::inline::BatchMessage;
+        use crate::batch::BatchMessage;
         use crate::ultra::UltraFastRing;
         let ring = UltraFastRing::new(16).unwrap();
         let batch = [
@@ -441,7 +441,7 @@ mod tests {
     /// inline ones of the same lane.
     #[test]
     fn a_mixed_kind_batch_is_counted_per_lane_and_kind() {
-        use crate::inline::BatchMessage;
+        use crate::batch::BatchMessage;
         use crate::shm::config::Config;
         use crate::fusion::FusionRing;
         let ring = FusionRing::with_config(&Config::new(16).arena_bytes(1 << 16).max_message(4096))

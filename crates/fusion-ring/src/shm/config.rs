@@ -170,7 +170,7 @@ impl Config {
     /// Largest message.
     pub fn max_message_size(&self) -> usize {
         if self.arena_bytes == 0 {
-            crate::inline::INLINE_MAX
+            crate::shm::layout::INLINE_MAX
         } else {
             self.max_message
         }
@@ -224,13 +224,13 @@ impl Config {
             );
         }
         let largest = crate::lockfree::arena::class_payload(crate::shm::layout::MAX_CLASSES - 1);
-        if self.max_message <= crate::inline::INLINE_MAX || self.max_message > largest {
+        if self.max_message <= crate::shm::layout::INLINE_MAX || self.max_message > largest {
             return bad(
                 "max_message",
                 self.max_message,
                 format!(
                     "must be between {} and {largest} with an arena",
-                    crate::inline::INLINE_MAX + 1
+                    crate::shm::layout::INLINE_MAX + 1
                 ),
             );
         }

@@ -40,6 +40,8 @@ pub(crate) const SLOT_SIZE: usize = 64;
 pub(crate) const SLOT_HEADER: usize = 24;
 /// Payload bytes of a slot: the inline limit.
 pub(crate) const SLOT_PAYLOAD: usize = SLOT_SIZE - SLOT_HEADER;
+/// Largest message that travels inline in a slot (the 40-byte payload).
+pub const INLINE_MAX: usize = SLOT_PAYLOAD;
 /// Participant entries per segment; entry 0 is the shared "retired" entry.
 pub(crate) const MAX_PARTICIPANTS: usize = 64;
 /// Buckets of the log2 latency histogram per lane (bucket i holds latencies

@@ -1,0 +1,239 @@
+//! [`Registration`]: a handle's participant entry, and following the
+//! handle into a forked child.
+
+use core::cell::Cell;
+use core::ptr::NonNull;
+use std::sync::Arc;
+
+use crate::atomic::Ordering;
+use crate::handle::participant;
+use crate::handle::peer;
+use crate::handle::stats::StatsWriter;
+use crate::lockfree::arena::Taker;
+use crate::lockfree::protocol::RingCore;
+use crate::shm::layout::ParticipantEntry;
+use crate::shm::segment::Segment;
+
+/// Who is calling: the process a handle acts for and its entry, after the
+/// handle followed a fork (see [`Registration::caller`]).
+#[derive(Clone, Copy)]
+pub(crate) struct Caller<'a> {
+    pub(crate) entry: &'a ParticipantEntry,
+    pub(crate) pid: u32,
+}
+
+impl<'a> Caller<'a> {
+    /// The caller as a taker of arena blocks: its process and its entry's
+    /// claim word (see `arena::Taker`).
+    #[inline(always)]
+    pub(crate) fn taker(self) -> Taker<'a> {
+        Taker {
+            pid: self.pid,
+            claim: &self.entry.id.arena_claim,
+        }
+    }
+}
+
+/// A handle's entry in the participant table: its index, whether it is the
+/// shared entry 0 (the table was full), the process it is registered for,
+/// and the roles it has noted there.
+///
+/// A handle carried into a forked child still names its parent's entry:
+/// claims recorded there would look alive while the parent lives (and dead
+/// when it dies), the two processes would write one set of counters, and
+/// blocks would name the parent as their holder. So on its first use in
+/// another process a handle registers there, as a clone would
+/// ([`Registration::follow_fork`]: one load of the cached pid and a
+/// compare).
+pub(crate) struct Registration {
+    entry: Cell<NonNull<ParticipantEntry>>,
+    index: Cell<usize>,
+    shared_stats: Cell<bool>,
+    /// The process the entry is registered for.
+    owner_pid: Cell<u32>,
+    /// Roles noted in the entry by this process.
+    roles: Cell<u32>,
+    segment: Arc<Segment>,
+}
+
+/// Registers this process in `entries`; if the table is full, first frees
+/// the entries of dead processes whose claims are settled.
+fn register(entries: &[ParticipantEntry], core: &RingCore) -> (usize, bool) {
+    let registered = participant::register(entries);
+    if !registered.1 {
+        return registered;
+    }
+    participant::unregister(entries, registered.0);
+    peer::reap_dead(entries, core);
+    participant::register(entries)
+}
+
+impl Registration {
+    /// Registers a new handle on `segment`.
+    pub(crate) fn new(segment: &Arc<Segment>, core: &RingCore) -> Self {
+        let (index, shared) = register(segment.participants(), core);
+        Registration {
+            entry: Cell::new(NonNull::from(&segment.participants()[index])),
+            index: Cell::new(index),
+            shared_stats: Cell::new(shared),
+            owner_pid: Cell::new(participant::current_pid()),
+            roles: Cell::new(0),
+            segment: Arc::clone(segment),
+        }
+    }
+
+    /// Moves to an entry of this process's own if the handle was carried
+    /// across a fork.
+    #[inline(always)]
+    pub(crate) fn follow_fork(&self, core: &RingCore) {
+        if self.owner_pid.get() != participant::current_pid() {
+            self.register_after_fork(core);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn register_after_fork(&self, core: &RingCore) {
+        let entries = self.segment.participants();
+        let (index, shared) = register(entries, core);
+        self.entry.set(NonNull::from(&entries[index]));
+        self.index.set(index);
+        self.shared_stats.set(shared);
+        self.owner_pid.set(participant::current_pid());
+        // The roles seen were the parent's: this process notes its own.
+        self.roles.set(0);
+    }
+
+    /// The entry, for a caller that has just called `follow_fork` (the hot
+    /// paths: one check per call, not one per use).
+    #[inline(always)]
+    pub(crate) fn entry_followed(&self) -> &ParticipantEntry {
+        // SAFETY: `entry` points into the mapping kept alive by `segment`.
+        unsafe { self.entry.get().as_ref() }
+    }
+
+    /// The caller, for a caller that has just called `follow_fork`.
+    #[inline(always)]
+    pub(crate) fn caller_followed(&self) -> Caller<'_> {
+        Caller {
+            entry: self.entry_followed(),
+            pid: self.owner_pid.get(),
+        }
+    }
+
+    /// The caller, first following a fork.
+    #[inline(always)]
+    pub(crate) fn caller(&self, core: &RingCore) -> Caller<'_> {
+        self.follow_fork(core);
+        self.caller_followed()
+    }
+
+    /// The counters' writer, for a caller that has called `follow_fork`.
+    #[inline(always)]
+    pub(crate) fn stats_writer(&self) -> StatsWriter<'_> {
+        StatsWriter {
+            entry: self.entry_followed(),
+            shared: self.shared_stats.get(),
+        }
+    }
+
+    /// Notes `role` (`ROLE_*`) in the entry and the ring's roles seen, once
+    /// per process; the caller has called `follow_fork`.
+    #[inline(always)]
+    pub(crate) fn note_role(&self, role: u32, core: &RingCore) {
+        if self.roles.get() & role == 0 {
+            self.note_new_role(role, core);
+        }
+    }
+
+    #[cold]
+    fn note_new_role(&self, role: u32, core: &RingCore) {
+        self.roles.set(self.roles.get() | role);
+        self.entry_followed()
+            .id
+            .role
+            .fetch_or(role, Ordering::Relaxed);
+        // Relaxed: a hint for `peer::disconnected`, read after a sleep.
+        core.ctrl()
+            .roles_seen
+            .value
+            .fetch_or(role as u64, Ordering::Relaxed);
+    }
+
+    /// Whether this process is the one the entry is registered for (false
+    /// in a forked child that has not used the handle).
+    pub(crate) fn is_current_process(&self) -> bool {
+        self.owner_pid.get() == participant::current_pid()
+    }
+
+    /// Gives the entry back (its counters fold into the shared entry).
+    pub(crate) fn unregister(&self) {
+        participant::unregister(self.segment.participants(), self.index.get());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::Registration;
+    use crate::handle::participant::{current_pid, ROLE_SENDER};
+    use crate::handle::shared::SharedRing;
+    use crate::shm::config::Config;
+    use crate::shm::layout::MAX_PARTICIPANTS;
+    use crate::shm::segment::Segment;
+
+    fn shared() -> SharedRing {
+        SharedRing::new(Arc::new(Segment::create_anonymous(&Config::new(8)).unwrap()))
+    }
+
+    /// Each registration takes an entry of its own, and gives it back.
+    #[test]
+    fn registrations_take_distinct_entries_and_give_them_back() {
+        let ring = shared();
+        let a = Registration::new(ring.segment(), ring.core());
+        let b = Registration::new(ring.segment(), ring.core());
+        let (ea, eb) = (a.caller(ring.core()), b.caller(ring.core()));
+        assert!(!core::ptr::eq(ea.entry, eb.entry));
+        assert_eq!((ea.pid, eb.pid), (current_pid(), current_pid()));
+        assert_eq!(ea.entry.id.pid.load(crate::atomic::Ordering::Relaxed), current_pid());
+        a.unregister();
+        let c = Registration::new(ring.segment(), ring.core());
+        assert!(core::ptr::eq(c.caller(ring.core()).entry, ea.entry), "a's entry is free again");
+        b.unregister();
+        c.unregister();
+    }
+
+    /// A full table leaves later handles on the shared entry 0.
+    #[test]
+    fn a_full_table_shares_entry_zero() {
+        let ring = shared();
+        let regs: Vec<_> = (1..MAX_PARTICIPANTS)
+            .map(|_| Registration::new(ring.segment(), ring.core()))
+            .collect();
+        let extra = Registration::new(ring.segment(), ring.core());
+        assert!(extra.shared_stats.get());
+        assert!(core::ptr::eq(
+            extra.caller(ring.core()).entry,
+            &ring.participants()[0]
+        ));
+        extra.unregister();
+        regs.iter().for_each(Registration::unregister);
+    }
+
+    /// A role is noted once in the entry and in the ring's roles seen.
+    #[test]
+    fn a_role_is_noted_in_the_entry_and_the_ring() {
+        let ring = shared();
+        let r = Registration::new(ring.segment(), ring.core());
+        r.follow_fork(ring.core());
+        r.note_role(ROLE_SENDER, ring.core());
+        let relaxed = crate::atomic::Ordering::Relaxed;
+        assert_eq!(r.entry_followed().id.role.load(relaxed), ROLE_SENDER);
+        assert_eq!(
+            ring.core().ctrl().roles_seen.value.load(relaxed),
+            ROLE_SENDER as u64
+        );
+        r.unregister();
+    }
+}

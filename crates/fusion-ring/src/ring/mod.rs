@@ -1,0 +1,393 @@
+//! [`Ring`]: one handle on a segment, the layer every ring type is built
+//! on. It puts together the parts of `handle` (the shared ring, the
+//! handle's registration, its side of the arena); the send and receive
+//! engine over them is in [`engine`], slot decoding in [`decode`].
+
+mod decode;
+mod engine;
+pub(crate) mod message;
+
+use core::cell::Cell;
+use core::marker::PhantomData;
+use std::os::fd::{BorrowedFd, OwnedFd};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::error::{Result, RingError};
+use crate::handle::allocator::BlockAllocator;
+use crate::handle::peer::{self, Recovery};
+use crate::handle::registration::{Caller, Registration};
+use crate::handle::shared::SharedRing;
+use crate::handle::stale::remove_if_stale;
+use crate::handle::stats::{aggregate, total, LaneStats};
+use crate::handle::wait::{wait_on, Waiting};
+use crate::lockfree::arena::{AllocError, Arena, ArenaUsage, Descriptor};
+#[cfg(test)]
+use crate::lockfree::protocol::RingCore;
+use crate::shm::config::Config;
+#[cfg(test)]
+use crate::shm::layout::ParticipantEntry;
+use crate::shm::layout::SyncBlock;
+use crate::shm::segment::Segment;
+
+pub use message::InlineMessage;
+
+/// The low-level view of a ring: one handle on a shared segment.
+///
+/// A handle is `Send` but not `Sync`: give each thread its own with
+/// [`Clone`] (each clone registers as a participant and keeps its own stats
+/// lanes in the segment, which is what lets the hot path update statistics
+/// without atomic read-modify-write).
+///
+/// A `Ring` makes, opens and shares the segment, and reads its state
+/// ([`Ring::stats`], [`Ring::lane_stats`], [`Ring::arena_usage`]) and
+/// recovers what dead peers left ([`Ring::recover`]). It sends through the
+/// seeds' free functions ([`crate::send_inline`], [`crate::send_batch`],
+/// [`crate::send_zerocopy`]); to receive, wrap it in the ring type that
+/// fits ([`crate::UltraFastRing::from`], [`crate::FusionRing::from`]),
+/// which costs nothing.
+///
+/// ```
+/// use fusion_ring::{send_inline, FusionRing, Ring};
+/// let ring = Ring::new(256)?;
+/// send_inline(&ring, b"hello")?;
+/// let stats = ring.stats();
+/// assert_eq!((stats.head, stats.tail), (1, 0));
+/// assert_eq!((stats.inline_count, stats.zerocopy_count), (1, 0));
+/// let ring = FusionRing::from(ring);
+/// let mut buf = [0u8; 8];
+/// assert_eq!(ring.recv(&mut buf)?, 5);
+/// # Ok::<(), fusion_ring::RingError>(())
+/// ```
+pub struct Ring {
+    shared: SharedRing,
+    reg: Registration,
+    alloc: BlockAllocator,
+    /// `Full`/`Empty` results and exhausted allocations so far; every
+    /// `STALL_CHECK_EVERY`th / `BLOCK_CHECK_EVERY`th looks after dead peers.
+    misses: Cell<u32>,
+    _not_sync: PhantomData<Cell<()>>,
+}
+
+/// How many `Full`/`Empty` results pass between two looks for a dead
+/// peer's claim (each look is two loads when there is none).
+const STALL_CHECK_EVERY: u32 = 1 << 12;
+/// How many exhausted allocations pass between two walks over the arena
+/// for blocks of dead processes.
+const BLOCK_CHECK_EVERY: u32 = 1 << 8;
+
+/// Head/tail positions and message counts of a ring.
+///
+/// `head` is the next position producers will claim, `tail` the next one
+/// consumers will claim: `head - tail` messages are queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RingStats {
+    /// Next position a producer will claim (= messages ever claimed for send).
+    pub head: u64,
+    /// Next position a consumer will claim (= messages ever claimed for receive).
+    pub tail: u64,
+    /// Messages sent inline.
+    pub inline_count: u64,
+    /// Messages sent zero-copy.
+    pub zerocopy_count: u64,
+    /// Slots in the ring.
+    pub capacity: u64,
+}
+
+impl Ring {
+    /// A new ring of `capacity` slots (power of two, 2..=2^24) in an
+    /// anonymous shared-memory segment (memfd), shareable with children
+    /// (fork) and other processes (see [`Ring::as_fd`]).
+    pub fn new(capacity: usize) -> Result<Self> {
+        Self::with_config(&Config::new(capacity))
+    }
+
+    /// A new anonymous ring (memfd) with the given [`Config`] (its mode and
+    /// unlink options only matter for named rings).
+    pub fn with_config(config: &Config) -> Result<Self> {
+        Ok(Self::from_segment(Arc::new(Segment::create_anonymous(
+            config,
+        )?)))
+    }
+
+    /// Creates a named ring under `/dev/shm` (`O_EXCL`: fails with
+    /// [`RingError::AlreadyExists`] if the name is taken, unless the ring
+    /// there is stale and [`Config::replace_stale`] allows replacing it).
+    pub fn create(name: &str, config: &Config) -> Result<Self> {
+        let segment = match Segment::create_named(name, config) {
+            Err(RingError::AlreadyExists { .. })
+                if config.replaces_stale() && remove_if_stale(name)? =>
+            {
+                Segment::create_named(name, config)?
+            }
+            r => r?,
+        };
+        Ok(Self::from_segment(Arc::new(segment)))
+    }
+
+    /// Opens a named ring created by another handle or process.
+    pub fn open(name: &str) -> Result<Self> {
+        Ok(Self::from_segment(Arc::new(Segment::open_named(name)?)))
+    }
+
+    /// Adopts a ring from a file descriptor (from [`Ring::as_fd`] in another
+    /// process, received over a Unix socket or inherited).
+    pub fn from_fd(fd: OwnedFd) -> Result<Self> {
+        Ok(Self::from_segment(Arc::new(Segment::from_fd(fd)?)))
+    }
+
+    fn from_segment(segment: Arc<Segment>) -> Self {
+        let shared = SharedRing::new(segment);
+        let reg = Registration::new(shared.segment(), shared.core());
+        Ring {
+            shared,
+            reg,
+            alloc: BlockAllocator::new(),
+            misses: Cell::new(0),
+            _not_sync: PhantomData,
+        }
+    }
+
+    /// The segment's file descriptor, to hand to another process.
+    pub fn as_fd(&self) -> BorrowedFd<'_> {
+        self.shared.segment().fd()
+    }
+
+    /// The segment's name (`/name`), `memfd`, or `fd N` for an adopted fd.
+    pub fn label(&self) -> &str {
+        self.shared.segment().label()
+    }
+
+    /// Number of slots.
+    pub fn capacity(&self) -> usize {
+        self.shared.segment().geometry().capacity
+    }
+
+    /// Messages queued (a snapshot).
+    pub fn len(&self) -> usize {
+        self.shared.core().len() as usize
+    }
+
+    /// Whether no message is queued (a snapshot).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Largest message this ring carries (40 without an arena).
+    pub fn max_message(&self) -> usize {
+        self.shared.max_message()
+    }
+
+    /// Head/tail positions and inline/zero-copy counts.
+    pub fn stats(&self) -> RingStats {
+        let ctrl = self.shared.core().ctrl();
+        let lanes = self.lane_stats();
+        RingStats {
+            // Relaxed: a statistics snapshot.
+            head: ctrl
+                .producer_head
+                .value
+                .load(crate::atomic::Ordering::Relaxed),
+            tail: ctrl
+                .consumer_head
+                .value
+                .load(crate::atomic::Ordering::Relaxed),
+            inline_count: total(&lanes, |l| l.inline_sent),
+            zerocopy_count: total(&lanes, |l| l.zerocopy_sent),
+            capacity: self.shared.core().capacity(),
+        }
+    }
+
+    /// Counters of the five lanes, summed over every participant.
+    pub fn lane_stats(&self) -> [LaneStats; 5] {
+        aggregate(self.shared.participants())
+    }
+
+    /// Arena blocks and bytes in use (zero without an arena).
+    pub fn arena_usage(&self) -> ArenaUsage {
+        self.shared.arena().map(Arena::usage).unwrap_or_default()
+    }
+
+    /// Reclaims what dead processes left in the ring: slots a producer
+    /// claimed and died before publishing (skipped from now on), slots a
+    /// consumer claimed and died before releasing (free again), arena
+    /// blocks a dead process held, and dead participants' entries.
+    ///
+    /// Blocked calls do this by themselves while they wait, and a handle
+    /// that keeps getting `Full`/`Empty` looks for stuck slots now and
+    /// then; call it to reclaim at once (for example after learning that a
+    /// peer died). It costs a scan of the ring, the arena and the
+    /// participant table.
+    ///
+    /// ```
+    /// use fusion_ring::{FusionRing, Recovery};
+    /// let ring = FusionRing::new(8)?;
+    /// ring.send(b"nobody died")?;
+    /// assert_eq!(ring.as_ring().recover(), Recovery::default());
+    /// # Ok::<(), fusion_ring::RingError>(())
+    /// ```
+    pub fn recover(&self) -> Recovery {
+        peer::recover(&self.shared, self.caller())
+    }
+
+    // ---- for the ring types built on this one ----
+
+    /// The calling process and its entry (first following a fork).
+    #[inline(always)]
+    pub(crate) fn caller(&self) -> Caller<'_> {
+        self.reg.caller(self.shared.core())
+    }
+
+    /// This handle's participant entry (first following a fork).
+    #[cfg(test)]
+    pub(crate) fn entry(&self) -> &ParticipantEntry {
+        self.caller().entry
+    }
+
+    /// The slot protocol over this ring's segment.
+    #[cfg(test)]
+    pub(crate) fn core(&self) -> &RingCore {
+        self.shared.core()
+    }
+
+    /// This handle's side of the arena.
+    #[cfg(test)]
+    pub(crate) fn allocator(&self) -> &BlockAllocator {
+        &self.alloc
+    }
+
+    /// The ring's arena, if it has one.
+    pub(crate) fn arena(&self) -> Option<&Arena> {
+        self.shared.arena()
+    }
+
+    pub(crate) fn segment(&self) -> &Arc<Segment> {
+        self.shared.segment()
+    }
+
+    /// The event counts of the blocking layer.
+    pub(crate) fn sync_block(&self) -> &SyncBlock {
+        self.shared.sync_block()
+    }
+
+    /// Whether the next slot to receive holds a published message.
+    pub(crate) fn readable(&self) -> bool {
+        self.shared.core().readable()
+    }
+
+    /// Whether the next slot to send into is free.
+    pub(crate) fn writable(&self) -> bool {
+        self.shared.core().writable()
+    }
+
+    pub(crate) fn corrupt(&self, what: String) -> RingError {
+        self.shared.corrupt(what)
+    }
+
+    /// Drops one reference to a block; wakes blocked senders if it was freed.
+    pub(crate) fn release_block(&self, offset: u64) {
+        self.shared.release_block(offset, self.caller().pid);
+    }
+
+    /// Allocates a block of `len` bytes for a loan (see `BlockAllocator`).
+    pub(crate) fn alloc_block(
+        &self,
+        arena: &Arena,
+        len: usize,
+    ) -> core::result::Result<Descriptor, AllocError> {
+        self.alloc
+            .alloc(arena, len, self.shared.max_message(), self.caller())
+    }
+
+    /// After a loan was sent: allocates the next block ahead, sized by the
+    /// sent one's class (see `BlockAllocator::refill_spare`).
+    pub(crate) fn refill_spare(&self, class_len: usize) {
+        if let Some(arena) = self.shared.arena() {
+            let len = class_len.min(self.shared.max_message());
+            self.alloc.refill_spare(arena, len, self.caller());
+        }
+    }
+
+    /// Counts an exhausted arena; now and then (the walk over the arena
+    /// is slow), frees the blocks of dead processes. True if any was.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn reclaimed_blocks_now_and_then(&self) -> bool {
+        let n = self.misses.get().wrapping_add(1);
+        self.misses.set(n);
+        // Dead holders' blocks only: a sweep for blocks abandoned halfway
+        // reads every free list, and done here it cost a sender spinning on
+        // a full arena 5-20% of its 1 MiB loan stream (alternating runs);
+        // `recover` and blocked calls sweep.
+        n.is_multiple_of(BLOCK_CHECK_EVERY)
+            && peer::reclaim_blocks(&self.shared, self.caller(), false).0 > 0
+    }
+
+    /// Waits until `ready()` (`Timeout` at `deadline`), looking after dead
+    /// peers as it sleeps (see `handle::wait`).
+    pub(crate) fn wait(
+        &self,
+        waiting: Waiting,
+        deadline: Option<Instant>,
+        ready: impl FnMut() -> bool,
+    ) -> Result<()> {
+        wait_on(&self.shared, self.caller(), waiting, deadline, ready)
+    }
+
+    /// Waits until `attempt` stops reporting "not yet" (`None`): the
+    /// building block of the blocking calls.
+    pub(crate) fn wait_for<T>(
+        &self,
+        waiting: Waiting,
+        deadline: Option<Instant>,
+        mut attempt: impl FnMut() -> Option<T>,
+    ) -> Result<T> {
+        let mut out = None;
+        self.wait(waiting, deadline, || {
+            out = attempt();
+            out.is_some()
+        })?;
+        Ok(out.expect("ready means attempt returned Some"))
+    }
+}
+
+// SAFETY: every part points into the segment, which the handle keeps alive
+// through its Arcs; nothing in the handle is tied to the creating thread.
+unsafe impl Send for Ring {}
+
+impl Clone for Ring {
+    /// Another handle on the same ring, with its own participant entry.
+    fn clone(&self) -> Self {
+        Self::from_segment(Arc::clone(self.shared.segment()))
+    }
+}
+
+impl Drop for Ring {
+    fn drop(&mut self) {
+        // A forked child that never used its copy of the handle: the entry
+        // and the spare are its parent's, to fold and give back.
+        if !self.reg.is_current_process() {
+            return;
+        }
+        if let Some(arena) = self.shared.arena() {
+            self.alloc.give_back(arena, self.caller());
+        }
+        self.reg.unregister();
+    }
+}
+
+impl AsRef<Ring> for Ring {
+    fn as_ref(&self) -> &Ring {
+        self
+    }
+}
+
+impl core::fmt::Debug for Ring {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Ring")
+            .field("segment", &self.label())
+            .field("capacity", &self.capacity())
+            .field("len", &self.len())
+            .finish()
+    }
+}
