@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::shm::process;
 use crate::lockfree::arena::{Arena, ArenaUsage};
 use crate::atomic::Ordering;
 use crate::handle::participant::{self, ROLE_RECEIVER, ROLE_SENDER};
@@ -93,7 +94,7 @@ impl RingInfo {
                     pid,
                     sender: role & ROLE_SENDER != 0,
                     receiver: role & ROLE_RECEIVER != 0,
-                    alive: pid != 0 && participant::process_alive(pid, start),
+                    alive: pid != 0 && process::process_alive(pid, start),
                 }
             })
             .collect();

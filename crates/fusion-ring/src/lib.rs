@@ -119,6 +119,8 @@ hosted! {
 mod loom_tests;
 #[cfg(all(test, miri))]
 mod miri_tests;
+#[cfg(all(test, not(fusion_ring_loom)))]
+mod tests;
 
 hosted! {
     mod batch;

@@ -44,7 +44,8 @@ use loom::sync::atomic::AtomicUsize;
 use loom::thread;
 
 use crate::atomic::{AtomicU64, Ordering};
-use crate::lockfree::protocol::{initial_seq, ClaimError, RingCore, SlotContent, PAYLOAD_WORDS};
+use crate::lockfree::protocol::{ClaimError, RingCore, SlotContent, PAYLOAD_WORDS};
+use crate::shm::layout::initial_seq;
 use crate::shm::layout::{pack_meta, unpack_meta, CacheLine, ControlBlock, Slot, SlotKind};
 
 // ---------------------------------------------------------------------------

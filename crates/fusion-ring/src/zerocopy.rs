@@ -12,7 +12,7 @@ use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
 use crate::error::{Result, RingError};
-use crate::handle::participant::current_pid;
+use crate::shm::process::current_pid;
 use crate::handle::shared::notify_block_freed;
 use crate::lockfree::arena::{self, AllocError, Arena, Descriptor};
 use crate::priority::PriorityClass;

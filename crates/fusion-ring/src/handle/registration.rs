@@ -5,34 +5,14 @@ use core::cell::Cell;
 use core::ptr::NonNull;
 use std::sync::Arc;
 
+use crate::shm::process;
 use crate::atomic::Ordering;
-use crate::handle::participant;
+use crate::handle::participant::{self, Caller};
 use crate::handle::peer;
 use crate::handle::stats::StatsWriter;
-use crate::lockfree::arena::Taker;
 use crate::lockfree::protocol::RingCore;
 use crate::shm::layout::ParticipantEntry;
 use crate::shm::segment::Segment;
-
-/// Who is calling: the process a handle acts for and its entry, after the
-/// handle followed a fork (see [`Registration::caller`]).
-#[derive(Clone, Copy)]
-pub(crate) struct Caller<'a> {
-    pub(crate) entry: &'a ParticipantEntry,
-    pub(crate) pid: u32,
-}
-
-impl<'a> Caller<'a> {
-    /// The caller as a taker of arena blocks: its process and its entry's
-    /// claim word (see `arena::Taker`).
-    #[inline(always)]
-    pub(crate) fn taker(self) -> Taker<'a> {
-        Taker {
-            pid: self.pid,
-            claim: &self.entry.id.arena_claim,
-        }
-    }
-}
 
 /// A handle's entry in the participant table: its index, whether it is the
 /// shared entry 0 (the table was full), the process it is registered for,
@@ -76,7 +56,7 @@ impl Registration {
             entry: Cell::new(NonNull::from(&segment.participants()[index])),
             index: Cell::new(index),
             shared_stats: Cell::new(shared),
-            owner_pid: Cell::new(participant::current_pid()),
+            owner_pid: Cell::new(process::current_pid()),
             roles: Cell::new(0),
             segment: Arc::clone(segment),
         }
@@ -86,7 +66,7 @@ impl Registration {
     /// across a fork.
     #[inline(always)]
     pub(crate) fn follow_fork(&self, core: &RingCore) {
-        if self.owner_pid.get() != participant::current_pid() {
+        if self.owner_pid.get() != process::current_pid() {
             self.register_after_fork(core);
         }
     }
@@ -99,7 +79,7 @@ impl Registration {
         self.entry.set(NonNull::from(&entries[index]));
         self.index.set(index);
         self.shared_stats.set(shared);
-        self.owner_pid.set(participant::current_pid());
+        self.owner_pid.set(process::current_pid());
         // The roles seen were the parent's: this process notes its own.
         self.roles.set(0);
     }
@@ -163,7 +143,7 @@ impl Registration {
     /// Whether this process is the one the entry is registered for (false
     /// in a forked child that has not used the handle).
     pub(crate) fn is_current_process(&self) -> bool {
-        self.owner_pid.get() == participant::current_pid()
+        self.owner_pid.get() == process::current_pid()
     }
 
     /// Gives the entry back (its counters fold into the shared entry).
@@ -177,7 +157,8 @@ mod tests {
     use std::sync::Arc;
 
     use super::Registration;
-    use crate::handle::participant::{current_pid, ROLE_SENDER};
+    use crate::handle::participant::ROLE_SENDER;
+    use crate::shm::process::current_pid;
     use crate::handle::shared::SharedRing;
     use crate::shm::config::Config;
     use crate::shm::layout::MAX_PARTICIPANTS;

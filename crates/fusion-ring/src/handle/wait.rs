@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use crate::error::{Result, RingError};
 use crate::handle::participant::{ROLE_RECEIVER, ROLE_SENDER};
 use crate::handle::peer;
-use crate::handle::registration::Caller;
+use crate::handle::participant::Caller;
 use crate::handle::shared::SharedRing;
 use crate::lockfree::event::{wait_until, SLEEP_SLICE};
 

@@ -599,11 +599,6 @@ pub(crate) fn unpack_payload_into(words: &[u64; PAYLOAD_WORDS], out: &mut [u8]) 
     }
 }
 
-/// Initial sequence word of slot `index` in a fresh ring.
-pub(crate) fn initial_seq(index: u64) -> u64 {
-    index
-}
-
 #[cfg(all(test, not(fusion_ring_loom)))]
 mod tests {
     use super::*;

@@ -223,7 +223,7 @@ impl Config {
                 format!("the limit is {MAX_ARENA_BYTES}"),
             );
         }
-        let largest = crate::lockfree::arena::class_payload(crate::shm::layout::MAX_CLASSES - 1);
+        let largest = crate::shm::layout::class_payload(crate::shm::layout::MAX_CLASSES - 1);
         if self.max_message <= crate::shm::layout::INLINE_MAX || self.max_message > largest {
             return bad(
                 "max_message",
@@ -234,7 +234,7 @@ impl Config {
                 ),
             );
         }
-        let block = crate::lockfree::arena::block_size(crate::lockfree::arena::class_for(self.max_message));
+        let block = crate::shm::layout::block_size(crate::shm::layout::class_for(self.max_message));
         if block > self.arena_bytes {
             return bad(
                 "max_message",

@@ -228,6 +228,32 @@ pub(crate) struct ParticipantEntry {
 pub(crate) const BLOCK_HEADER: usize = 64;
 /// Payload capacity of size class 0; class `c` holds `MIN_BLOCK_PAYLOAD << c`.
 pub(crate) const MIN_BLOCK_PAYLOAD: usize = 64;
+
+/// Initial sequence word of slot `index` in a fresh ring: free for the
+/// producer that claims position `index` (the meanings of a sequence word
+/// are tabled in `lockfree::protocol`).
+pub(crate) fn initial_seq(index: u64) -> u64 {
+    index
+}
+
+/// Size class for a payload of `len` bytes (class `c` holds `64 << c`).
+#[inline]
+pub(crate) fn class_for(len: usize) -> usize {
+    let units = len.div_ceil(MIN_BLOCK_PAYLOAD).max(1);
+    units.next_power_of_two().trailing_zeros() as usize
+}
+
+/// Payload capacity of class `c`.
+#[inline]
+pub(crate) const fn class_payload(c: usize) -> usize {
+    MIN_BLOCK_PAYLOAD << c
+}
+
+/// Bytes a block of class `c` takes in the block area.
+#[inline]
+pub(crate) const fn block_size(c: usize) -> usize {
+    BLOCK_HEADER + class_payload(c)
+}
 /// Number of size classes (class 23 holds 512 MiB).
 pub(crate) const MAX_CLASSES: usize = 24;
 

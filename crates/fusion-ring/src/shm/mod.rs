@@ -8,5 +8,6 @@ pub(crate) mod layout;
 hosted! {
     pub(crate) mod config;
     pub mod handoff;
+    pub(crate) mod process;
     pub(crate) mod segment;
 }

@@ -75,29 +75,10 @@ pub(crate) use reclaim::Peers;
 use core::ptr::NonNull;
 
 use crate::atomic::{AtomicU64, Ordering};
-use crate::shm::layout::{
-    ArenaControl, BlockHeader, EventCount, BLOCK_HEADER, MAX_CLASSES, MIN_BLOCK_PAYLOAD,
-};
+use crate::shm::layout::{ArenaControl, BlockHeader, EventCount, BLOCK_HEADER, MAX_CLASSES};
 use free_list::FreeList;
 
-/// Size class for a payload of `len` bytes (class `c` holds `64 << c`).
-#[inline]
-pub(crate) fn class_for(len: usize) -> usize {
-    let units = len.div_ceil(MIN_BLOCK_PAYLOAD).max(1);
-    units.next_power_of_two().trailing_zeros() as usize
-}
-
-/// Payload capacity of class `c`.
-#[inline]
-pub(crate) const fn class_payload(c: usize) -> usize {
-    MIN_BLOCK_PAYLOAD << c
-}
-
-/// Bytes a block of class `c` takes in the block area.
-#[inline]
-pub(crate) const fn block_size(c: usize) -> usize {
-    BLOCK_HEADER + class_payload(c)
-}
+pub(crate) use crate::shm::layout::{block_size, class_for, class_payload};
 
 /// Reference count of a block on a free list (or being put there). Not 0,
 /// so that `reclaim_dead` can tell a free block from one whose last holder

@@ -121,7 +121,7 @@ impl Segment {
             label: name.clone(),
             unlink: config
                 .unlinks_on_drop()
-                .then(|| (name, crate::handle::participant::current_pid())),
+                .then(|| (name, crate::shm::process::current_pid())),
             flags: config.header_flags(),
         };
         seg.initialize();
@@ -213,7 +213,7 @@ impl Segment {
             // Release store below.
             self.slot_array_entry(i)
                 .seq
-                .store(crate::lockfree::protocol::initial_seq(i as u64), Ordering::Relaxed);
+                .store(crate::shm::layout::initial_seq(i as u64), Ordering::Relaxed);
         }
         let h = self.header();
         h.layout_version.store(LAYOUT_VERSION, Ordering::Relaxed);
@@ -242,7 +242,7 @@ impl Segment {
         h.created_unix_ns.store(now, Ordering::Relaxed);
         h.flags.store(self.flags, Ordering::Relaxed);
         h.creator_pid
-            .store(crate::handle::participant::current_pid(), Ordering::Relaxed);
+            .store(crate::shm::process::current_pid(), Ordering::Relaxed);
         h.ticks_per_ns_bits
             .store(crate::clock::Clock::ticks_per_ns().to_bits(), Ordering::Relaxed);
         // SYNC POINT "segment initialised": pairs with the Acquire load of
@@ -394,7 +394,7 @@ fn unsupported_under_miri(op: &'static str) -> RingError {
 impl Drop for Segment {
     fn drop(&mut self) {
         if let Some((name, pid)) = self.unlink.take() {
-            if pid == crate::handle::participant::current_pid() {
+            if pid == crate::shm::process::current_pid() {
                 let _ = shm::unlink(name.as_str());
             }
         }

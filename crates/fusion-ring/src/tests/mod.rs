@@ -1,0 +1,8 @@
+//! Unit tests of the handle layer that need the whole library: they drive
+//! it through the public ring types and look at crate-private state (which
+//! integration tests cannot). Each file names the module it tests.
+
+mod batches;
+mod peer;
+mod spares;
+mod stats;
