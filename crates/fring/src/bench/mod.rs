@@ -10,12 +10,6 @@ mod paths;
 mod plot;
 mod render;
 mod stats;
-// TEMPORARY: the report.rs of 49f57e7, fed the same rows as the new modules.
-#[cfg(test)]
-mod equivalence;
-#[cfg(test)]
-#[allow(dead_code)]
-mod old_report;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
