@@ -2,17 +2,25 @@
 //! one run across two processes pinned to two cores.
 
 mod fork;
+mod json;
+mod judge;
+mod machine;
+mod model;
 mod paths;
-mod report;
+mod plot;
+mod render;
+mod stats;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use fusion_ring::Clock;
 
+use machine::Machine;
+use model::RowId;
 use paths::Samples;
 
-pub use report::Report;
+pub use model::Report;
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -105,12 +113,12 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     let zc_msgs = |size: usize| (opts.messages / (1 + size as u64 / 512)).clamp(2000, 500_000);
     let steps = 5 + 2 * QUARTERS + 2 * opts.sizes.len();
     let mut p = Progress::new(steps);
-    let mut report = Report::new(ticks_per_ns);
+    let mut report = Report::new(Machine::detect(ticks_per_ns), ticks_per_ns);
     // A short cache-line ping-pong before each row: where the host placed the
     // two vCPUs shows in it (see DESIGN.md section 9).
     let probe = || -> Result<f64, String> {
         let s = paths::floor(2000)?;
-        Ok(report::median_ns(&s, ticks_per_ns))
+        Ok(stats::median_ns(&s, ticks_per_ns))
     };
 
     // The spinning latency rows feed ratios (inline / floor, zero-copy /
@@ -149,26 +157,26 @@ pub fn run(opts: &Options) -> Result<Report, String> {
             take(row, s)?;
         }
     }
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    report.latency("floor", 64, &floor.samples, median(floor.probes), None);
-    report.machine.ring_floor_ns = Some(report::median_ns(&ring.samples, ticks_per_ns));
+    report.latency(RowId::Floor, &floor.samples, stats::median(floor.probes));
+    report.machine.ring_floor_ns = Some(stats::median_ns(&ring.samples, ticks_per_ns));
     report.machine.clock_read_ticks = Some(paths::clock_read_ticks());
     let pairs = (opts.messages / 25).max(1000);
-    report.single_thread_ticks = Some(report::SingleThread {
+    report.single_thread_ticks = Some(model::SingleThread {
         stamped: paths::single_thread(pairs, true)?,
         unstamped: paths::single_thread(pairs, false)?,
     });
-    report.latency("inline", 40, &inline.samples, median(inline.probes), None);
+    report.latency(
+        RowId::InlineLatency,
+        &inline.samples,
+        stats::median(inline.probes),
+    );
     for (size, loan, row) in zc {
-        let name = if loan {
-            "zerocopy-loan"
+        let id = if loan {
+            RowId::LoanLatency(size)
         } else {
-            "zerocopy-copy"
+            RowId::CopyLatency(size)
         };
-        report.latency(name, size, &row.samples, median(row.probes), None);
+        report.latency(id, &row.samples, stats::median(row.probes));
     }
 
     // The two wake-up rows are compared with each other (a target is their
@@ -182,16 +190,16 @@ pub fn run(opts: &Options) -> Result<Report, String> {
         eventfd.extend(paths::eventfd_latency(quarter)?);
     }
     let wake_probe = probe()?;
-    report.latency("blocking", 1, &ours, wake_probe, None);
-    report.latency("eventfd", 8, &eventfd, wake_probe, None);
+    report.latency(RowId::Blocking, &ours, wake_probe);
+    report.latency(RowId::Eventfd, &eventfd, wake_probe);
 
     p.step("pipe latency");
     let s = paths::pipe_latency(slow)?;
-    report.latency("pipe", 40, &s, probe()?, None);
+    report.latency(RowId::PipeLatency, &s, probe()?);
 
     p.step("unix socket latency");
     let s = paths::uds_latency(slow)?;
-    report.latency("uds", 40, &s, probe()?, None);
+    report.latency(RowId::UdsLatency, &s, probe()?);
 
     // The 40-byte streams are read against what streaming lines between
     // the cores costs at all here (the bare and claimed line rings, the
@@ -208,13 +216,13 @@ pub fn run(opts: &Options) -> Result<Report, String> {
         inline.1.push(probe()?);
         inline.0.add(paths::inline_stream(part)?);
         batch.1.push(probe()?);
-        batch.0.add(paths::batch_stream(part, 32)?);
+        batch.0.add(paths::batch_stream(part, model::BATCH)?);
         bare.add(paths::line_stream(part, false)?);
         claimed.add(paths::line_stream(part, true)?);
         packed.add(paths::packed_stream(part)?);
     }
-    report.throughput("inline", 40, inline.0, median(inline.1), None);
-    report.throughput("batch", 40, batch.0, median(batch.1), Some(32));
+    report.throughput(RowId::InlineStream, inline.0, stats::median(inline.1));
+    report.throughput(RowId::BatchStream, batch.0, stats::median(batch.1));
     let ns_per_msg = |s: paths::Stream| s.ticks_per_msg() / ticks_per_ns;
     report.machine.line_stream_ns = Some(ns_per_msg(bare));
     report.machine.line_stream_claimed_ns = Some(ns_per_msg(claimed));
@@ -228,7 +236,7 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     for &size in &opts.sizes {
         p.step(&format!("zero-copy {size} B streaming (loan)"));
         let t = paths::zerocopy_stream(size, true, zc_msgs(size))?;
-        report.throughput("zerocopy-loan", size, t, probe()?, None);
+        report.throughput(RowId::LoanStream(size), t, probe()?);
         p.step(&format!("zero-copy {size} B streaming (copying send)"));
         let t = if Some(size) == largest {
             let quarter = (zc_msgs(size) / QUARTERS as u64).max(1);
@@ -242,20 +250,20 @@ pub fn run(opts: &Options) -> Result<Report, String> {
         } else {
             paths::zerocopy_stream(size, false, zc_msgs(size))?
         };
-        report.throughput("zerocopy-copy", size, t, probe()?, None);
+        report.throughput(RowId::CopyStream(size), t, probe()?);
     }
 
     p.step("pipe streaming");
     let t = paths::pipe_stream(opts.messages / 10)?;
-    report.throughput("pipe", 40, t, probe()?, None);
+    report.throughput(RowId::PipeStream, t, probe()?);
 
     p.step("unix socket streaming");
     let t = paths::uds_stream(opts.messages / 10)?;
-    report.throughput("uds", 40, t, probe()?, None);
+    report.throughput(RowId::UdsStream, t, probe()?);
 
     if let Some(largest) = largest {
-        report.memcpy = Some((largest, median(memcpy)));
-        report.machine.memcpy_two_buffers_gbps = Some(median(memcpy2) / 1e9);
+        report.memcpy = Some((largest, stats::median(memcpy)));
+        report.machine.memcpy_two_buffers_gbps = Some(stats::median(memcpy2) / 1e9);
     }
     p.finish();
     Ok(report)
