@@ -7,39 +7,14 @@ use std::time::{Duration, Instant};
 
 use crate::batch::{self, BatchMessage};
 use crate::error::{Result, RingError};
-use crate::handle::stats::{total, LaneStats};
 use crate::handle::wait::Waiting;
-use crate::lockfree::arena::ArenaUsage;
 use crate::priority::PriorityClass;
 use crate::ring::message::Outgoing;
-use crate::ring::Ring;
+use crate::ring::{Ring, RingStats};
 use crate::shm::config::Config;
 use crate::shm::layout::INLINE_MAX;
 use crate::sync::RingSync;
 use crate::zerocopy::{self, Loan, LoanError, Payload};
-
-/// Statistics of a [`FusionRing`].
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct FusionStats {
-    /// Messages sent (all handles, all processes).
-    pub sent: u64,
-    /// Messages received.
-    pub received: u64,
-    /// Of `sent`, how many travelled inline.
-    pub inline_count: u64,
-    /// Of `sent`, how many travelled zero-copy.
-    pub zerocopy_count: u64,
-    /// Mean send-to-receive latency in clock ticks.
-    pub avg_latency: f64,
-    /// Per-lane counters.
-    pub lanes: [LaneStats; 5],
-    /// Arena blocks and bytes in use.
-    pub arena: ArenaUsage,
-    /// Producer head position.
-    pub head: u64,
-    /// Consumer head position.
-    pub tail: u64,
-}
 
 /// The adaptive ring: `send` picks the inline path (<= 40 bytes) or the
 /// zero-copy arena; receive by copy ([`FusionRing::recv`]) or in place
@@ -311,28 +286,10 @@ impl FusionRing {
         })?
     }
 
-    /// Counts, latency, lanes and arena use, read from the segment.
-    pub fn stats(&self) -> FusionStats {
-        let r = self.ring.stats();
-        let lanes = self.ring.lane_stats();
-        let received = total(&lanes, |l| l.received);
-        let timed: u64 = total(&lanes, LaneStats::timed);
-        let latency: u64 = total(&lanes, |l| l.latency_sum);
-        FusionStats {
-            sent: total(&lanes, |l| l.sent),
-            received,
-            inline_count: r.inline_count,
-            zerocopy_count: r.zerocopy_count,
-            avg_latency: if timed == 0 {
-                0.0
-            } else {
-                latency as f64 / timed as f64
-            },
-            lanes,
-            arena: self.ring.arena_usage(),
-            head: r.head,
-            tail: r.tail,
-        }
+    /// Positions, counters, lanes and arena use, read from the segment
+    /// (the same snapshot as [`Ring::stats`]).
+    pub fn stats(&self) -> RingStats {
+        self.ring.stats()
     }
 }
 

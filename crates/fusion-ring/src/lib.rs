@@ -144,15 +144,19 @@ hosted! {
     pub use shm::config::{
         Config, DEFAULT_ARENA_BYTES, DEFAULT_CAPACITY, DEFAULT_MAX_MESSAGE, MAX_ARENA_BYTES,
     };
-    pub use fusion::{FusionRing, FusionStats};
+    pub use fusion::FusionRing;
     pub use batch::BatchMessage;
     pub use inline::{allocate_zerocopy_buffer, fits_inline, send_batch, send_inline, send_zerocopy};
     pub use shm::layout::INLINE_MAX;
     pub use handle::peer::Recovery;
     pub use ring::{InlineMessage, Ring, RingStats};
+    /// The stats snapshot of a [`FusionRing`]: the same type as [`RingStats`].
+    pub type FusionStats = RingStats;
+    /// The stats snapshot of an [`UltraFastRing`]: the same type as [`RingStats`].
+    pub type UltraStats = RingStats;
     pub use handle::stats::LaneStats;
     pub use sync::RingSync;
-    pub use ultra::{UltraFastRing, UltraStats};
+    pub use ultra::UltraFastRing;
     pub use zerocopy::{Loan, LoanError, Payload};
 
     /// Removes a named ring's name from `/dev/shm`. Handles already open keep

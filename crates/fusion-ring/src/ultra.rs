@@ -2,24 +2,10 @@
 
 use std::os::fd::{BorrowedFd, OwnedFd};
 
-use crate::handle::stats::LaneStats;
 use crate::shm::config::Config;
-use crate::ring::{InlineMessage, Ring};
+use crate::ring::{InlineMessage, Ring, RingStats};
 use crate::priority::PriorityClass;
 use crate::error::Result;
-
-/// Aggregate statistics of an [`UltraFastRing`].
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct UltraStats {
-    /// Messages sent (all handles, all lanes).
-    pub sent: u64,
-    /// Messages received.
-    pub received: u64,
-    /// Mean send-to-receive latency in clock ticks (see [`crate::Clock`]).
-    pub avg_latency: f64,
-    /// Per-lane counters, indexed by [`PriorityClass::lane`].
-    pub lanes: [LaneStats; 5],
-}
 
 /// The hot-path ring: inline messages of at most 40 bytes, lock-free, no
 /// syscall, usable across processes.
@@ -129,7 +115,8 @@ impl UltraFastRing {
     }
 
     /// Sent / received counts, mean latency and per-lane counters, summed
-    /// over every handle on the ring (in any process).
+    /// over every handle on the ring (in any process): the same snapshot as
+    /// [`Ring::stats`].
     ///
     /// ```
     /// use fusion_ring::{PriorityClass, UltraFastRing};
@@ -140,22 +127,8 @@ impl UltraFastRing {
     /// assert_eq!(s.lanes[PriorityClass::Background.lane()].sent, 1);
     /// # Ok::<(), fusion_ring::RingError>(())
     /// ```
-    pub fn stats(&self) -> UltraStats {
-        let lanes = self.ring.lane_stats();
-        let sent = crate::handle::stats::total(&lanes, |l| l.sent);
-        let received = crate::handle::stats::total(&lanes, |l| l.received);
-        let latency: u64 = crate::handle::stats::total(&lanes, |l| l.latency_sum);
-        let timed: u64 = crate::handle::stats::total(&lanes, LaneStats::timed);
-        UltraStats {
-            sent,
-            received,
-            avg_latency: if timed == 0 {
-                0.0
-            } else {
-                latency as f64 / timed as f64
-            },
-            lanes,
-        }
+    pub fn stats(&self) -> RingStats {
+        self.ring.stats()
     }
 }
 

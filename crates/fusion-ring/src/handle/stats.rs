@@ -294,12 +294,14 @@ pub(crate) fn read_lane(l: &LaneCounters) -> LaneStats {
     }
 }
 
-/// `field` summed over `lanes`, saturating (counters from shared memory may
-/// hold any value a peer wrote).
-pub(crate) fn total(lanes: &[LaneStats], field: impl Fn(&LaneStats) -> u64) -> u64 {
-    lanes
-        .iter()
-        .fold(0u64, |sum, l| sum.saturating_add(field(l)))
+/// All lanes summed into one (counters saturate; extremes are the
+/// extremes of the lanes that saw any).
+pub(crate) fn sum(lanes: &[LaneStats]) -> LaneStats {
+    let mut all = LaneStats::default();
+    for l in lanes {
+        all.add(l);
+    }
+    all
 }
 
 /// Sums the lanes of every entry in use (and the retired entry 0).

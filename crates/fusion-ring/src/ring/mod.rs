@@ -20,7 +20,7 @@ use crate::handle::participant::Caller;
 use crate::handle::registration::Registration;
 use crate::handle::shared::SharedRing;
 use crate::handle::stale::remove_if_stale;
-use crate::handle::stats::{aggregate, total, LaneStats};
+use crate::handle::stats::{aggregate, sum, LaneStats};
 use crate::handle::wait::{wait_on, Waiting};
 use crate::lockfree::arena::{AllocError, Arena, ArenaUsage, Descriptor};
 #[cfg(test)]
@@ -77,22 +77,52 @@ const STALL_CHECK_EVERY: u32 = 1 << 12;
 /// for blocks of dead processes.
 const BLOCK_CHECK_EVERY: u32 = 1 << 8;
 
-/// Head/tail positions and message counts of a ring.
+/// A snapshot of a ring's state and counters: what `stats()` returns on
+/// every ring type ([`Ring`], [`crate::UltraFastRing`],
+/// [`crate::FusionRing`]).
 ///
 /// `head` is the next position producers will claim, `tail` the next one
-/// consumers will claim: `head - tail` messages are queued.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// consumers will claim: `head - tail` messages are queued. Counters are
+/// summed over every handle, in every process, that ever used the ring.
+///
+/// ```
+/// use fusion_ring::{FusionRing, PriorityClass};
+/// let ring = FusionRing::new(8)?;
+/// ring.send(b"tick")?;
+/// ring.send(&[7u8; 4096])?;
+/// let mut buf = [0u8; 8];
+/// ring.recv(&mut buf)?;
+/// let s = ring.stats();
+/// assert_eq!((s.head, s.tail, s.capacity), (2, 1, 8));
+/// assert_eq!((s.sent, s.received), (2, 1));
+/// assert_eq!((s.inline_count, s.zerocopy_count), (1, 1));
+/// assert_eq!(s.arena.blocks_in_use, 1);
+/// assert_eq!(s.lanes[PriorityClass::Normal.lane()].sent, 2);
+/// # Ok::<(), fusion_ring::RingError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RingStats {
     /// Next position a producer will claim (= messages ever claimed for send).
     pub head: u64,
     /// Next position a consumer will claim (= messages ever claimed for receive).
     pub tail: u64,
-    /// Messages sent inline.
-    pub inline_count: u64,
-    /// Messages sent zero-copy.
-    pub zerocopy_count: u64,
     /// Slots in the ring.
     pub capacity: u64,
+    /// Messages sent.
+    pub sent: u64,
+    /// Messages received.
+    pub received: u64,
+    /// Of `sent`, how many travelled inline.
+    pub inline_count: u64,
+    /// Of `sent`, how many travelled zero-copy.
+    pub zerocopy_count: u64,
+    /// Mean send-to-receive latency of the timestamped messages, in clock
+    /// ticks (see [`crate::Clock`]; 0 if none).
+    pub avg_latency: f64,
+    /// Per-lane counters, indexed by [`crate::PriorityClass::lane`].
+    pub lanes: [LaneStats; 5],
+    /// Arena blocks and bytes in use (zero without an arena).
+    pub arena: ArenaUsage,
 }
 
 impl Ring {
@@ -179,10 +209,11 @@ impl Ring {
         self.shared.max_message()
     }
 
-    /// Head/tail positions and inline/zero-copy counts.
+    /// Positions, counters, lanes and arena use (see [`RingStats`]).
     pub fn stats(&self) -> RingStats {
         let ctrl = self.shared.core().ctrl();
         let lanes = self.lane_stats();
+        let all = sum(&lanes);
         RingStats {
             // Relaxed: a statistics snapshot.
             head: ctrl
@@ -193,9 +224,14 @@ impl Ring {
                 .consumer_head
                 .value
                 .load(crate::atomic::Ordering::Relaxed),
-            inline_count: total(&lanes, |l| l.inline_sent),
-            zerocopy_count: total(&lanes, |l| l.zerocopy_sent),
             capacity: self.shared.core().capacity(),
+            sent: all.sent,
+            received: all.received,
+            inline_count: all.inline_sent,
+            zerocopy_count: all.zerocopy_sent,
+            avg_latency: all.avg_latency(),
+            lanes,
+            arena: self.arena_usage(),
         }
     }
 
