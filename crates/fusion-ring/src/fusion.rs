@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use crate::batch::{self, BatchMessage};
 use crate::error::{Result, RingError};
 use crate::handle::wait::Waiting;
+use crate::lockfree::event::Deadline;
 use crate::priority::PriorityClass;
 use crate::ring::message::Outgoing;
 use crate::ring::{Ring, RingStats};
@@ -192,6 +193,11 @@ impl FusionRing {
         })
     }
 
+    // Blocking calls. Each operation comes as `_blocking` (no limit),
+    // `_timeout(Duration)` (the seeds spell two of them `_with_timeout`)
+    // and `_deadline(Instant)`; the `_deadline` forms are the general ones
+    // (the priority class in, the meta data out), the others shorthands.
+
     /// Sends, waiting while the ring (or the arena) is full.
     ///
     /// Returns [`RingError::Disconnected`] (nothing sent) if, while it
@@ -199,21 +205,53 @@ impl FusionRing {
     /// dropped their handles or their processes died. Slots and blocks that
     /// dead processes held are reclaimed as it waits (see [`Ring::recover`]).
     pub fn send_blocking(&self, data: &[u8]) -> Result<()> {
-        self.send_until(data, PriorityClass::Normal, None)
+        self.send_waiting(data, PriorityClass::Normal, Deadline::NEVER)
+    }
+
+    /// [`FusionRing::send_blocking`] with a priority class.
+    pub fn send_blocking_with_priority(&self, data: &[u8], priority: PriorityClass) -> Result<()> {
+        self.send_waiting(data, priority, Deadline::NEVER)
     }
 
     /// Sends, waiting at most `timeout`; `Timeout` means nothing was sent.
     pub fn send_with_timeout(&self, data: &[u8], timeout: Duration) -> Result<()> {
-        self.send_until(data, PriorityClass::Normal, Some(Instant::now() + timeout))
+        self.send_waiting(data, PriorityClass::Normal, Deadline::after(timeout))
     }
 
-    /// [`FusionRing::send_with_timeout`] with a priority class (`None`: no limit).
+    /// Sends with a priority class, waiting until `deadline`; `Timeout`
+    /// means nothing was sent.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use fusion_ring::{FusionRing, PriorityClass, RingError};
+    /// let ring = FusionRing::new(2)?;
+    /// let soon = Instant::now() + Duration::from_millis(5);
+    /// ring.send_deadline(b"a", PriorityClass::High, soon)?;
+    /// ring.send_deadline(b"b", PriorityClass::High, soon)?;
+    /// assert_eq!(ring.send_deadline(b"c", PriorityClass::High, soon), Err(RingError::Timeout));
+    /// # Ok::<(), RingError>(())
+    /// ```
+    pub fn send_deadline(
+        &self,
+        data: &[u8],
+        priority: PriorityClass,
+        deadline: Instant,
+    ) -> Result<()> {
+        self.send_waiting(data, priority, Deadline::at(deadline))
+    }
+
+    /// Old spelling of [`FusionRing::send_deadline`] (`None`: no limit).
+    #[doc(hidden)]
     pub fn send_until(
         &self,
         data: &[u8],
         priority: PriorityClass,
         deadline: Option<Instant>,
     ) -> Result<()> {
+        self.send_waiting(data, priority, deadline.map_or(Deadline::NEVER, Deadline::at))
+    }
+
+    fn send_waiting(&self, data: &[u8], priority: PriorityClass, deadline: Deadline) -> Result<()> {
         let retry = |r: Result<()>| match r {
             Err(RingError::Full | RingError::ArenaExhausted { .. }) => None,
             r => Some(r),
@@ -226,10 +264,11 @@ impl FusionRing {
         self.check_len(data.len())?;
         // A block first (copied into once), then a slot for it.
         let mut loan =
-            self.ring.wait_for(Waiting::NotFull, deadline, || match self.loan(data.len()) {
-                Err(RingError::ArenaExhausted { .. }) => None,
-                r => Some(r),
-            })??;
+            self.ring
+                .wait_for(Waiting::NotFull, deadline, || match self.loan(data.len()) {
+                    Err(RingError::ArenaExhausted { .. }) => None,
+                    r => Some(r),
+                })??;
         loan.copy_from_slice(data);
         let mut pending = Some(loan);
         self.ring.wait_for(Waiting::NotFull, deadline, || {
@@ -248,42 +287,86 @@ impl FusionRing {
         })?
     }
 
-    /// Receives into `buffer`, waiting for a message.
+    /// Receives into `buffer`, waiting for a message; returns its length.
     ///
     /// Returns [`RingError::Disconnected`] once the ring is empty, has had
     /// senders, and none is alive any more; a slot a dead sender claimed and
     /// never published is skipped as it waits (see [`Ring::recover`]).
     pub fn recv_blocking(&self, buffer: &mut [u8]) -> Result<usize> {
-        self.recv_until(buffer, None).map(|(n, _, _)| n)
+        self.recv_waiting(buffer, Deadline::NEVER).map(|(n, _, _)| n)
+    }
+
+    /// [`FusionRing::recv_blocking`], also giving the priority class and
+    /// the latency in ticks (as [`FusionRing::recv_with_meta`]).
+    pub fn recv_blocking_with_meta(
+        &self,
+        buffer: &mut [u8],
+    ) -> Result<(usize, PriorityClass, u64)> {
+        self.recv_waiting(buffer, Deadline::NEVER)
     }
 
     /// Receives into `buffer`, waiting at most `timeout`; `Timeout` means
     /// nothing was consumed.
     pub fn recv_with_timeout(&self, buffer: &mut [u8], timeout: Duration) -> Result<usize> {
-        self.recv_until(buffer, Some(Instant::now() + timeout))
+        self.recv_waiting(buffer, Deadline::after(timeout))
             .map(|(n, _, _)| n)
     }
 
-    /// Receives into `buffer` with meta data, waiting until `deadline`
-    /// (`None`: no limit).
+    /// Receives into `buffer`, waiting until `deadline`; gives the length,
+    /// the priority class and the latency in ticks. `Timeout` means nothing
+    /// was consumed.
+    pub fn recv_deadline(
+        &self,
+        buffer: &mut [u8],
+        deadline: Instant,
+    ) -> Result<(usize, PriorityClass, u64)> {
+        self.recv_waiting(buffer, Deadline::at(deadline))
+    }
+
+    /// Old spelling of [`FusionRing::recv_deadline`] (`None`: no limit).
+    #[doc(hidden)]
     pub fn recv_until(
         &self,
         buffer: &mut [u8],
         deadline: Option<Instant>,
     ) -> Result<(usize, PriorityClass, u64)> {
-        self.ring.wait_for(Waiting::NotEmpty, deadline, || match self.ring.recv_copy(buffer) {
-            Err(RingError::Empty) => None,
-            r => Some(r),
-        })?
+        self.recv_waiting(buffer, deadline.map_or(Deadline::NEVER, Deadline::at))
+    }
+
+    fn recv_waiting(
+        &self,
+        buffer: &mut [u8],
+        deadline: Deadline,
+    ) -> Result<(usize, PriorityClass, u64)> {
+        self.ring
+            .wait_for(Waiting::NotEmpty, deadline, || match self.ring.recv_copy(buffer) {
+                Err(RingError::Empty) => None,
+                r => Some(r),
+            })?
+    }
+
+    /// Receives in place (see [`FusionRing::recv_zerocopy`]), waiting for a
+    /// message.
+    pub fn recv_zerocopy_blocking(&self) -> Result<Payload> {
+        self.recv_zerocopy_waiting(Deadline::NEVER)
     }
 
     /// Receives in place, waiting at most `timeout` (`None`: no limit).
     pub fn recv_zerocopy_timeout(&self, timeout: Option<Duration>) -> Result<Payload> {
-        let deadline = timeout.map(|t| Instant::now() + t);
-        self.ring.wait_for(Waiting::NotEmpty, deadline, || match self.recv_zerocopy() {
-            Err(RingError::Empty) => None,
-            r => Some(r),
-        })?
+        self.recv_zerocopy_waiting(timeout.map_or(Deadline::NEVER, Deadline::after))
+    }
+
+    /// Receives in place, waiting until `deadline`.
+    pub fn recv_zerocopy_deadline(&self, deadline: Instant) -> Result<Payload> {
+        self.recv_zerocopy_waiting(Deadline::at(deadline))
+    }
+
+    fn recv_zerocopy_waiting(&self, deadline: Deadline) -> Result<Payload> {
+        self.ring
+            .wait_for(Waiting::NotEmpty, deadline, || match self.recv_zerocopy() {
+                Err(RingError::Empty) => None,
+                r => Some(r),
+            })?
     }
 
     /// Positions, counters, lanes and arena use, read from the segment

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::Result;
 use crate::handle::wait::Waiting;
-use crate::lockfree::event::{wake_all, SYSCALLS};
+use crate::lockfree::event::{wake_all, Deadline, SYSCALLS};
 use crate::ring::Ring;
 
 /// The blocking primitives of a ring (the seeds' `RingSync`): wait until
@@ -42,32 +42,44 @@ impl<'r> RingSync<'r> {
     /// [`crate::RingError::Disconnected`] once the ring has had senders and
     /// none is alive (checked every few ms of sleep).
     pub fn wait_not_empty(&self) -> Result<()> {
-        self.ring
-            .wait(Waiting::NotEmpty, None, || self.ring.readable())
+        self.not_empty(Deadline::NEVER)
     }
 
     /// Like [`RingSync::wait_not_empty`], giving up with `Timeout` after `timeout`.
     pub fn wait_not_empty_timeout(&self, timeout: Duration) -> Result<()> {
-        let deadline = Instant::now() + timeout;
-        self.ring.wait(Waiting::NotEmpty, Some(deadline), || {
-            self.ring.readable()
-        })
+        self.not_empty(Deadline::after(timeout))
+    }
+
+    /// Like [`RingSync::wait_not_empty`], giving up with `Timeout` at `deadline`.
+    pub fn wait_not_empty_deadline(&self, deadline: Instant) -> Result<()> {
+        self.not_empty(Deadline::at(deadline))
     }
 
     /// Blocks until a slot is free, or returns
     /// [`crate::RingError::Disconnected`] once the ring has had receivers
     /// and none is alive.
     pub fn wait_not_full(&self) -> Result<()> {
-        self.ring
-            .wait(Waiting::NotFull, None, || self.ring.writable())
+        self.not_full(Deadline::NEVER)
     }
 
     /// Like [`RingSync::wait_not_full`], giving up with `Timeout` after `timeout`.
     pub fn wait_not_full_timeout(&self, timeout: Duration) -> Result<()> {
-        let deadline = Instant::now() + timeout;
-        self.ring.wait(Waiting::NotFull, Some(deadline), || {
-            self.ring.writable()
-        })
+        self.not_full(Deadline::after(timeout))
+    }
+
+    /// Like [`RingSync::wait_not_full`], giving up with `Timeout` at `deadline`.
+    pub fn wait_not_full_deadline(&self, deadline: Instant) -> Result<()> {
+        self.not_full(Deadline::at(deadline))
+    }
+
+    fn not_empty(&self, deadline: Deadline) -> Result<()> {
+        self.ring
+            .wait(Waiting::NotEmpty, deadline, || self.ring.readable())
+    }
+
+    fn not_full(&self, deadline: Deadline) -> Result<()> {
+        self.ring
+            .wait(Waiting::NotFull, deadline, || self.ring.writable())
     }
 
     /// The system calls this process has made to sleep on rings or to wake

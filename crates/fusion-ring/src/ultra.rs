@@ -35,9 +35,12 @@ impl UltraFastRing {
     /// shared segment; `InvalidCapacity` otherwise.
     ///
     /// The ring has no zero-copy arena and no wake-ups (the hot path pays
-    /// for neither); use [`UltraFastRing::with_config`] for other settings.
+    /// for neither): it is `with_config(&Config::inline_only(capacity))`,
+    /// and `create(name, &Config::inline_only(capacity))` makes the same
+    /// ring under a name. Use [`UltraFastRing::with_config`] for other
+    /// settings ([`Config::new`] has an arena and wake-ups).
     pub fn new(capacity: usize) -> Result<Self> {
-        Self::with_config(&Config::new(capacity).arena_bytes(0).wakeups(false))
+        Self::with_config(&Config::inline_only(capacity))
     }
 
     /// A new anonymous ring with the given [`Config`].
@@ -51,7 +54,8 @@ impl UltraFastRing {
         Self::new(crate::shm::config::DEFAULT_CAPACITY)
     }
 
-    /// Creates a named ring under `/dev/shm` (see [`Ring::create`]).
+    /// Creates a named ring under `/dev/shm` (see [`Ring::create`]); with
+    /// [`Config::inline_only`], the ring [`UltraFastRing::new`] makes.
     pub fn create(name: &str, config: &Config) -> Result<Self> {
         Ring::create(name, config).map(Self::from)
     }

@@ -8,7 +8,7 @@ use crate::handle::participant::{ROLE_RECEIVER, ROLE_SENDER};
 use crate::handle::peer;
 use crate::handle::participant::Caller;
 use crate::handle::shared::SharedRing;
-use crate::lockfree::event::{wait_until, SLEEP_SLICE};
+use crate::lockfree::event::{wait_until, Deadline, SLEEP_SLICE};
 
 /// Longest single sleep when polling a ring made without wake-ups.
 const POLL_SLICE: Duration = Duration::from_micros(200);
@@ -37,7 +37,7 @@ pub(crate) fn wait_on(
     ring: &SharedRing,
     me: Caller<'_>,
     waiting: Waiting,
-    deadline: Option<Instant>,
+    deadline: Deadline,
     ready: impl FnMut() -> bool,
 ) -> Result<()> {
     let (ec, peers) = match waiting {

@@ -58,12 +58,43 @@ fn spin_rounds() -> u32 {
 /// Longest single futex sleep; see the module docs.
 pub(crate) const SLEEP_SLICE: Duration = Duration::from_millis(5);
 
+/// When a blocking call gives up: the one deadline type behind every
+/// `_blocking`, `_timeout(Duration)` and `_deadline(Instant)` call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Deadline(Option<Instant>);
+
+impl Deadline {
+    /// No limit.
+    pub(crate) const NEVER: Deadline = Deadline(None);
+
+    /// At `instant`.
+    pub(crate) fn at(instant: Instant) -> Self {
+        Deadline(Some(instant))
+    }
+
+    /// `timeout` from now; no limit if that instant is past what `Instant`
+    /// can hold (a timeout of `Duration::MAX` waits forever, not panics).
+    pub(crate) fn after(timeout: Duration) -> Self {
+        Deadline(Instant::now().checked_add(timeout))
+    }
+
+    /// Time left, `None` without a limit (zero once passed).
+    fn left(self) -> Option<Duration> {
+        self.0.map(|d| d.saturating_duration_since(Instant::now()))
+    }
+
+    /// Whether it has passed.
+    pub(crate) fn passed(self) -> bool {
+        self.0.is_some_and(|d| Instant::now() >= d)
+    }
+}
+
 /// Waits until `ready()` holds, or `deadline` passes (`Timeout`), or
 /// `after_sleep` (called after every sleep that did not make the caller
 /// ready) gives up with an error.
 pub(crate) fn wait_until(
     ec: &EventCount,
-    deadline: Option<Instant>,
+    deadline: Deadline,
     max_sleep: Duration,
     mut ready: impl FnMut() -> bool,
     mut after_sleep: impl FnMut() -> Result<()>,
@@ -85,10 +116,9 @@ pub(crate) fn wait_until(
             ec.waiters.fetch_sub(1, Ordering::Relaxed);
             return Ok(());
         }
-        let slice = match deadline {
+        let slice = match deadline.left() {
             None => max_sleep,
-            Some(d) => {
-                let left = d.saturating_duration_since(Instant::now());
+            Some(left) => {
                 if left.is_zero() {
                     ec.waiters.fetch_sub(1, Ordering::Relaxed);
                     return Err(RingError::Timeout);
@@ -102,7 +132,7 @@ pub(crate) fn wait_until(
             return Ok(());
         }
         after_sleep()?;
-        if deadline.is_some_and(|d| Instant::now() >= d) {
+        if deadline.passed() {
             return Err(RingError::Timeout);
         }
     }
@@ -204,7 +234,7 @@ mod loom_model {
 
     use loom::sync::Arc;
 
-    use super::{notify, notify_after_seqcst, wait_until};
+    use super::{notify, notify_after_seqcst, wait_until, Deadline};
     use crate::atomic::{AtomicU32, AtomicU64};
     use crate::lockfree::protocol::{ClaimError, RingCore};
     use crate::shm::layout::{CacheLine, ControlBlock, EventCount, Slot};
@@ -275,7 +305,7 @@ mod loom_model {
         for i in 0..n {
             wait_until(
                 &m.not_full,
-                None,
+                Deadline::NEVER,
                 Duration::MAX,
                 || match ring.claim_send(1) {
                     Ok(c) => {
@@ -303,7 +333,7 @@ mod loom_model {
             let mut got = None;
             wait_until(
                 &m.not_empty,
-                None,
+                Deadline::NEVER,
                 Duration::MAX,
                 || match ring.claim_recv(1, None) {
                     Ok(c) => {

@@ -11,7 +11,6 @@ use core::cell::Cell;
 use core::marker::PhantomData;
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::sync::Arc;
-use std::time::Instant;
 
 use crate::error::{Result, RingError};
 use crate::handle::allocator::BlockAllocator;
@@ -23,6 +22,7 @@ use crate::handle::stale::remove_if_stale;
 use crate::handle::stats::{aggregate, sum, LaneStats};
 use crate::handle::wait::{wait_on, Waiting};
 use crate::lockfree::arena::{AllocError, Arena, ArenaUsage, Descriptor};
+use crate::lockfree::event::Deadline;
 #[cfg(test)]
 use crate::lockfree::protocol::RingCore;
 use crate::shm::config::Config;
@@ -365,7 +365,7 @@ impl Ring {
     pub(crate) fn wait(
         &self,
         waiting: Waiting,
-        deadline: Option<Instant>,
+        deadline: Deadline,
         ready: impl FnMut() -> bool,
     ) -> Result<()> {
         wait_on(&self.shared, self.caller(), waiting, deadline, ready)
@@ -376,7 +376,7 @@ impl Ring {
     pub(crate) fn wait_for<T>(
         &self,
         waiting: Waiting,
-        deadline: Option<Instant>,
+        deadline: Deadline,
         mut attempt: impl FnMut() -> Option<T>,
     ) -> Result<T> {
         let mut out = None;

@@ -61,6 +61,24 @@ impl Config {
         }
     }
 
+    /// The config of [`crate::UltraFastRing::new`]: `capacity` slots of
+    /// inline messages only, no zero-copy arena and no wake-ups (the hot
+    /// path pays for neither; blocked callers poll). Pass it to
+    /// [`crate::UltraFastRing::create`] to get the same ring under a name.
+    ///
+    /// ```
+    /// use fusion_ring::{Config, UltraFastRing};
+    /// let anonymous = UltraFastRing::new(64)?;
+    /// let configured = UltraFastRing::with_config(&Config::inline_only(64))?;
+    /// assert_eq!(anonymous.as_ring().max_message(), 40);
+    /// assert_eq!(configured.as_ring().max_message(), 40);
+    /// assert!(!Config::inline_only(64).has_wakeups());
+    /// # Ok::<(), fusion_ring::RingError>(())
+    /// ```
+    pub fn inline_only(capacity: usize) -> Self {
+        Self::new(capacity).arena_bytes(0).wakeups(false)
+    }
+
     /// File mode of a named segment (default `0o600`: owner only). Applied
     /// exactly, whatever the umask.
     pub fn mode(mut self, mode: u32) -> Self {
