@@ -138,14 +138,38 @@ impl CorruptError {
     }
 }
 
-/// An OS error kept comparable (`RingError` is `PartialEq` for tests).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IoError(pub i32);
+/// An OS error, kept as its `errno`: `std::io::Error` is neither `Clone`
+/// nor `PartialEq`, and [`RingError`] is both, so callers can compare
+/// results (`r == Err(RingError::Full)`) and keep errors around.
+///
+/// ```
+/// use fusion_ring::{remove_named, RingError};
+/// let err = remove_named("no/slash/allowed").unwrap_err();
+/// assert!(matches!(err, RingError::InvalidName { .. }));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IoError(i32);
 
 impl IoError {
+    #[cfg(not(fusion_ring_loom))]
+    pub(crate) fn from_errno(errno: i32) -> Self {
+        IoError(errno)
+    }
+
     /// The raw `errno`.
     pub fn raw_os_error(&self) -> i32 {
         self.0
+    }
+
+    /// Its kind, as `std::io` classifies it.
+    pub fn kind(&self) -> std::io::ErrorKind {
+        std::io::Error::from_raw_os_error(self.0).kind()
+    }
+}
+
+impl From<IoError> for std::io::Error {
+    fn from(e: IoError) -> Self {
+        std::io::Error::from_raw_os_error(e.0)
     }
 }
 
@@ -162,7 +186,7 @@ impl RingError {
     pub(crate) fn io(op: &'static str, errno: rustix::io::Errno) -> Self {
         RingError::Io {
             op,
-            source: IoError(errno.raw_os_error()),
+            source: IoError::from_errno(errno.raw_os_error()),
         }
     }
 }

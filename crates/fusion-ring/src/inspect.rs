@@ -135,7 +135,7 @@ impl RingInfo {
 pub fn list() -> Result<Vec<String>> {
     let dir = std::fs::read_dir("/dev/shm").map_err(|e| RingError::Io {
         op: "read_dir(/dev/shm)",
-        source: crate::error::IoError(e.raw_os_error().unwrap_or(0)),
+        source: crate::error::IoError::from_errno(e.raw_os_error().unwrap_or(0)),
     })?;
     let mut out = Vec::new();
     for entry in dir.flatten() {

@@ -41,7 +41,7 @@ impl Mapping {
         .map_err(|e| RingError::io("mmap", e))?;
         let ptr = NonNull::new(ptr.cast::<u8>()).ok_or(RingError::Io {
             op: "mmap",
-            source: crate::error::IoError(0),
+            source: crate::error::IoError::from_errno(0),
         })?;
         Ok(Self { ptr, len })
     }
@@ -55,14 +55,14 @@ impl Mapping {
             std::alloc::Layout::from_size_align(len, crate::shm::layout::PAGE).map_err(|_| {
                 RingError::Io {
                     op: "alloc",
-                    source: crate::error::IoError(22), // EINVAL
+                    source: crate::error::IoError::from_errno(libc::EINVAL)
                 }
             })?;
         // SAFETY: `len` > 0 (every segment has at least a header page).
         let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
         let ptr = NonNull::new(ptr).ok_or(RingError::Io {
             op: "alloc",
-            source: crate::error::IoError(12), // ENOMEM
+            source: crate::error::IoError::from_errno(libc::ENOMEM)
         })?;
         Ok(Self { ptr, len })
     }

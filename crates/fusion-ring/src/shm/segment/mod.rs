@@ -377,7 +377,7 @@ fn anonymous_backing(len: usize) -> Result<(OwnedFd, Mapping)> {
 fn anonymous_backing(len: usize) -> Result<(OwnedFd, Mapping)> {
     let (fd, _) = std::io::pipe().map_err(|e| RingError::Io {
         op: "pipe",
-        source: crate::error::IoError(e.raw_os_error().unwrap_or(0)),
+        source: crate::error::IoError::from_errno(e.raw_os_error().unwrap_or(0)),
     })?;
     Ok((fd.into(), Mapping::heap(len)?))
 }
@@ -387,7 +387,7 @@ fn anonymous_backing(len: usize) -> Result<(OwnedFd, Mapping)> {
 fn unsupported_under_miri(op: &'static str) -> RingError {
     RingError::Io {
         op,
-        source: crate::error::IoError(38),
+        source: crate::error::IoError::from_errno(libc::ENOSYS),
     }
 }
 
