@@ -75,7 +75,7 @@
 //!   participant of its own on first use; a loan or payload inherited
 //!   across `fork` stays the parent's (the child's copy gives nothing back). The limits (same pid namespace,
 //!   children made by a raw `clone` that skips fork handlers) are in [`Ring::recover`]'s
-//!   module (`peer`) docs and in `docs/ARCHITECTURE.md`.
+//!   module (`handle::peer`) docs and in `docs/ARCHITECTURE.md`.
 //! - **Named segments** are files under `/dev/shm`, created with `O_EXCL`
 //!   and mode 0600 by default: any process that may open the file is a
 //!   peer. Such a peer can also truncate the file, and reading a mapping

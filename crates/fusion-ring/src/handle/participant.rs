@@ -5,7 +5,7 @@
 //! Entry 0 is shared: it collects the counters of retired handles, and its
 //! `state` counts the live handles that found the table full and use it.
 //! Nothing can be said about their claims (they share one record), so
-//! survivors reclaim nothing while that count is not zero (see `peer`).
+//! survivors reclaim nothing while that count is not zero (see `handle::peer`).
 
 use crate::atomic::Ordering;
 use crate::lockfree::arena::Taker;

@@ -41,7 +41,7 @@
 //! - Handles beyond the 63 entries of the table share one record, so while
 //!   any is registered nothing is reclaimed (it could be theirs).
 //! - A handle carried into a forked child registers the child on its first
-//!   use there (`Ring::follow_fork`), noticed through the pid that a
+//!   use there (`Registration::follow_fork`), noticed through the pid that a
 //!   `pthread_atfork` handler refreshes in the child. A child made by a raw
 //!   `clone(2)` that skips the C library's fork handlers is not noticed: its
 //!   handle goes on using the parent's entry (clone the handle there).

@@ -13,7 +13,7 @@ use crate::lockfree::event::{wait_until, Deadline, SLEEP_SLICE};
 /// Longest single sleep when polling a ring made without wake-ups.
 const POLL_SLICE: Duration = Duration::from_micros(200);
 
-/// How often a blocked caller looks at its peers (`peer`): whether a dead
+/// How often a blocked caller looks at its peers (`handle::peer`): whether a dead
 /// one's claim blocks the ring, and whether any is left at all.
 const PEER_CHECK: Duration = Duration::from_millis(5);
 /// How often a blocked sender looks for arena blocks of dead processes

@@ -30,7 +30,7 @@
 //!   pairs with the next-lap producer's `Acquire` load that sees it; the
 //!   consumer's reads of the old content happen before the producer's writes.
 //! - A successful head CAS is `Release`, for SYNC POINT "claim recorded"
-//!   only: the claimer's record of the positions it takes (`peer`) happens
+//!   only: the claimer's record of the positions it takes (`handle::peer`) happens
 //!   before a survivor's `Acquire` load that sees the head past them. Head
 //!   loads and failed CASes are `Relaxed`: the CAS only arbitrates which
 //!   claimer owns a position; all data visibility goes through the sequence
@@ -163,7 +163,7 @@ impl RingCore {
     /// [`RingCore::claim_send`], first writing the positions it is about to
     /// claim into `record` (the claimer's participant entry), so that a
     /// survivor can tell that a slot left unpublished belongs to a dead
-    /// process (`peer`). On failure the record is emptied.
+    /// process (`handle::peer`). On failure the record is emptied.
     #[inline]
     pub(crate) fn claim_send_as(
         &self,
@@ -225,7 +225,7 @@ impl RingCore {
     #[inline(always)]
     ///
     /// With `seqcst`, the store is also a `SeqCst` read-modify-write, the
-    /// producer's half of the wake-up handshake (`sync`): on x86 one `xchg`,
+    /// producer's half of the wake-up handshake (`lockfree::event`): on x86 one `xchg`,
     /// cheaper than the `mfence` a separate fence would cost.
     pub(crate) fn publish(
         &self,

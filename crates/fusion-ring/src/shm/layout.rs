@@ -32,7 +32,7 @@ pub(crate) const LAYOUT_VERSION: u32 = 3;
 pub(crate) const FLAG_NO_TIMESTAMPS: u32 = 1;
 /// Every flag this build knows.
 pub(crate) const KNOWN_FLAGS: u32 = FLAG_NO_TIMESTAMPS | FLAG_WAKEUPS;
-/// Header flag: senders and receivers wake blocked peers (see `sync`).
+/// Header flag: senders and receivers wake blocked peers (see `lockfree::event`).
 pub(crate) const FLAG_WAKEUPS: u32 = 2;
 /// Size of a slot.
 pub(crate) const SLOT_SIZE: usize = 64;
@@ -97,7 +97,7 @@ pub(crate) struct ControlBlock {
     pub(crate) producer_head: CacheLine<AtomicU64>,
     /// `ROLE_*` bits of every handle that ever sent or received: a
     /// blocking call reports `Disconnected` only once its other side has
-    /// existed (see `peer`).
+    /// existed (see `handle::peer`).
     pub(crate) roles_seen: CacheLine<AtomicU64>,
     /// Next position a consumer will claim (CAS).
     pub(crate) consumer_head: CacheLine<AtomicU64>,
@@ -169,7 +169,7 @@ pub(crate) struct ParticipantId {
     /// `generation << 32 | (block index + 1)`, 0 = none.
     pub(crate) arena_claim: AtomicU64,
     /// Positions this handle is claiming or has claimed to send into, so a
-    /// survivor can tell a slot a dead producer left unpublished (`peer`).
+    /// survivor can tell a slot a dead producer left unpublished (`handle::peer`).
     pub(crate) send_claim: ClaimRecord,
     /// Positions this handle is claiming or has claimed to receive.
     pub(crate) recv_claim: ClaimRecord,
@@ -296,7 +296,7 @@ pub(crate) struct BlockHeader {
 }
 
 /// The blocking layer's words: one event count per direction, each on its
-/// own line (see `sync`).
+/// own line (see `lockfree::event`).
 #[repr(C)]
 pub(crate) struct SyncBlock {
     /// Bumped (and futex-woken) when a message is published to a waiter.
@@ -310,7 +310,7 @@ pub(crate) struct SyncBlock {
 pub(crate) struct EventCount {
     pub(crate) seq: AtomicU32,
     pub(crate) waiters: AtomicU32,
-    /// Under loom, the futex is emulated with these (see `sync::event`).
+    /// Under loom, the futex is emulated with these (see `lockfree::event`).
     #[cfg(fusion_ring_loom)]
     pub(crate) parker: loom::sync::Mutex<()>,
     #[cfg(fusion_ring_loom)]

@@ -82,7 +82,7 @@ fn proc_stat(pid: u32) -> Option<(char, u64)> {
         return None;
     }
     // Without allocating: a child forked from a multi-threaded process may
-    // register here (`Ring::follow_fork`).
+    // register here (`Registration::follow_fork`).
     let mut path = [0u8; 32];
     write!(&mut path[..], "/proc/{pid}/stat\0").ok()?;
     let path = core::ffi::CStr::from_bytes_until_nul(&path).ok()?;

@@ -86,7 +86,7 @@ pub(crate) use crate::shm::layout::{block_size, class_for, class_payload};
 pub(crate) const ON_FREE_LIST: u32 = u32::MAX;
 
 /// Reference count of a *spare*: a block a handle allocated ahead for its
-/// next loan (`Ring::alloc_block`), owned by nobody until a CAS from this
+/// next loan (`BlockAllocator::alloc`), owned by nobody until a CAS from this
 /// value to 1 claims it. Any handle may claim any spare (the CAS decides),
 /// so a copy of a handle's spare (after `fork`) is never used twice, and an
 /// allocation that finds the arena exhausted takes other handles' spares.
