@@ -75,7 +75,7 @@ use crate::handle::participant::Caller;
 use crate::handle::shared::{notify_block_freed, SharedRing};
 use crate::lockfree::event;
 
-/// What [`Ring::recover`] found and put right.
+/// What [`crate::Ring::recover`] found and put right.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Recovery {
     /// Slots a dead producer claimed and never published, now skipped.
