@@ -24,7 +24,7 @@ fn snapshot(ring: &UltraFastRing) -> (fusion_ring::RingStats, usize, fusion_ring
 }
 
 // ---------------------------------------------------------------------------
-// Message size and buffers
+// Message size and buffers (both ring types)
 
 #[test]
 fn send_fast_of_41_bytes_is_too_large_and_changes_nothing() {
@@ -100,109 +100,6 @@ fn recv_into_short_buffer_is_buffer_too_small_and_keeps_the_message() {
     ring.send_fast(b"", PriorityClass::Normal).unwrap();
     assert_eq!(ring.recv_fast(&mut []).unwrap().0, 0);
 }
-
-// ---------------------------------------------------------------------------
-// Capacity
-
-#[test]
-fn invalid_capacities_are_rejected_and_named() {
-    for capacity in [0usize, 1, 3, 100, 1 << 25] {
-        let expected = RingError::InvalidCapacity {
-            capacity,
-            min: 2,
-            max: 1 << 24,
-        };
-        let err = UltraFastRing::new(capacity).unwrap_err();
-        assert_eq!(err, expected);
-        assert!(err.to_string().contains(&capacity.to_string()), "{err}");
-        assert_eq!(Config::new(capacity).validate().unwrap_err(), expected);
-
-        let name = ShmName::new("fr-err-badcap");
-        assert_eq!(
-            UltraFastRing::create(name.name(), &Config::new(capacity)).unwrap_err(),
-            expected
-        );
-        assert!(
-            !name.exists(),
-            "a rejected create left {} behind",
-            name.label()
-        );
-    }
-    // The bounds themselves are accepted.
-    assert_eq!(UltraFastRing::new(2).unwrap().as_ring().capacity(), 2);
-    assert!(Config::new(1 << 24).validate().is_ok());
-}
-
-// ---------------------------------------------------------------------------
-// Full and Empty
-
-#[test]
-fn full_and_empty() {
-    let ring = UltraFastRing::new(4).unwrap();
-    let mut buf = [0u8; 40];
-    assert_eq!(ring.recv_fast(&mut buf), Err(RingError::Empty));
-    let mut out = [InlineMessage::default(); 4];
-    assert_eq!(ring.recv_batch(&mut out), Err(RingError::Empty));
-
-    for i in 0..4u8 {
-        ring.send_fast(&[i; 5], PriorityClass::Normal).unwrap();
-    }
-    let before = snapshot(&ring);
-    assert_eq!(before.1, 4);
-    assert_eq!(
-        ring.send_fast(b"fifth", PriorityClass::Normal),
-        Err(RingError::Full)
-    );
-    assert_eq!(
-        ring.send_batch(&[b"x".as_slice()], PriorityClass::Normal),
-        Err(RingError::Full)
-    );
-    assert_eq!(snapshot(&ring), before, "a failed send changed the ring");
-
-    let (len, _, _) = ring.recv_fast(&mut buf).unwrap();
-    assert_eq!(&buf[..len], &[0u8; 5]);
-    ring.send_fast(&[4u8; 5], PriorityClass::Normal).unwrap();
-    assert_eq!(
-        ring.send_fast(b"sixth", PriorityClass::Normal),
-        Err(RingError::Full)
-    );
-
-    for i in 1..=4u8 {
-        let (len, _, _) = ring.recv_fast(&mut buf).unwrap();
-        assert_eq!(&buf[..len], &[i; 5]);
-    }
-    assert_eq!(ring.recv_fast(&mut buf), Err(RingError::Empty));
-    assert_eq!(ring.recv_batch(&mut out), Err(RingError::Empty));
-    let s = ring.stats();
-    assert_eq!((s.sent, s.received), (5, 5));
-}
-
-// ---------------------------------------------------------------------------
-// Batches
-
-#[test]
-fn send_batch_with_one_oversized_message_sends_nothing() {
-    let ring = UltraFastRing::new(16).unwrap();
-    let before = snapshot(&ring);
-    let big = [1u8; 41];
-    for batch in [
-        vec![b"a".as_slice(), b"b", &big],
-        vec![big.as_slice(), b"a"],
-        vec![b"a".as_slice(), &[2u8; 200], b"c"],
-    ] {
-        let len = batch.iter().map(|m| m.len()).find(|&l| l > 40).unwrap();
-        assert_eq!(
-            ring.send_batch(&batch, PriorityClass::Normal),
-            Err(RingError::TooLarge { len, max: 40 })
-        );
-        assert_eq!(snapshot(&ring), before, "a rejected batch changed the ring");
-    }
-    assert_eq!(ring.recv_fast(&mut [0u8; 40]), Err(RingError::Empty));
-    assert_eq!(ring.send_batch(&[], PriorityClass::Normal), Ok(0));
-}
-
-// ---------------------------------------------------------------------------
-// FusionRing: size limits and buffers
 
 #[test]
 fn too_large_is_rejected_by_every_send_path_and_nothing_is_sent() {
@@ -343,4 +240,104 @@ fn buffer_too_small_leaves_the_message_queued() {
     // An empty message fits an empty buffer.
     ring.send(&[]).expect("send empty");
     assert_eq!(ring.recv(&mut []), Ok(0));
+}
+
+// ---------------------------------------------------------------------------
+// Capacity
+
+#[test]
+fn invalid_capacities_are_rejected_and_named() {
+    for capacity in [0usize, 1, 3, 100, 1 << 25] {
+        let expected = RingError::InvalidCapacity {
+            capacity,
+            min: 2,
+            max: 1 << 24,
+        };
+        let err = UltraFastRing::new(capacity).unwrap_err();
+        assert_eq!(err, expected);
+        assert!(err.to_string().contains(&capacity.to_string()), "{err}");
+        assert_eq!(Config::new(capacity).validate().unwrap_err(), expected);
+
+        let name = ShmName::new("fr-err-badcap");
+        assert_eq!(
+            UltraFastRing::create(name.name(), &Config::new(capacity)).unwrap_err(),
+            expected
+        );
+        assert!(
+            !name.exists(),
+            "a rejected create left {} behind",
+            name.label()
+        );
+    }
+    // The bounds themselves are accepted.
+    assert_eq!(UltraFastRing::new(2).unwrap().as_ring().capacity(), 2);
+    assert!(Config::new(1 << 24).validate().is_ok());
+}
+
+// ---------------------------------------------------------------------------
+// Full and Empty
+
+#[test]
+fn full_and_empty() {
+    let ring = UltraFastRing::new(4).unwrap();
+    let mut buf = [0u8; 40];
+    assert_eq!(ring.recv_fast(&mut buf), Err(RingError::Empty));
+    let mut out = [InlineMessage::default(); 4];
+    assert_eq!(ring.recv_batch(&mut out), Err(RingError::Empty));
+
+    for i in 0..4u8 {
+        ring.send_fast(&[i; 5], PriorityClass::Normal).unwrap();
+    }
+    let before = snapshot(&ring);
+    assert_eq!(before.1, 4);
+    assert_eq!(
+        ring.send_fast(b"fifth", PriorityClass::Normal),
+        Err(RingError::Full)
+    );
+    assert_eq!(
+        ring.send_batch(&[b"x".as_slice()], PriorityClass::Normal),
+        Err(RingError::Full)
+    );
+    assert_eq!(snapshot(&ring), before, "a failed send changed the ring");
+
+    let (len, _, _) = ring.recv_fast(&mut buf).unwrap();
+    assert_eq!(&buf[..len], &[0u8; 5]);
+    ring.send_fast(&[4u8; 5], PriorityClass::Normal).unwrap();
+    assert_eq!(
+        ring.send_fast(b"sixth", PriorityClass::Normal),
+        Err(RingError::Full)
+    );
+
+    for i in 1..=4u8 {
+        let (len, _, _) = ring.recv_fast(&mut buf).unwrap();
+        assert_eq!(&buf[..len], &[i; 5]);
+    }
+    assert_eq!(ring.recv_fast(&mut buf), Err(RingError::Empty));
+    assert_eq!(ring.recv_batch(&mut out), Err(RingError::Empty));
+    let s = ring.stats();
+    assert_eq!((s.sent, s.received), (5, 5));
+}
+
+// ---------------------------------------------------------------------------
+// Batches
+
+#[test]
+fn send_batch_with_one_oversized_message_sends_nothing() {
+    let ring = UltraFastRing::new(16).unwrap();
+    let before = snapshot(&ring);
+    let big = [1u8; 41];
+    for batch in [
+        vec![b"a".as_slice(), b"b", &big],
+        vec![big.as_slice(), b"a"],
+        vec![b"a".as_slice(), &[2u8; 200], b"c"],
+    ] {
+        let len = batch.iter().map(|m| m.len()).find(|&l| l > 40).unwrap();
+        assert_eq!(
+            ring.send_batch(&batch, PriorityClass::Normal),
+            Err(RingError::TooLarge { len, max: 40 })
+        );
+        assert_eq!(snapshot(&ring), before, "a rejected batch changed the ring");
+    }
+    assert_eq!(ring.recv_fast(&mut [0u8; 40]), Err(RingError::Empty));
+    assert_eq!(ring.send_batch(&[], PriorityClass::Normal), Ok(0));
 }

@@ -68,7 +68,7 @@ fn stall(child: &mut ChildGuard, start: Instant) -> impl FnMut(u64) + '_ {
 }
 
 // ---------------------------------------------------------------------------
-// (a) + (d): named ring, create in the parent, open in a child
+// Named ring: created in the parent, opened in a child
 
 #[test]
 fn named_ring_parent_sends_child_receives() {
@@ -79,7 +79,7 @@ fn named_ring_parent_sends_child_receives() {
     let start = Instant::now();
     send_all_fast("parent", &ring, N, &mut stall(&mut child, start));
     child.wait_success(start, DEADLINE);
-    // (d) The child's counters live in the shared segment.
+    // The child's counters live in the shared segment.
     assert_stream_stats(&ring, N);
 }
 
@@ -117,7 +117,7 @@ fn child_named_sender() {
 }
 
 // ---------------------------------------------------------------------------
-// (b): anonymous memfd ring handed over a Unix socket with SCM_RIGHTS
+// Anonymous memfd ring handed over a Unix socket with SCM_RIGHTS
 
 #[test]
 fn memfd_ring_over_unix_socket_child_sends() {
