@@ -5,16 +5,33 @@
 //!
 //! `cargo run --release -p fusion-ring --example first_measurement`
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use fusion_ring::{Clock, Config, PriorityClass, RingError, UltraFastRing};
-
-#[path = "common/mod.rs"]
-mod common;
-use common::{forked, median, p99, pin};
+use testkit::cpu::{cpu_count, pin};
+use testkit::fork::with_peer;
+use testkit::shared_page::SharedPage;
 
 const ROUNDS: usize = 7;
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn p99(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[(v.len() * 99 / 100).min(v.len() - 1)]
+}
+
+/// Runs `child` in a forked process on the second core while `parent` runs
+/// on the first; returns the parent's result.
+fn forked<T>(child: impl FnOnce(), parent: impl FnOnce() -> T) -> T {
+    // SAFETY: this example is single-threaded when it forks; the child only
+    // runs `child` (rings and pipes set up before the fork) and exits.
+    unsafe { with_peer(child, parent) }.unwrap_or_else(|e| panic!("{e}"))
+}
 
 fn single_thread() -> f64 {
     let ring = UltraFastRing::new(1024).unwrap();
@@ -98,19 +115,9 @@ fn ring_pingpong(timestamps: bool) -> Vec<f64> {
 }
 
 fn cacheline_pingpong() -> Vec<f64> {
-    // SAFETY: a fresh anonymous shared mapping aliases nothing.
-    let p = unsafe {
-        rustix::mm::mmap_anonymous(
-            std::ptr::null_mut(),
-            4096,
-            rustix::mm::ProtFlags::READ | rustix::mm::ProtFlags::WRITE,
-            rustix::mm::MapFlags::SHARED,
-        )
-    }
-    .unwrap();
-    // SAFETY: the mapping is 4096 zeroed, aligned bytes, inherited by the
-    // child; an AtomicU64 is valid for any bit pattern.
-    let line = unsafe { &*(p as *const AtomicU64) };
+    // One line of anonymous shared memory, inherited by the child.
+    let page = SharedPage::new();
+    let line = page.word(0);
     forked(
         || {
             for i in 0..PINGS as u64 {
@@ -170,11 +177,10 @@ fn pipe_pingpong() -> Vec<f64> {
 
 fn main() {
     let rate = Clock::ticks_per_ns();
-    println!(
-        "clock: {rate:.3} ticks/ns; {} cpus",
-        std::thread::available_parallelism().map_or(0, |n| n.get())
-    );
-    pin(0);
+    println!("clock: {rate:.3} ticks/ns; {} cpus", cpu_count());
+    if let Err(e) = pin(0) {
+        eprintln!("warning: cannot pin to cpu 0: {e}");
+    }
     let st = single_thread();
     let sb = single_thread_batch();
     println!(

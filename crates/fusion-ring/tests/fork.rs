@@ -5,17 +5,23 @@
 //!
 //! The children here are forked (not re-spawned): they use the inherited
 //! handle and leave with `_exit`, without running destructors, as a crash
-//! would.
+//! would. The last test streams a million messages to a forked receiver on
+//! the inherited mapping, checked byte for byte (`common::stream`).
 
 #![cfg(not(fusion_ring_loom))]
 
 mod common;
-use common::child::{serial, ForkGuard};
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::io::Read;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use fusion_ring::{Config, FusionRing, PriorityClass, RingError, UltraFastRing};
+use fusion_ring::{Config, FusionRing, PriorityClass, RingError, UltraFastRing, INLINE_MAX};
+use testkit::fork::ForkGuard;
+use testkit::serial::serial;
+use testkit::shared_page::SharedPage;
+
+use common::stream::{assert_stream_stats, send_all_fast, verify, Spin, CAPACITY, N};
 
 /// Longest a child or a wait may take.
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -100,7 +106,7 @@ fn a_parent_and_its_forked_child_sending_at_once_lose_no_count() {
     // A start line in the ring's own shared memory would do, but a separate
     // shared page keeps the ring's contents exactly the messages.
     let page = SharedPage::new();
-    let (ready, go) = (page.word(0), page.word(1));
+    let (ready, go) = (page.word(0), page.word(8));
     // SAFETY: the child spins on shared atomics and sends on the inherited
     // handle, then `_exit`s.
     let mut child = unsafe {
@@ -142,41 +148,6 @@ fn a_parent_and_its_forked_child_sending_at_once_lose_no_count() {
         from[usize::from(&buf[..n] == b"parent")] += 1;
     }
     assert_eq!(from, [EACH, EACH], "[child, parent] messages received");
-}
-
-/// One page of anonymous shared memory, inherited across fork.
-struct SharedPage(*mut AtomicU32);
-
-impl SharedPage {
-    fn new() -> Self {
-        // SAFETY: a fresh anonymous mapping; checked below.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                4096,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        assert_ne!(p, libc::MAP_FAILED, "mmap");
-        SharedPage(p.cast())
-    }
-
-    fn word(&self, i: usize) -> &AtomicU32 {
-        assert!(i < 1024);
-        // SAFETY: the page is 4096 zeroed (valid AtomicU32) bytes, mapped
-        // until `self` is dropped.
-        unsafe { &*self.0.add(i) }
-    }
-}
-
-impl Drop for SharedPage {
-    fn drop(&mut self) {
-        // SAFETY: our own mapping; no reference outlives `self`.
-        unsafe { libc::munmap(self.0.cast(), 4096) };
-    }
 }
 
 /// Size of the zero-copy messages here.
@@ -283,4 +254,152 @@ fn a_loan_a_forked_child_inherited_is_sent_by_copy() {
     assert_eq!(ring.as_ring().arena_usage().blocks_in_use, 2);
     drop((got, loan));
     assert_eq!(ring.as_ring().arena_usage().blocks_in_use, 0);
+}
+
+// ---------------------------------------------------------------------------
+// A stream to a forked child on the inherited mapping
+
+/// Exit codes of the forked receiver.
+const FORK_OK: i32 = 0;
+const FORK_MISMATCH: i32 = 1;
+const FORK_TIMEOUT: i32 = 2;
+const FORK_RING_ERROR: i32 = 3;
+const FORK_EXTRA: i32 = 4;
+const FORK_PANIC: i32 = 5;
+
+/// The forked child's whole life: no allocation, no printing; a failure is
+/// reported as `[index, code, a, b]` u64 words on `report` and an exit code.
+fn fork_receiver(ring: &UltraFastRing, count: u64, report: libc::c_int) -> i32 {
+    let send_report = |words: [u64; 4]| {
+        // SAFETY: writes 32 bytes from a live array to our pipe end.
+        unsafe { libc::write(report, words.as_ptr().cast(), std::mem::size_of_val(&words)) };
+    };
+    let start = Instant::now();
+    let mut buf = [0u8; INLINE_MAX];
+    let mut spin = Spin(0);
+    for i in 0..count {
+        loop {
+            match ring.recv_fast(&mut buf) {
+                Ok((len, priority, _)) => {
+                    if let Err(m) = verify(i, &buf[..len], priority) {
+                        let [code, a, b] = m.encode();
+                        send_report([i, code, a, b]);
+                        return FORK_MISMATCH;
+                    }
+                    break;
+                }
+                Err(RingError::Empty) => {
+                    if spin.step() && start.elapsed() > DEADLINE {
+                        send_report([i, 0, 0, 0]);
+                        return FORK_TIMEOUT;
+                    }
+                }
+                Err(_) => {
+                    send_report([i, 0, 0, 0]);
+                    return FORK_RING_ERROR;
+                }
+            }
+        }
+        spin.reset();
+    }
+    if ring.recv_fast(&mut buf) != Err(RingError::Empty) {
+        send_report([count, 0, 0, 0]);
+        return FORK_EXTRA;
+    }
+    FORK_OK
+}
+
+#[test]
+fn forked_child_receives_on_inherited_mapping() {
+    let _serial = serial();
+    let ring = UltraFastRing::new(CAPACITY).expect("new");
+    // Warm up everything the child will touch, so nothing in it is lazy.
+    assert_eq!(
+        ring.recv_fast(&mut [0u8; INLINE_MAX]).err(),
+        Some(RingError::Empty)
+    );
+    let _ = Instant::now();
+
+    let mut pipe = [0 as libc::c_int; 2];
+    // SAFETY: pipe2 writes two fds into the array.
+    assert_eq!(
+        unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) },
+        0
+    );
+    let [read_end, write_end] = pipe;
+
+    // SAFETY: the child only runs `fork_receiver` (atomics on the inherited
+    // shared mapping, a pipe write) and `_exit`s: nothing that needs a lock
+    // another thread of the parent might have held at fork time.
+    let mut child = unsafe { ForkGuard::fork(|| fork_receiver(&ring, N, write_end), FORK_PANIC) };
+    // SAFETY: our copy of the write end; the child has its own.
+    unsafe { libc::close(write_end) };
+    // SAFETY: the read end is ours alone from here on.
+    let mut report = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(read_end) };
+
+    let start = Instant::now();
+    send_all_fast("parent", &ring, N, &mut |done| {
+        if let Some(status) = child.try_wait() {
+            panic!(
+                "after {done} messages were sent, {}",
+                fork_failure(status, &mut report)
+            );
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "parent: stalled after {done} messages, {DEADLINE:?} deadline passed"
+        );
+    });
+
+    // Watchdog: the child gets DEADLINE to finish, then is killed.
+    let status = loop {
+        if let Some(status) = child.try_wait() {
+            break status;
+        }
+        if start.elapsed() > DEADLINE {
+            drop(child); // kills and reaps
+            panic!("forked child did not finish within {DEADLINE:?}: killed");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == FORK_OK,
+        "{}",
+        fork_failure(status, &mut report)
+    );
+    // The child wrote its receive counters into the entry it inherited.
+    assert_stream_stats(&ring, N);
+}
+
+/// Explains a forked receiver's failure from its wait status and report.
+fn fork_failure(status: i32, report: &mut std::fs::File) -> String {
+    let mut bytes = [0u8; 32];
+    let got = report.read(&mut bytes).unwrap_or(0);
+    let w: Vec<u64> = bytes
+        .chunks_exact(8)
+        .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
+        .collect();
+    let (i, code, a, b) = (w[0], w[1], w[2], w[3]);
+    if !libc::WIFEXITED(status) {
+        return format!("forked child died abnormally (wait status {status:#x})");
+    }
+    let what = match libc::WEXITSTATUS(status) {
+        FORK_OK => "exited successfully before the stream was complete".to_string(),
+        _ if got != 32 => format!("gave no report ({got} bytes)"),
+        FORK_MISMATCH => match code {
+            1 => format!("message {i} has length {b}, expected {a}"),
+            2 => format!(
+                "message {i} byte {a} is {:#04x}, expected {:#04x}",
+                b & 0xff,
+                b >> 8
+            ),
+            _ => format!("message {i} has priority {b}, expected {a}"),
+        },
+        FORK_TIMEOUT => format!("timed out waiting for message {i}"),
+        FORK_RING_ERROR => format!("recv_fast of message {i} returned an error other than Empty"),
+        FORK_EXTRA => format!("received a message beyond the {i} sent"),
+        FORK_PANIC => "panicked".to_string(),
+        other => format!("exited with unexpected code {other}"),
+    };
+    format!("forked child failed: {what}")
 }

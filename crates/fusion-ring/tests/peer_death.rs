@@ -28,25 +28,25 @@
 //! is queued, nothing held here): no allowance for leaks, and nothing left
 //! for later (`Recovery::blocks_deferred`).
 //!
-//! Children are this test binary, re-run with `--exact <child test>` and
-//! `FRING_DEATH_ROLE` naming it. `FRING_DEATH_ITERATIONS` sets the number
+//! Children are this test binary, re-run as one of its `child_*` tests (the
+//! test kit's `child` module). `FRING_DEATH_ITERATIONS` sets the number
 //! of kills (default 300 per test; the soak: 10000), `FRING_DEATH_SEED`
 //! the seed of the plans.
 
 #![cfg(not(fusion_ring_loom))]
 
-mod common;
-use common::{fill, mix};
-
 use std::collections::VecDeque;
-use std::fs::{File, OpenOptions};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::Path;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use fusion_ring::{Config, FusionRing, Payload, PriorityClass, RingError};
+use testkit::child::{child_var as var, is_child, ChildGuard, Output};
+use testkit::names::unique_name;
+use testkit::rng::{fill, is_message, mix};
+use testkit::role;
+use testkit::shared_page::SharedPage;
 
-const ROLE_VAR: &str = "FRING_DEATH_ROLE";
 const RING_VAR: &str = "FRING_DEATH_RING";
 const PAGE_VAR: &str = "FRING_DEATH_PAGE";
 const BASE_VAR: &str = "FRING_DEATH_BASE";
@@ -134,9 +134,7 @@ fn len_of(id: u64) -> usize {
 
 fn check(id: u64, got: &[u8]) {
     assert_eq!(got.len(), len_of(id), "length of message {id}");
-    let mut want = vec![0u8; got.len()];
-    fill(id, &mut want);
-    assert!(got == want.as_slice(), "content of message {id}");
+    assert!(is_message(id, got), "content of message {id}");
 }
 
 fn id_of(bytes: &[u8]) -> u64 {
@@ -144,101 +142,25 @@ fn id_of(bytes: &[u8]) -> u64 {
 }
 
 // ---------------------------------------------------------------------------
-// A page of counters shared with the child (a file mapped by both).
-
-struct Page {
-    ptr: *mut AtomicU64,
-    path: String,
-    owner: bool,
-}
-
-impl Page {
-    const WORDS: usize = 4;
-
-    fn create(path: &str) -> Self {
-        let f = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(path)
-            .expect("create page");
-        f.set_len(4096).expect("size page");
-        Self::map(&f, path, true)
-    }
-
-    fn open(path: &str) -> Self {
-        let f = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
-            .expect("open page");
-        Self::map(&f, path, false)
-    }
-
-    fn map(f: &File, path: &str, owner: bool) -> Self {
-        use std::os::fd::AsRawFd;
-        // SAFETY: a fresh shared mapping of a 4096-byte file we keep the
-        // size of; the result is checked before use.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                4096,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                f.as_raw_fd(),
-                0,
-            )
-        };
-        assert_ne!(p, libc::MAP_FAILED, "mmap page");
-        Page {
-            ptr: p.cast(),
-            path: path.to_string(),
-            owner,
-        }
-    }
-
-    fn word(&self, i: usize) -> &AtomicU64 {
-        assert!(i < Self::WORDS);
-        // SAFETY: in bounds of the 4096-byte mapping, aligned (page start),
-        // alive as long as `self`; only accessed atomically.
-        unsafe { &*self.ptr.add(i) }
-    }
-}
-
-impl Drop for Page {
-    fn drop(&mut self) {
-        // SAFETY: unmaps what `map` mapped; no reference outlives `self`.
-        unsafe { libc::munmap(self.ptr.cast(), 4096) };
-        if self.owner {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
-}
+// A page of counters shared with the child (a file mapped by both: the
+// parent's `SharedPage::create_file`, the child's `open_file`).
 
 /// Word 0: messages sent (producer child) or the next id the consumer
 /// child expects (consumer child). Word 1: 1 once the child is running.
 const PROGRESS: usize = 0;
-const STARTED: usize = 1;
+const STARTED: usize = 8;
 
 // ---------------------------------------------------------------------------
 // Children
 
-fn is_child(role: &str) -> bool {
-    std::env::var(ROLE_VAR).ok().as_deref() == Some(role)
-}
-
-fn var(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("child: {name} missing"))
-}
-
 /// Sends ids `base..` until killed, counting each one sent in the page.
 #[test]
 fn child_producer() {
-    if !is_child("child_producer") {
+    if !is_child(role!(child_producer)) {
         return;
     }
     let ring = FusionRing::open(&var(RING_VAR)).expect("child: open ring");
-    let page = Page::open(&var(PAGE_VAR));
+    let page = SharedPage::open_file(Path::new(&var(PAGE_VAR)));
     let base: u64 = var(BASE_VAR).parse().expect("base");
     let mode = mode();
     let mut buf = vec![0u8; MAX_MESSAGE];
@@ -284,11 +206,11 @@ fn child_producer() {
 /// records the next id it expects in the page.
 #[test]
 fn child_consumer() {
-    if !is_child("child_consumer") {
+    if !is_child(role!(child_consumer)) {
         return;
     }
     let ring = FusionRing::open(&var(RING_VAR)).expect("child: open ring");
-    let page = Page::open(&var(PAGE_VAR));
+    let page = SharedPage::open_file(Path::new(&var(PAGE_VAR)));
     let mut next: u64 = var(BASE_VAR).parse().expect("base");
     let mode = mode();
     let mut held: VecDeque<Payload> = VecDeque::new();
@@ -326,63 +248,34 @@ fn child_consumer() {
 /// says so in the page, and waits to be killed.
 #[test]
 fn child_creator() {
-    if !is_child("child_creator") {
+    if !is_child(role!(child_creator)) {
         return;
     }
     let _ring = FusionRing::create(&var(RING_VAR), &config()).expect("child: create");
-    let page = Page::open(&var(PAGE_VAR));
+    let page = SharedPage::open_file(Path::new(&var(PAGE_VAR)));
     page.word(STARTED).store(1, Ordering::Release);
     loop {
         std::thread::sleep(Duration::from_secs(1));
     }
 }
 
-struct Spawned(Child);
-
-impl Spawned {
-    fn start(role: &str, ring: &str, page: &str, base: u64) -> Self {
-        Self::start_in_mode(role, ring, page, base, 0)
-    }
-
-    fn start_in_mode(role: &str, ring: &str, page: &str, base: u64, mode: u64) -> Self {
-        let child = Command::new(std::env::current_exe().expect("current_exe"))
-            .args(["--exact", role, "--test-threads=1", "--nocapture"])
-            .env(ROLE_VAR, role)
-            .env(RING_VAR, ring)
-            .env(PAGE_VAR, page)
-            .env(BASE_VAR, base.to_string())
-            .env(MODE_VAR, mode.to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn child");
-        Spawned(child)
-    }
-
-    /// SIGKILL, then reap (so its pid is not a zombie's any more).
-    fn kill(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-
-    fn assert_running(&mut self) {
-        if let Some(status) = self.0.try_wait().expect("try_wait") {
-            panic!("child exited on its own: {status}");
-        }
-    }
+/// Starts `role` (a `role!`) on ring `ring` with the shared page at `page`,
+/// sending or receiving from id `base` on, in `mode`.
+fn spawn(role: &'static str, ring: &str, page: &Path, base: u64, mode: u64) -> ChildGuard {
+    let page = page.to_str().expect("utf-8 path").to_string();
+    let vars = [
+        (RING_VAR, ring.to_string()),
+        (PAGE_VAR, page),
+        (BASE_VAR, base.to_string()),
+        (MODE_VAR, mode.to_string()),
+    ];
+    ChildGuard::spawn_with(role, &vars, Output::Quiet)
 }
 
-impl Drop for Spawned {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn wait_started(page: &Page, child: &mut Spawned) {
+fn wait_started(page: &SharedPage, child: &mut ChildGuard) {
     let start = Instant::now();
     while page.word(STARTED).load(Ordering::Acquire) == 0 {
-        child.assert_running();
+        child.assert_alive();
         assert!(start.elapsed() < STUCK, "child never started");
         std::thread::sleep(Duration::from_micros(200));
     }
@@ -402,9 +295,10 @@ fn recover_all(ring: &FusionRing, iteration: u64) -> u64 {
     recovered.blocks
 }
 
-fn names(tag: &str) -> (String, String) {
-    let name = format!("fr-death-{}-{tag}", std::process::id());
-    (name.clone(), format!("/dev/shm/{name}-page"))
+fn names(tag: &str) -> (String, std::path::PathBuf) {
+    let name = unique_name(&format!("fr-death-{tag}"));
+    let page = Path::new("/dev/shm").join(format!("{name}-page"));
+    (name, page)
 }
 
 /// The ring of kill `iteration`: a new one at the start of every epoch
@@ -435,11 +329,10 @@ fn killed_producers() {
         }
         let ring = ring_for(&mut current, &name, iteration);
         let plan = Plan::next(&mut rng);
-        let page = Page::create(&page_path);
+        let page = SharedPage::create_file(&page_path);
         let base = iteration << 32;
         let head_before = ring.as_ring().stats().head;
-        let mut child =
-            Spawned::start_in_mode("child_producer", &name, &page_path, base, plan.mode);
+        let mut child = spawn(role!(child_producer), &name, &page_path, base, plan.mode);
         wait_started(&page, &mut child);
         // Receive for a random while as the child sends, then kill it
         // wherever it is: sending, blocked on a full ring or arena, or in a
@@ -525,11 +418,10 @@ fn killed_consumers() {
             assert_eq!(ring.clone().recv(&mut buf), Err(RingError::Empty));
         }
         let plan = Plan::next(&mut rng);
-        let page = Page::create(&page_path);
+        let page = SharedPage::create_file(&page_path);
         let base = next_send;
         page.word(PROGRESS).store(base, Ordering::Relaxed);
-        let mut child =
-            Spawned::start_in_mode("child_consumer", &name, &page_path, base, plan.mode);
+        let mut child = spawn(role!(child_consumer), &name, &page_path, base, plan.mode);
         wait_started(&page, &mut child);
         let run_for = plan.run_for;
         let started = Instant::now();
@@ -621,8 +513,8 @@ fn killed_consumers() {
 fn a_ring_whose_creator_was_killed_is_stale_and_can_be_replaced() {
     use fusion_ring::inspect::RingInfo;
     let (name, page_path) = names("stale");
-    let page = Page::create(&page_path);
-    let mut creator = Spawned::start("child_creator", &name, &page_path, 0);
+    let page = SharedPage::create_file(&page_path);
+    let mut creator = spawn(role!(child_creator), &name, &page_path, 0, 0);
     wait_started(&page, &mut creator);
 
     // In use: not stale, and never replaced.

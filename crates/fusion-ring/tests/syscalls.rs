@@ -5,12 +5,12 @@
 
 #![cfg(not(fusion_ring_loom))]
 
-mod common;
-use common::child::{child_var, is_child, ChildGuard};
-
 use std::time::{Duration, Instant};
 
 use fusion_ring::{Config, FusionRing, RingError, RingSync};
+use testkit::child::{child_var, is_child, ChildGuard};
+use testkit::names::unique_name;
+use testkit::role;
 
 const DEADLINE: Duration = Duration::from_secs(60);
 const MESSAGES: u64 = 2000;
@@ -18,7 +18,7 @@ const NAME_VAR: &str = "FUSION_RING_SYSCALLS_RING";
 
 #[test]
 fn blocking_calls_make_no_syscall_while_messages_are_there() {
-    let name = common::child::unique_name("fr-syscalls");
+    let name = unique_name("fr-syscalls");
     let config = Config::new(4096).arena_bytes(4 << 20).max_message(4096);
     let ring = FusionRing::create(&name, &config).expect("create");
 
@@ -26,7 +26,7 @@ fn blocking_calls_make_no_syscall_while_messages_are_there() {
     // inline and zero-copy) into a ring with room for all, nobody asleep
     // on it: no wake-up to make, no sleep.
     let start = Instant::now();
-    let mut child = ChildGuard::spawn("child_blocking_sender", &[(NAME_VAR, name.clone())]);
+    let mut child = ChildGuard::spawn(role!(child_blocking_sender), &[(NAME_VAR, name.clone())]);
     let output = child.wait_success(start, DEADLINE);
     let child_syscalls: u64 = output
         .lines()
@@ -69,7 +69,7 @@ fn message_len(i: u64) -> usize {
 
 #[test]
 fn child_blocking_sender() {
-    if !is_child("child_blocking_sender") {
+    if !is_child(role!(child_blocking_sender)) {
         return;
     }
     let name = child_var(NAME_VAR);

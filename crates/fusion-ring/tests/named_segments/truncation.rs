@@ -6,27 +6,21 @@
 //! Each scenario runs in a child process (this test binary re-run), so a
 //! crash shows as that child's death by signal, with a clear message.
 
-#![cfg(not(fusion_ring_loom))]
-
-mod common;
-use common::child::{child_var, is_child, ChildGuard};
-
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use fusion_ring::{Config, FusionRing, PriorityClass, RingError};
+use testkit::child::{child_var, is_child, ChildGuard};
+use testkit::names::shm_path;
+use testkit::role;
 
 const RING_VAR: &str = "FRING_TRUNC_RING";
 const DEADLINE: Duration = Duration::from_secs(30);
 const SIGBUS: i32 = 7;
 
 fn unique_name(what: &str) -> String {
-    common::child::unique_name(&format!("fring-trunc-{what}"))
-}
-
-fn shm_path(name: &str) -> String {
-    format!("/dev/shm/{name}")
+    testkit::names::unique_name(&format!("fring-trunc-{what}"))
 }
 
 /// Shrinks the ring's file to nothing, as a hostile peer could.
@@ -72,7 +66,7 @@ fn is_truncation(e: &RingError) -> bool {
 /// are no longer the message's), nothing crashes.
 #[test]
 fn child_busy_handles() {
-    if !is_child("child_busy_handles") {
+    if !is_child(role!(child_busy_handles)) {
         return;
     }
     let name = child_var(RING_VAR);
@@ -115,7 +109,7 @@ fn child_busy_handles() {
 /// error instead of faulting (or sleeping on) a file that is gone.
 #[test]
 fn child_blocked_receiver() {
-    if !is_child("child_blocked_receiver") {
+    if !is_child(role!(child_blocked_receiver)) {
         return;
     }
     let name = child_var(RING_VAR);
@@ -133,7 +127,7 @@ fn child_blocked_receiver() {
 /// handler).
 #[test]
 fn child_foreign_fault() {
-    if !is_child("child_foreign_fault") {
+    if !is_child(role!(child_foreign_fault)) {
         return;
     }
     let name = child_var(RING_VAR);
@@ -173,14 +167,14 @@ fn child_foreign_fault() {
 
 #[test]
 fn busy_handles_get_corrupt_not_sigbus_after_truncation() {
-    let out = run_child("child_busy_handles", &unique_name("busy"));
+    let out = run_child(role!(child_busy_handles), &unique_name("busy"));
     assert_survived("child_busy_handles", &out);
 }
 
 #[test]
 fn a_blocked_receiver_gets_corrupt_after_truncation() {
     let name = unique_name("blocked");
-    let mut child = ChildGuard::spawn("child_blocked_receiver", &[(RING_VAR, name.clone())]);
+    let mut child = ChildGuard::spawn(role!(child_blocked_receiver), &[(RING_VAR, name.clone())]);
     // Wait for "ready", then give it time to fall asleep in the futex.
     let mut stdout = std::io::BufReader::new(child.stdout());
     let mut line = String::new();
@@ -201,7 +195,7 @@ fn a_blocked_receiver_gets_corrupt_after_truncation() {
 
 #[test]
 fn a_sigbus_outside_rings_still_kills() {
-    let (status, output) = run_child("child_foreign_fault", &unique_name("foreign"));
+    let (status, output) = run_child(role!(child_foreign_fault), &unique_name("foreign"));
     assert_eq!(
         status.signal(),
         Some(SIGBUS),

@@ -12,10 +12,7 @@
 //! Full/Empty retries call `std::thread::yield_now()` (there may be fewer
 //! cores than spinning threads), and a deadline turns a hang into a failure.
 //!
-//! Run in release mode: `cargo test -p fusion-ring --release --test mpmc_stress`.
-
-// Under loom the ring types are not built.
-#![cfg(not(fusion_ring_loom))]
+//! Run in release mode: `cargo test -p fusion-ring --release --test stress mpmc`.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -23,6 +20,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use fusion_ring::{InlineMessage, PriorityClass, RingError, UltraFastRing, INLINE_MAX};
+use testkit::panics::StopOnPanic;
 
 /// A test fails rather than hangs after this long.
 const DEADLINE: Duration = Duration::from_secs(120);
@@ -128,18 +126,6 @@ impl Shared {
         }
         std::thread::yield_now();
         true
-    }
-}
-
-/// Sets the stop flag if the thread unwinds, so the others do not wait for
-/// it until the deadline.
-struct StopOnPanic(Arc<Shared>);
-
-impl Drop for StopOnPanic {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            self.0.stop.store(true, Ordering::Relaxed);
-        }
     }
 }
 
@@ -266,7 +252,7 @@ fn four_producers_four_consumers_two_million_messages() {
             let shared = Arc::clone(&shared);
             let priority = priorities[p];
             std::thread::spawn(move || {
-                let _guard = StopOnPanic(Arc::clone(&shared));
+                let _guard = StopOnPanic(&shared.stop);
                 let mut buf = [0u8; INLINE_MAX];
                 for seq in 0..PER_PRODUCER {
                     let len = encode(p, seq, &mut buf);
@@ -289,7 +275,7 @@ fn four_producers_four_consumers_two_million_messages() {
             let ring = ring.clone();
             let shared = Arc::clone(&shared);
             std::thread::spawn(move || {
-                let _guard = StopOnPanic(Arc::clone(&shared));
+                let _guard = StopOnPanic(&shared.stop);
                 let mut seen = Seen::new(PRODUCERS, PER_PRODUCER);
                 let mut buf = [0u8; INLINE_MAX];
                 while shared.received.load(Ordering::Relaxed) < TOTAL {
@@ -343,7 +329,7 @@ fn two_producers_two_consumers_batches() {
             let shared = Arc::clone(&shared);
             let priority = priorities[p];
             std::thread::spawn(move || {
-                let _guard = StopOnPanic(Arc::clone(&shared));
+                let _guard = StopOnPanic(&shared.stop);
                 let mut bufs = [[0u8; INLINE_MAX]; MAX_BATCH];
                 let mut lens = [0usize; MAX_BATCH];
                 let mut next: u32 = 0;
@@ -381,7 +367,7 @@ fn two_producers_two_consumers_batches() {
             let ring = ring.clone();
             let shared = Arc::clone(&shared);
             std::thread::spawn(move || {
-                let _guard = StopOnPanic(Arc::clone(&shared));
+                let _guard = StopOnPanic(&shared.stop);
                 let mut seen = Seen::new(PRODUCERS, PER_PRODUCER);
                 let mut out = [InlineMessage::default(); MAX_BATCH];
                 let mut batches = 0u64;

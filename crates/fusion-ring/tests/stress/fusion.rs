@@ -13,16 +13,14 @@
 //! (raised by any thread that panics, or when the global deadline passes),
 //! so a bug fails the test instead of hanging it.
 
-#![cfg(not(fusion_ring_loom))]
-
-mod common;
-use common::{fill, mix, Rng};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use fusion_ring::{BatchMessage, Config, FusionRing, LoanError, Payload, PriorityClass, RingError};
+use testkit::panics::{panic_text, StopOnPanic};
+use testkit::rng::{fill, mix, Rng};
 
 const PRODUCERS: u64 = 3;
 const CONSUMERS: usize = 3;
@@ -50,7 +48,7 @@ fn untag(bytes: &[u8]) -> (u64, u64) {
 }
 
 fn msg_len(tag: u64) -> usize {
-    let mut rng = Rng(tag ^ 0x57E55);
+    let mut rng = Rng::counter(tag ^ 0x57E55);
     match rng.below(100) {
         0..=59 => rng.range(4, fusion_ring::INLINE_MAX),
         60..=94 => rng.log_range(fusion_ring::INLINE_MAX + 1, 8 << 10),
@@ -86,24 +84,13 @@ impl Shared {
     }
 }
 
-/// Raises the stop flag if its thread panics.
-struct StopOnPanic<'a>(&'a Shared);
-
-impl Drop for StopOnPanic<'_> {
-    fn drop(&mut self) {
-        if thread::panicking() {
-            self.0.stop.store(true, Ordering::Relaxed);
-        }
-    }
-}
-
 // ---------------------------------------------------------------------------
 // Producers
 
 fn produce(ring: FusionRing, p: u64, shared: Arc<Shared>) {
-    let _guard = StopOnPanic(&shared);
+    let _guard = StopOnPanic(&shared.stop);
     let who = format!("producer {p}");
-    let mut rng = Rng(0x9000 + p);
+    let mut rng = Rng::counter(0x9000 + p);
     let mut scratch = vec![0u8; MAX];
     let mut seq = 0;
     while seq < PER_PRODUCER {
@@ -228,7 +215,7 @@ impl Checker {
 }
 
 fn consume(ring: FusionRing, c: usize, shared: Arc<Shared>) -> Got {
-    let _guard = StopOnPanic(&shared);
+    let _guard = StopOnPanic(&shared.stop);
     let mut check = Checker {
         who: format!("consumer {c}"),
         scratch: vec![0u8; MAX],
@@ -337,14 +324,14 @@ fn stress(config: &Config) {
     let mut failures = Vec::new();
     for (k, h) in producers.into_iter().enumerate() {
         if let Err(e) = h.join() {
-            failures.push(format!("producer {k}: {}", panic_text(&e)));
+            failures.push(format!("producer {k}: {}", panic_text(&*e)));
         }
     }
     let mut all: Vec<Got> = Vec::new();
     for (k, h) in consumers.into_iter().enumerate() {
         match h.join() {
             Ok(got) => all.push(got),
-            Err(e) => failures.push(format!("consumer {k}: {}", panic_text(&e))),
+            Err(e) => failures.push(format!("consumer {k}: {}", panic_text(&*e))),
         }
     }
     assert!(
@@ -388,11 +375,4 @@ fn stress(config: &Config) {
         "arena at the end: {:?}",
         s.arena
     );
-}
-
-fn panic_text(e: &Box<dyn std::any::Any + Send>) -> String {
-    e.downcast_ref::<String>()
-        .cloned()
-        .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_else(|| "(non-string panic)".into())
 }

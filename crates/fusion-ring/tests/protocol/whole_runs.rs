@@ -3,14 +3,10 @@
 //! ever finds part of a run (a consumer catching a batch mid-publish, a
 //! producer claiming the slots of a run as they are freed one by one).
 
-#![cfg(not(fusion_ring_loom))]
-
 use fusion_ring::{Config, InlineMessage, PriorityClass, RingError, UltraFastRing};
+use testkit::serial::serial;
 
 const RUN: usize = 32;
-
-/// The two tests each keep two threads spinning: run them one at a time.
-static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// The consumer is the slower side: the ring runs full, and the producer
 /// waits for runs to be released.
@@ -30,7 +26,8 @@ fn whole_runs_when_the_producer_is_slower() {
 /// between runs; one consumer takes up to `RUN` at a time. Every claim on
 /// either side must be a whole run.
 fn move_runs(runs: u64, pause: u32) {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    // The two tests each keep two threads spinning: one at a time.
+    let _serial = serial();
     // Capacity a multiple of the run: the runs stay aligned on the ring.
     let config = Config::new(1024).arena_bytes(0).wakeups(false);
     let ring = UltraFastRing::with_config(&config).expect("ring");

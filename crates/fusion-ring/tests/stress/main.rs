@@ -1,0 +1,17 @@
+//! In-process stress: many threads, each with its own handle, on one ring,
+//! every message checked byte for byte, none lost or received twice.
+//!
+//! - [`mpmc`]: `UltraFastRing`, 4 x 4 threads one message at a time and
+//!   2 x 2 with batches;
+//! - [`fusion`]: `FusionRing`, 3 x 3 threads, inline and zero-copy messages
+//!   of every size, loans and batches.
+//!
+//! One process only (no fork, no child process): this is the target
+//! ThreadSanitizer runs (`.ci/sanitizers`, docs/SANITIZERS.md). Run in
+//! release mode: `cargo test -p fusion-ring --release --test stress`.
+
+// Under loom the ring types are not built.
+#![cfg(not(fusion_ring_loom))]
+
+mod fusion;
+mod mpmc;
