@@ -11,10 +11,11 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use fusion_ring::{inspect::RingInfo, Config, FusionRing, PriorityClass, RingError};
+use fusion_ring_testkit::names::unique_name;
+use fusion_ring_testkit::rng::Rng;
 
 /// A child still running after this long is killed and the test fails.
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -29,12 +30,7 @@ fn fring_exe() -> &'static str {
 
 /// A name no other test (in this or another process) uses.
 fn unique(tag: &str) -> String {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "fring-cli-{tag}-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
+    unique_name(&format!("fring-cli-{tag}"))
 }
 
 /// A scratch directory for this test, removed on drop.
@@ -200,31 +196,11 @@ fn fring(args: &[&str]) -> Output {
     }
 }
 
-/// xorshift64*: reproducible pseudo-random bytes, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// Uniform in `lo..hi`.
-    fn range(&mut self, lo: usize, hi: usize) -> usize {
-        lo + (self.next() % (hi - lo) as u64) as usize
-    }
-
-    fn fill(&mut self, buf: &mut [u8]) {
-        for chunk in buf.chunks_mut(8) {
-            let x = self.next().to_le_bytes();
-            chunk.copy_from_slice(&x[..chunk.len()]);
-        }
+/// Random bytes into all of `buf`.
+fn fill_random(rng: &mut Rng, buf: &mut [u8]) {
+    for chunk in buf.chunks_mut(8) {
+        let x = rng.next().to_le_bytes();
+        chunk.copy_from_slice(&x[..chunk.len()]);
     }
 }
 
@@ -640,15 +616,15 @@ fn lines_input(rng: &mut Rng) -> (Vec<u8>, usize) {
     let mut data = Vec::with_capacity(2_200_000);
     let mut lines = 0;
     while data.len() < 2_000_000 {
-        let len = match rng.range(0, 10) {
+        let len = match rng.range(0, 9) {
             0 | 1 => 0,
-            2..=4 => rng.range(1, 40),
-            5..=8 => rng.range(40, 4000),
-            _ => rng.range(4000, 200_000),
+            2..=4 => rng.range(1, 39),
+            5..=8 => rng.range(40, 3_999),
+            _ => rng.range(4000, 199_999),
         };
         let start = data.len();
         data.resize(start + len, 0);
-        rng.fill(&mut data[start..]);
+        fill_random(rng, &mut data[start..]);
         for b in &mut data[start..] {
             if *b == b'\n' {
                 *b = b'.';
@@ -677,7 +653,7 @@ fn send_recv_raw_round_trip() {
     let mut rng = Rng::new(2);
     // 3 MB: larger than one message (1 MiB), not a multiple of it.
     let mut input = vec![0u8; 3_000_001];
-    rng.fill(&mut input);
+    fill_random(&mut rng, &mut input);
     let got = round_trip("raw", &input, &[], "raw");
     assert_same(&got, &input, "--framing raw");
 }
@@ -695,14 +671,14 @@ fn send_recv_records_round_trip() {
     let mut records = 2;
     let mut total = 0;
     while total < 2_000_000 {
-        let len = match rng.range(0, 8) {
+        let len = match rng.range(0, 7) {
             0 => 0,
-            1..=3 => rng.range(1, 41),
-            4..=6 => rng.range(41, 10_000),
-            _ => rng.range(10_000, 300_000),
+            1..=3 => rng.range(1, 40),
+            4..=6 => rng.range(41, 9_999),
+            _ => rng.range(10_000, 299_999),
         };
         let mut rec = vec![0u8; len];
-        rng.fill(&mut rec);
+        fill_random(&mut rng, &mut rec);
         push(&rec);
         records += 1;
         total += len;
