@@ -100,11 +100,11 @@ pub fn send(name: &str, framing: Framing, capacity: usize, no_eof: bool) -> Res 
             )
             .into());
         }
-        ring.send_until(&buf, PriorityClass::Normal, None)?;
+        ring.send_blocking_with_priority(&buf, PriorityClass::Normal)?;
         n += 1;
     }
     if !no_eof {
-        ring.send_until(&[], PriorityClass::Background, None)?;
+        ring.send_blocking_with_priority(&[], PriorityClass::Background)?;
     }
     eprintln!("fring send: {n} messages to {name}");
     Ok(())
@@ -134,7 +134,7 @@ pub fn recv(
     let mut n = 0u64;
     while count.is_none_or(|c| n < c) {
         let payload = match idle {
-            Some(s) => match ring.recv_zerocopy_timeout(Some(Duration::from_secs_f64(s))) {
+            Some(s) => match ring.recv_zerocopy_timeout(Duration::from_secs_f64(s)) {
                 Err(RingError::Timeout) => break,
                 r => r?,
             },
@@ -143,7 +143,7 @@ pub fn recv(
                 match ring.recv_zerocopy() {
                     Err(RingError::Empty) => {
                         out.flush()?;
-                        ring.recv_zerocopy_timeout(None)?
+                        ring.recv_zerocopy_blocking()?
                     }
                     r => r?,
                 }

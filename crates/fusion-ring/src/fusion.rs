@@ -240,17 +240,6 @@ impl FusionRing {
         self.send_waiting(data, priority, Deadline::at(deadline))
     }
 
-    /// Old spelling of [`FusionRing::send_deadline`] (`None`: no limit).
-    #[doc(hidden)]
-    pub fn send_until(
-        &self,
-        data: &[u8],
-        priority: PriorityClass,
-        deadline: Option<Instant>,
-    ) -> Result<()> {
-        self.send_waiting(data, priority, deadline.map_or(Deadline::NEVER, Deadline::at))
-    }
-
     fn send_waiting(&self, data: &[u8], priority: PriorityClass, deadline: Deadline) -> Result<()> {
         let retry = |r: Result<()>| match r {
             Err(RingError::Full | RingError::ArenaExhausted { .. }) => None,
@@ -323,16 +312,6 @@ impl FusionRing {
         self.recv_waiting(buffer, Deadline::at(deadline))
     }
 
-    /// Old spelling of [`FusionRing::recv_deadline`] (`None`: no limit).
-    #[doc(hidden)]
-    pub fn recv_until(
-        &self,
-        buffer: &mut [u8],
-        deadline: Option<Instant>,
-    ) -> Result<(usize, PriorityClass, u64)> {
-        self.recv_waiting(buffer, deadline.map_or(Deadline::NEVER, Deadline::at))
-    }
-
     fn recv_waiting(
         &self,
         buffer: &mut [u8],
@@ -351,9 +330,9 @@ impl FusionRing {
         self.recv_zerocopy_waiting(Deadline::NEVER)
     }
 
-    /// Receives in place, waiting at most `timeout` (`None`: no limit).
-    pub fn recv_zerocopy_timeout(&self, timeout: Option<Duration>) -> Result<Payload> {
-        self.recv_zerocopy_waiting(timeout.map_or(Deadline::NEVER, Deadline::after))
+    /// Receives in place, waiting at most `timeout`.
+    pub fn recv_zerocopy_timeout(&self, timeout: Duration) -> Result<Payload> {
+        self.recv_zerocopy_waiting(Deadline::after(timeout))
     }
 
     /// Receives in place, waiting until `deadline`.

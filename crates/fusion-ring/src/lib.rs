@@ -150,10 +150,6 @@ hosted! {
     pub use shm::layout::INLINE_MAX;
     pub use handle::peer::Recovery;
     pub use ring::{InlineMessage, Ring, RingStats};
-    /// The stats snapshot of a [`FusionRing`]: the same type as [`RingStats`].
-    pub type FusionStats = RingStats;
-    /// The stats snapshot of an [`UltraFastRing`]: the same type as [`RingStats`].
-    pub type UltraStats = RingStats;
     pub use handle::stats::LaneStats;
     pub use sync::RingSync;
     pub use ultra::UltraFastRing;

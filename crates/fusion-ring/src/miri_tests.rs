@@ -385,7 +385,7 @@ fn miri_futex_timeouts() {
     ring.sync().wake_writers();
     assert_eq!(ring.recv_blocking(&mut buf).unwrap(), 1);
     let p = ring
-        .recv_zerocopy_timeout(Some(Duration::from_millis(1)))
+        .recv_zerocopy_timeout(Duration::from_millis(1))
         .unwrap();
     assert_eq!(&p[..], b"b");
 }
@@ -425,7 +425,7 @@ fn miri_futex_two_threads_fusion_blocking() {
                         }
                     }
                 } else {
-                    ring.send_until(&data, prio(i), None).unwrap();
+                    ring.send_blocking_with_priority(&data, prio(i)).unwrap();
                 }
             }
         })
@@ -435,7 +435,7 @@ fn miri_futex_two_threads_fusion_blocking() {
     for i in 0..N {
         let want = message(i, (i * 13) % 121);
         if i % 3 == 0 {
-            let p = ring.recv_zerocopy_timeout(None).unwrap();
+            let p = ring.recv_zerocopy_blocking().unwrap();
             assert_eq!((&p[..], p.priority()), (&want[..], prio(i)));
             // Hold a few payloads a while: their blocks stay live while
             // the producer reuses others from the free lists.
@@ -444,7 +444,7 @@ fn miri_futex_two_threads_fusion_blocking() {
                 held.remove(0);
             }
         } else {
-            let (n, p, _) = ring.recv_until(&mut buf, None).unwrap();
+            let (n, p, _) = ring.recv_blocking_with_meta(&mut buf).unwrap();
             assert_eq!((&buf[..n], p), (&want[..], prio(i)));
         }
     }

@@ -19,7 +19,7 @@ use common::fusion::{self, blocks, expect_next, finished, pattern, spawn, T};
 // ---------------------------------------------------------------------------
 // Helpers
 
-fn snapshot(ring: &UltraFastRing) -> (fusion_ring::RingStats, usize, fusion_ring::UltraStats) {
+fn snapshot(ring: &UltraFastRing) -> (fusion_ring::RingStats, usize, fusion_ring::RingStats) {
     (ring.as_ring().stats(), ring.as_ring().len(), ring.stats())
 }
 
@@ -130,7 +130,7 @@ fn too_large_is_rejected_by_every_send_path_and_nothing_is_sent() {
         (
             sender.send_blocking(&b),
             sender.send_with_timeout(&b, Duration::from_secs(3600)),
-            sender.send_until(&b, PriorityClass::Low, None),
+            sender.send_blocking_with_priority(&b, PriorityClass::Low),
         )
     });
     assert_eq!(
@@ -201,7 +201,7 @@ fn buffer_too_small_leaves_the_message_queued() {
     assert_eq!(ring.recv_with_timeout(&mut small, T), Err(err.clone()));
     assert_eq!(ring.recv_blocking(&mut small), Err(err.clone()));
     assert_eq!(
-        ring.recv_until(&mut small, None).map(|(n, _, _)| n),
+        ring.recv_blocking_with_meta(&mut small).map(|(n, _, _)| n),
         Err(err)
     );
     assert_eq!(

@@ -227,9 +227,7 @@ fn child_consumer() {
             check(id_of(&buf[..n]), &buf[..n]);
             id_of(&buf[..n])
         } else {
-            let p = ring
-                .recv_zerocopy_timeout(None)
-                .expect("child: recv_zerocopy");
+            let p = ring.recv_zerocopy_blocking().expect("child: recv_zerocopy");
             check(id_of(&p), &p);
             let id = id_of(&p);
             held.push_back(p);

@@ -571,7 +571,7 @@ pub fn zerocopy_stream(size: usize, loan: bool, messages: u64) -> R<Stream> {
         messages,
         || {
             for _ in 0..messages {
-                let p = ring.recv_zerocopy_timeout(None).expect("recv");
+                let p = ring.recv_zerocopy_blocking().expect("recv");
                 std::hint::black_box((p[0], p[p.len() - 1]));
             }
         },

@@ -50,9 +50,9 @@ enum SendMode {
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum RecvMode {
-    /// `recv_blocking` / `recv_until` into a buffer.
+    /// `recv_blocking` / `recv_blocking_with_meta` into a buffer.
     Copy,
-    /// `recv_zerocopy_timeout(None)`.
+    /// `recv_zerocopy_blocking`.
     ZeroCopy,
 }
 
@@ -169,8 +169,8 @@ fn child_round_trip_receiver() {
             RecvMode::Copy => {
                 // A buffer of exactly the message's size.
                 let (n, p, _) = ring
-                    .recv_until(&mut buf[..len], None)
-                    .expect("recv_until with an exact buffer");
+                    .recv_blocking_with_meta(&mut buf[..len])
+                    .expect("recv_blocking_with_meta with an exact buffer");
                 assert_message(&who, i, len, &buf[..n], &mut scratch);
                 assert_eq!(p, priority, "{who}: priority of message {i}");
             }
@@ -182,7 +182,7 @@ fn child_round_trip_receiver() {
                         if let Some(old) = held.take() {
                             assert_message(&who, header(&old), old.len(), &old, &mut scratch);
                         }
-                        ring.recv_zerocopy_timeout(None)
+                        ring.recv_zerocopy_blocking()
                             .expect("recv_zerocopy_timeout")
                     }
                     Err(e) => panic!("{who}: recv_zerocopy: {e}"),

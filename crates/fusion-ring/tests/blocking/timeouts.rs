@@ -20,17 +20,17 @@ fn recv_with_timeout_on_an_empty_ring_times_out_and_consumes_nothing() {
 
     let start = Instant::now();
     assert_eq!(
-        ring.recv_zerocopy_timeout(Some(T)).map(|p| p.len()),
+        ring.recv_zerocopy_timeout(T).map(|p| p.len()),
         Err(RingError::Timeout)
     );
     assert_waited(start, T, "recv_zerocopy_timeout");
 
     let start = Instant::now();
     assert_eq!(
-        ring.recv_until(&mut buf, Some(Instant::now() + T)),
+        ring.recv_deadline(&mut buf, Instant::now() + T),
         Err(RingError::Timeout)
     );
-    assert_waited(start, T, "recv_until");
+    assert_waited(start, T, "recv_deadline");
     let s = ring.stats();
     assert_eq!((s.head, s.tail, s.received), (0, 0, 0));
 
@@ -39,14 +39,14 @@ fn recv_with_timeout_on_an_empty_ring_times_out_and_consumes_nothing() {
     ring.send(&pattern(7, 5000)).expect("send");
     assert_eq!(ring.recv_with_timeout(&mut buf, T), Ok(5));
     assert_eq!(&buf[..5], b"after");
-    let p = ring.recv_zerocopy_timeout(Some(T)).expect("zero-copy");
+    let p = ring.recv_zerocopy_timeout(T).expect("zero-copy");
     assert_eq!(*p, pattern(7, 5000)[..]);
     drop(p);
 
     // A deadline already past still takes a message that is there.
     ring.send(b"ready").expect("send");
     let (n, p, _) = ring
-        .recv_until(&mut buf, Some(Instant::now()))
+        .recv_deadline(&mut buf, Instant::now())
         .expect("a ready message with a past deadline");
     assert_eq!((&buf[..n], p), (&b"ready"[..], PriorityClass::Normal));
     assert_eq!(blocks(&ring), 0);
@@ -83,14 +83,14 @@ fn send_with_timeout_on_a_full_ring_times_out_and_changes_nothing() {
 
     let start = Instant::now();
     assert_eq!(
-        ring.send_until(
+        ring.send_deadline(
             &pattern(98, 1 << 20),
             PriorityClass::High,
-            Some(Instant::now() + T)
+            Instant::now() + T
         ),
         Err(RingError::Timeout)
     );
-    assert_waited(start, T, "send_until (1 MiB)");
+    assert_waited(start, T, "send_deadline (1 MiB)");
     assert_eq!(snapshot(&ring), before);
 
     let start = Instant::now();

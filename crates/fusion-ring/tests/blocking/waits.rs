@@ -167,7 +167,7 @@ fn a_ring_without_wakeups_still_blocks_by_polling() {
         let second = receiver
             .recv_with_timeout(&mut buf, LIMIT)
             .map(|n| buf[..n].to_vec());
-        let third = receiver.recv_zerocopy_timeout(None).map(|p| p.to_vec());
+        let third = receiver.recv_zerocopy_blocking().map(|p| p.to_vec());
         (first, second, third)
     });
     thread::sleep(Duration::from_millis(30));

@@ -180,7 +180,9 @@ fn child_sleeping_receiver() {
         let n = if got.len().is_multiple_of(2) {
             ring.recv_blocking(&mut buf).expect("recv_blocking")
         } else {
-            let (n, _, latency) = ring.recv_until(&mut buf, None).expect("recv_until");
+            let (n, _, latency) = ring
+                .recv_blocking_with_meta(&mut buf)
+                .expect("recv_blocking_with_meta");
             max_latency = max_latency.max(latency);
             slow += u64::from(latency > slow_ticks);
             n
@@ -266,7 +268,7 @@ fn no_lost_wakeups_with_sleeping_sender_processes() {
     let total = SENDERS * SENDER_STREAM;
     for k in 0..total {
         let (n, priority) = loop {
-            match ring.recv_until(&mut buf, Some(Instant::now() + SLICE)) {
+            match ring.recv_deadline(&mut buf, Instant::now() + SLICE) {
                 Ok((n, p, _)) => break (n, p),
                 Err(RingError::Timeout) => watch.check(&format!("waiting for message {k}")),
                 Err(e) => panic!("parent: receive {k}: {e}"),

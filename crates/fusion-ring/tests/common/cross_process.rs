@@ -5,7 +5,7 @@
 //! tests (the test kit's `child` module). Parameters travel in
 //! `FUSION_XP_*` variables. Every child is killed and reaped if the parent
 //! gives up, and the parent never blocks without a deadline: its blocking
-//! calls are `send_until` / `recv_until` with a deadline a short slice
+//! calls are `send_deadline` / `recv_deadline` with a deadline a short slice
 //! ahead (the very futex wait `send_blocking` / `recv_blocking` use, which
 //! are those calls with no deadline), and between slices it checks that
 //! its children live and that the test's deadline has not passed
@@ -164,7 +164,7 @@ pub fn send_watched(
     watch: &mut Watch<'_>,
 ) {
     loop {
-        match ring.send_until(data, priority, Some(Instant::now() + SLICE)) {
+        match ring.send_deadline(data, priority, Instant::now() + SLICE) {
             Ok(()) => return,
             Err(RingError::Timeout) => watch.check("blocked in send"),
             Err(e) => panic!("parent: send of {} bytes: {e}", data.len()),

@@ -430,7 +430,7 @@ impl Worker {
                     self.f.send_with_timeout(&data, t)
                 } else {
                     let prio = priority(&mut self.rng);
-                    self.f.send_until(&data, prio, Some(Instant::now() + t))
+                    self.f.send_deadline(&data, prio, Instant::now() + t)
                 };
                 self.tally.note(op, &r);
             }
@@ -485,7 +485,7 @@ impl Worker {
                     self.f.recv_zerocopy()
                 } else {
                     let t = self.timeout();
-                    self.f.recv_zerocopy_timeout(Some(t))
+                    self.f.recv_zerocopy_timeout(t)
                 };
                 self.tally.note(op, &r);
                 if let Ok(p) = r {

@@ -1,8 +1,8 @@
 //! MPMC stress of `FusionRing` with mixed sizes: 3 producer threads and 3
 //! consumer threads (each with its own handle), 300,000 messages, 60 % of
 //! them inline (<= 40 B), 35 % zero-copy of 41 B .. 8 KiB, 5 % of 8 KiB ..
-//! 256 KiB. Producers alternate `send_until` (copy), `loan` + `send_loan`
-//! and `send_batch`; consumers alternate `recv_with_timeout`, `recv_until`,
+//! 256 KiB. Producers alternate `send_deadline` (copy), `loan` + `send_loan`
+//! and `send_batch`; consumers alternate `recv_with_timeout`, `recv_deadline`,
 //! `recv_zerocopy_timeout` and `recv_batch`.
 //!
 //! Checked: every byte of every message; no loss, no duplicate; each
@@ -101,9 +101,9 @@ fn produce(ring: FusionRing, p: u64, shared: Arc<Shared>) {
             0..=3 => {
                 fill(t, &mut scratch[..len]);
                 loop {
-                    match ring.send_until(&scratch[..len], priority, Some(Instant::now() + SLICE)) {
+                    match ring.send_deadline(&scratch[..len], priority, Instant::now() + SLICE) {
                         Ok(()) => break,
-                        Err(RingError::Timeout) => shared.check(&who, "send_until"),
+                        Err(RingError::Timeout) => shared.check(&who, "send_deadline"),
                         Err(e) => panic!("{who}: send of {seq}: {e}"),
                     }
                 }
@@ -233,14 +233,14 @@ fn consume(ring: FusionRing, c: usize, shared: Arc<Shared>) -> Got {
                 check.accept(&buf[..n], None);
                 1
             }),
-            // recv_until: the same wait, with the priority.
+            // recv_deadline: the same wait, with the priority.
             1 => ring
-                .recv_until(&mut buf, Some(Instant::now() + SLICE))
+                .recv_deadline(&mut buf, Instant::now() + SLICE)
                 .map(|(n, priority, _)| {
                     check.accept(&buf[..n], Some(priority));
                     1
                 }),
-            2 => ring.recv_zerocopy_timeout(Some(SLICE)).map(|m| {
+            2 => ring.recv_zerocopy_timeout(SLICE).map(|m| {
                 check.accept(&m, Some(m.priority()));
                 1
             }),
