@@ -118,6 +118,7 @@ impl<'r> Loan<'r> {
 /// the reference): either is copied into a loan of `ring`'s own (the
 /// original is dropped once the copy is sent, which frees it, or does
 /// nothing in the child).
+#[inline]
 pub(crate) fn send_loan<'r>(
     ring: &'r Ring,
     loan: Loan<'r>,

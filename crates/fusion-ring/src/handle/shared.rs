@@ -92,11 +92,13 @@ impl SharedRing {
         self.max_message
     }
 
+    #[inline]
     pub(crate) fn segment(&self) -> &Arc<Segment> {
         &self.segment
     }
 
     /// The participant table.
+    #[inline]
     pub(crate) fn participants(&self) -> &[ParticipantEntry] {
         self.segment.participants()
     }
@@ -108,6 +110,7 @@ impl SharedRing {
 
     /// Drops `pid`'s reference to a block; wakes blocked senders if that
     /// freed it.
+    #[inline]
     pub(crate) fn release_block(&self, offset: u64, pid: u32) {
         if let Some(arena) = &self.arena {
             if arena.release(offset, pid) {

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use crate::error::{Result, RingError};
 use crate::handle::participant::{ROLE_RECEIVER, ROLE_SENDER};
 use crate::handle::peer;
-use crate::handle::participant::Caller;
+use crate::handle::registration::Registration;
 use crate::handle::shared::SharedRing;
 use crate::lockfree::event::{wait_until, Deadline, SLEEP_SLICE};
 
@@ -35,7 +35,7 @@ pub(crate) enum Waiting {
 /// `Disconnected` once the other side has no live participant.
 pub(crate) fn wait_on(
     ring: &SharedRing,
-    me: Caller<'_>,
+    me: &Registration,
     waiting: Waiting,
     deadline: Deadline,
     ready: impl FnMut() -> bool,
@@ -57,6 +57,9 @@ pub(crate) fn wait_on(
             return Ok(());
         }
         next_check = now + PEER_CHECK;
+        // Looked up here, not before the first try: the calls that find
+        // their message at once pay nothing for it.
+        let me = me.caller(ring.core());
         let (unpublished, unreleased) = peer::recover_slots(ring, me);
         let mut freed = 0;
         if waiting == Waiting::NotFull && now >= next_blocks {

@@ -1,5 +1,6 @@
 //! Reading a slot's content as a message, trusting none of it.
 
+use crate::handle::registration::Registration;
 use crate::handle::shared::SharedRing;
 use crate::lockfree::arena::Descriptor;
 use crate::lockfree::protocol::SlotContent;
@@ -22,9 +23,10 @@ pub(crate) enum Decoded {
 }
 
 /// Classifies a slot's content, checking zero-copy descriptors against the
-/// arena; a good block is taken for process `pid` (see `Arena::take`).
+/// arena; a good block is taken for the registered process (see
+/// `Arena::take`; the caller has called `follow_fork`).
 #[inline(always)]
-pub(crate) fn decode(ring: &SharedRing, c: &SlotContent, pid: u32) -> Decoded {
+pub(crate) fn decode(ring: &SharedRing, c: &SlotContent, reg: &Registration) -> Decoded {
     let (len, kind, prio) = unpack_meta(c.meta);
     if kind == SlotKind::Inline as u8 && len as usize <= INLINE_MAX {
         if let Some(priority) = PriorityClass::from_u8(prio) {
@@ -34,12 +36,12 @@ pub(crate) fn decode(ring: &SharedRing, c: &SlotContent, pid: u32) -> Decoded {
             };
         }
     }
-    decode_unusual(ring, c, pid)
+    decode_unusual(ring, c, reg)
 }
 
 #[cold]
 #[inline(never)]
-fn decode_unusual(ring: &SharedRing, c: &SlotContent, pid: u32) -> Decoded {
+fn decode_unusual(ring: &SharedRing, c: &SlotContent, reg: &Registration) -> Decoded {
     let (len, kind, prio) = unpack_meta(c.meta);
     let Some(priority) = PriorityClass::from_u8(prio) else {
         return Decoded::Bad(format!("slot priority {prio} is not one of the 5 classes"));
@@ -70,7 +72,7 @@ fn decode_unusual(ring: &SharedRing, c: &SlotContent, pid: u32) -> Decoded {
                 Ok(()) => {
                     // Before the slot is released (the caller's next
                     // step): see `Arena::take`.
-                    arena.take(desc.offset, pid);
+                    arena.take(desc.offset, reg.caller_followed().pid);
                     Decoded::Block { desc, priority }
                 }
                 Err(what) => Decoded::Bad(what),

@@ -125,7 +125,6 @@ impl Ring {
         let core = self.shared.core();
         self.reg.follow_fork(core);
         self.reg.note_role(ROLE_RECEIVER, core);
-        let pid = self.reg.caller_followed().pid;
         loop {
             let claim = core
                 .claim_recv_as(
@@ -148,7 +147,7 @@ impl Ring {
             for k in 0..claim.count {
                 let pos = claim.pos.wrapping_add(k);
                 let content = core.read(pos);
-                let (body, len, priority) = match decode(&self.shared, &content, pid) {
+                let (body, len, priority) = match decode(&self.shared, &content, &self.reg) {
                     Decoded::Inline { len, priority } => {
                         (Body::Inline(content.payload), len, priority)
                     }
@@ -201,14 +200,13 @@ impl Ring {
         let core = self.shared.core();
         self.reg.follow_fork(core);
         self.reg.note_role(ROLE_RECEIVER, core);
-        let pid = self.reg.caller_followed().pid;
         let wakeups = self.shared.wakeups();
         loop {
             let claim = core
                 .claim_recv_as(1, limit, Some(&self.reg.entry_followed().id.recv_claim))
                 .map_err(|e| self.recv_claim_error(e, limit))?;
             let content = core.read(claim.pos);
-            let decoded = decode(&self.shared, &content, pid);
+            let decoded = decode(&self.shared, &content, &self.reg);
             // A single release doubles as the handshake's fence (see
             // `lockfree::event`).
             core.release(claim.pos, wakeups);

@@ -294,25 +294,30 @@ impl Ring {
     }
 
     /// The ring's arena, if it has one.
+    #[inline]
     pub(crate) fn arena(&self) -> Option<&Arena> {
         self.shared.arena()
     }
 
+    #[inline]
     pub(crate) fn segment(&self) -> &Arc<Segment> {
         self.shared.segment()
     }
 
     /// The event counts of the blocking layer.
+    #[inline]
     pub(crate) fn sync_block(&self) -> &SyncBlock {
         self.shared.sync_block()
     }
 
     /// Whether the next slot to receive holds a published message.
+    #[inline]
     pub(crate) fn readable(&self) -> bool {
         self.shared.core().readable()
     }
 
     /// Whether the next slot to send into is free.
+    #[inline]
     pub(crate) fn writable(&self) -> bool {
         self.shared.core().writable()
     }
@@ -322,11 +327,13 @@ impl Ring {
     }
 
     /// Drops one reference to a block; wakes blocked senders if it was freed.
+    #[inline]
     pub(crate) fn release_block(&self, offset: u64) {
         self.shared.release_block(offset, self.caller().pid);
     }
 
     /// Allocates a block of `len` bytes for a loan (see `BlockAllocator`).
+    #[inline]
     pub(crate) fn alloc_block(
         &self,
         arena: &Arena,
@@ -338,6 +345,7 @@ impl Ring {
 
     /// After a loan was sent: allocates the next block ahead, sized by the
     /// sent one's class (see `BlockAllocator::refill_spare`).
+    #[inline]
     pub(crate) fn refill_spare(&self, class_len: usize) {
         if let Some(arena) = self.shared.arena() {
             let len = class_len.min(self.shared.max_message());
@@ -368,7 +376,7 @@ impl Ring {
         deadline: Deadline,
         ready: impl FnMut() -> bool,
     ) -> Result<()> {
-        wait_on(&self.shared, self.caller(), waiting, deadline, ready)
+        wait_on(&self.shared, &self.reg, waiting, deadline, ready)
     }
 
     /// Waits until `attempt` stops reporting "not yet" (`None`): the
