@@ -59,7 +59,13 @@ impl Arena {
     /// the caller clears it). Until the count reads 1 the block's holder
     /// field may still name the spare's maker, so the taker announces the
     /// block first and `reclaim` leaves it alone while the taker lives.
-    pub(super) fn take_spare_at(&self, offset: usize, h: &BlockHeader, generation: u32, t: Taker<'_>) -> bool {
+    pub(super) fn take_spare_at(
+        &self,
+        offset: usize,
+        h: &BlockHeader,
+        generation: u32,
+        t: Taker<'_>,
+    ) -> bool {
         t.announce(offset as u64 / 64, generation);
         // AcqRel: Acquire pairs with `alloc_spare`'s Release store; Release
         // is SYNC POINT "block claimed" (the claim above happens before a

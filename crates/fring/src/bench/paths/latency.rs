@@ -1,0 +1,297 @@
+//! One-way latencies: each round trip timed with the TSC and halved.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use fusion_ring::{Clock, Config, UltraFastRing};
+
+use super::*;
+use crate::bench::fork::{with_peer, SharedPage};
+
+/// Times `rounds` round trips after `warmup` untimed ones.
+fn timed(warmup: usize, rounds: usize, mut rtt: impl FnMut()) -> Samples {
+    for _ in 0..warmup {
+        rtt();
+    }
+    let mut out = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let t0 = Clock::now();
+        rtt();
+        out.push((Clock::now() - t0) / 2);
+    }
+    out
+}
+
+/// The physical floor: one cache line bounced between the two cores.
+pub fn floor(rounds: usize) -> R<Samples> {
+    let page = SharedPage::new();
+    let line = page.word(0);
+    let total = (rounds + rounds / 10 + 1) as u64;
+    with_peer(
+        || {
+            for i in 0..total {
+                while line.load(Ordering::Acquire) != 2 * i + 1 {
+                    std::hint::spin_loop();
+                }
+                line.store(2 * i + 2, Ordering::Release);
+            }
+        },
+        || {
+            let mut i = 0u64;
+            timed((total as usize) - rounds, rounds, || {
+                line.store(2 * i + 1, Ordering::Release);
+                while line.load(Ordering::Acquire) != 2 * i + 2 {
+                    std::hint::spin_loop();
+                }
+                i += 1;
+            })
+        },
+    )
+}
+
+/// The least any ping-pong through two queues pays: each side writes the
+/// next line of its own ring of lines while the other side polls that line.
+/// Unlike `floor` (one line, read then written by each side in turn, so
+/// one transfer per hop hands over ownership too), the writer must first
+/// take its line back from the poller: two transfers per hop.
+pub fn ring_floor(rounds: usize) -> R<Samples> {
+    const LINES: u64 = 32; // per direction: ping lines 0..32, pong 32..64
+    let page = SharedPage::new();
+    let line = |dir: u64, i: u64| page.word((64 * (dir * LINES + i % LINES)) as usize);
+    let total = (rounds + rounds / 10 + 1) as u64;
+    with_peer(
+        || {
+            for i in 1..=total {
+                while line(0, i).load(Ordering::Acquire) != i {
+                    std::hint::spin_loop();
+                }
+                line(1, i).store(i, Ordering::Release);
+            }
+        },
+        || {
+            let mut i = 0u64;
+            timed((total as usize) - rounds, rounds, || {
+                i += 1;
+                line(0, i).store(i, Ordering::Release);
+                while line(1, i).load(Ordering::Acquire) != i {
+                    std::hint::spin_loop();
+                }
+            })
+        },
+    )
+}
+
+/// Ticks of one `send_fast` + `recv_fast` of 40 bytes on this thread
+/// (median of 7 runs of `pairs`): the single-thread cost of the hot path,
+/// MPMC-safe (two locked claims), with or without the ring's timestamps.
+pub fn single_thread(pairs: u64, timestamps: bool) -> R<f64> {
+    let config = Config::new(1024)
+        .arena_bytes(0)
+        .wakeups(false)
+        .timestamps(timestamps);
+    let ring = UltraFastRing::with_config(&config).map_err(|e| e.to_string())?;
+    let msg = [7u8; 40];
+    let mut buf = [0u8; 40];
+    let mut runs = Vec::with_capacity(7);
+    for _ in 0..7 {
+        let t0 = Clock::now();
+        for _ in 0..pairs {
+            ring.send_fast(std::hint::black_box(&msg), PRIO)
+                .map_err(|e| e.to_string())?;
+            std::hint::black_box(ring.recv_fast(&mut buf).map_err(|e| e.to_string())?);
+        }
+        runs.push((Clock::now() - t0) as f64 / pairs as f64);
+    }
+    runs.sort_by(f64::total_cmp);
+    Ok(runs[3])
+}
+
+/// What one read of the clock costs, in ticks (median of 5 runs of 100 000
+/// reads): every stamped message pays it twice, once on each side.
+pub fn clock_read_ticks() -> f64 {
+    const READS: u64 = 100_000;
+    let mut runs: Vec<f64> = (0..5)
+        .map(|_| {
+            let t0 = Clock::now();
+            for _ in 0..READS {
+                std::hint::black_box(Clock::now());
+            }
+            (Clock::now() - t0) as f64 / READS as f64
+        })
+        .collect();
+    runs.sort_by(f64::total_cmp);
+    runs[2]
+}
+
+/// Inline 40-byte messages through `UltraFastRing` (the hot path).
+pub fn inline_latency(rounds: usize) -> R<Samples> {
+    let ping = UltraFastRing::new(64).map_err(|e| e.to_string())?;
+    let pong = UltraFastRing::new(64).map_err(|e| e.to_string())?;
+    let warm = rounds / 10 + 1;
+    with_peer(
+        || {
+            let mut b = [0u8; 40];
+            for _ in 0..warm + rounds {
+                let n = spin_recv(&ping, &mut b);
+                spin_send(&pong, &b[..n]);
+            }
+        },
+        || {
+            let msg = [0x5Au8; 40];
+            let mut b = [0u8; 40];
+            timed(warm, rounds, || {
+                spin_send(&ping, &msg);
+                spin_recv(&pong, &mut b);
+            })
+        },
+    )
+}
+
+/// `size`-byte messages zero-copy: through the loan API (written in place:
+/// the sender writes a 64-byte header, the receiver reads it in place), or
+/// with a copying `send` of a prepared buffer.
+pub fn zerocopy_latency(size: usize, loan: bool, rounds: usize) -> R<Samples> {
+    let ping = fusion(16, size, false)?;
+    let pong = UltraFastRing::new(64).map_err(|e| e.to_string())?;
+    let warm = rounds / 10 + 1;
+    with_peer(
+        || {
+            for _ in 0..warm + rounds {
+                let p = loop {
+                    match ping.recv_zerocopy() {
+                        Ok(p) => break p,
+                        Err(RingError::Empty) => std::hint::spin_loop(),
+                        Err(e) => panic!("{e}"),
+                    }
+                };
+                let tag = p[0];
+                drop(p);
+                spin_send(&pong, &[tag]);
+            }
+        },
+        || {
+            let data = vec![7u8; size];
+            let mut b = [0u8; 40];
+            timed(warm, rounds, || {
+                if loan {
+                    let mut l = ping.loan(size).expect("arena block");
+                    l[..64].fill(7);
+                    ping.send_loan(l, PRIO).map_err(|e| e.error).expect("send");
+                } else {
+                    ping.send(&data).expect("send");
+                }
+                spin_recv(&pong, &mut b);
+            })
+        },
+    )
+}
+
+/// A receiver asleep in `recv_blocking` is woken by a send. Both sides
+/// block; the parent pauses before each ping so the child is asleep.
+pub fn blocking_latency(rounds: usize) -> R<Samples> {
+    let ping = FusionRing::new(64).map_err(|e| e.to_string())?;
+    let pong = FusionRing::new(64).map_err(|e| e.to_string())?;
+    with_peer(
+        || {
+            let mut b = [0u8; 8];
+            for _ in 0..rounds + 1 {
+                ping.recv_blocking(&mut b).expect("recv");
+                pong.send_blocking(&b[..1]).expect("send");
+            }
+        },
+        || {
+            let mut b = [0u8; 8];
+            let mut out = Vec::with_capacity(rounds);
+            for i in 0..rounds + 1 {
+                // Untimed pause: the child goes to sleep in the meantime.
+                std::thread::sleep(WAKE_PAUSE);
+                let t0 = Clock::now();
+                ping.send_blocking(&[1]).expect("send");
+                pong.recv_blocking(&mut b).expect("recv");
+                if i > 0 {
+                    out.push((Clock::now() - t0) / 2);
+                }
+            }
+            out
+        },
+    )
+}
+
+/// The untimed pause before each ping of the wake-up rows (`blocking`,
+/// `eventfd`): long enough for the receiver to be asleep, so both rows time
+/// waking a sleeper from the same state (an idle vCPU wakes slower than a
+/// busy one: comparing a sleeper with a peer still spinning is unfair).
+pub const WAKE_PAUSE: Duration = Duration::from_micros(200);
+
+/// Shared memory signalled with eventfds (the classic "shm + eventfd" IPC):
+/// the message is written to a shared line, then an eventfd wakes the peer,
+/// which sleeps in `read` after a [`WAKE_PAUSE`] before each ping.
+pub fn eventfd_latency(rounds: usize) -> R<Samples> {
+    use rustix::event::{eventfd, EventfdFlags};
+    let a = eventfd(0, EventfdFlags::empty()).map_err(|e| e.to_string())?;
+    let b = eventfd(0, EventfdFlags::empty()).map_err(|e| e.to_string())?;
+    let page = SharedPage::new();
+    let msg = page.word(64);
+    let one = 1u64.to_ne_bytes();
+    let warm = rounds / 10 + 1;
+    with_peer(
+        || {
+            let mut v = [0u8; 8];
+            for _ in 0..warm + rounds {
+                rustix::io::read(&a, &mut v).expect("eventfd read");
+                msg.fetch_add(1, Ordering::AcqRel);
+                rustix::io::write(&b, &one).expect("eventfd write");
+            }
+        },
+        || {
+            let mut v = [0u8; 8];
+            let mut out = Vec::with_capacity(rounds);
+            for i in 0..warm + rounds {
+                std::thread::sleep(WAKE_PAUSE);
+                let t0 = Clock::now();
+                msg.fetch_add(1, Ordering::AcqRel);
+                rustix::io::write(&a, &one).expect("eventfd write");
+                rustix::io::read(&b, &mut v).expect("eventfd read");
+                if i >= warm {
+                    out.push((Clock::now() - t0) / 2);
+                }
+            }
+            out
+        },
+    )
+}
+
+fn byte_pair_latency<S: Read + Write>(mut near: S, mut far: S, rounds: usize) -> R<Samples> {
+    let warm = rounds / 10 + 1;
+    with_peer(
+        move || {
+            let mut b = [0u8; 40];
+            for _ in 0..warm + rounds {
+                far.read_exact(&mut b).expect("read");
+                far.write_all(&b).expect("write");
+            }
+        },
+        move || {
+            let mut b = [0u8; 40];
+            timed(warm, rounds, || {
+                near.write_all(&b).expect("write");
+                near.read_exact(&mut b).expect("read");
+            })
+        },
+    )
+}
+
+/// A 40-byte message through a pair of Linux pipes.
+pub fn pipe_latency(rounds: usize) -> R<Samples> {
+    let (ar, aw) = std::io::pipe().map_err(|e| e.to_string())?;
+    let (br, bw) = std::io::pipe().map_err(|e| e.to_string())?;
+    byte_pair_latency(Duplex(br, aw), Duplex(ar, bw), rounds)
+}
+
+/// A 40-byte message through a Unix domain stream socket.
+pub fn uds_latency(rounds: usize) -> R<Samples> {
+    let (a, b) = UnixStream::pair().map_err(|e| e.to_string())?;
+    byte_pair_latency(a, b, rounds)
+}

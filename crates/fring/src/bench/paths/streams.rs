@@ -1,0 +1,289 @@
+//! Throughput: messages streamed one way, the whole stream timed.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use fusion_ring::{Clock, InlineMessage, UltraFastRing};
+
+use super::*;
+use crate::bench::fork::{with_peer, SharedPage};
+
+/// Times `producer` while a forked peer runs `consumer`. The clock starts
+/// once the peer is running on its core: a short stream would otherwise
+/// also time the fork and the peer's move to its core (a quarter of a
+/// `--quick` run's 40-byte stream is a millisecond or two).
+fn stream(messages: u64, consumer: impl FnOnce(), producer: impl FnOnce()) -> R<Stream> {
+    let page = SharedPage::new();
+    let ready = page.word(0);
+    let consumer = || {
+        ready.store(1, Ordering::Release);
+        consumer()
+    };
+    with_peer(consumer, || {
+        while ready.load(Ordering::Acquire) == 0 {
+            std::hint::spin_loop();
+        }
+        let (t0, i0) = (Clock::now(), Instant::now());
+        producer();
+        Stream {
+            messages,
+            ticks: Clock::now() - t0,
+            secs: i0.elapsed().as_secs_f64(),
+        }
+    })
+}
+
+/// 40-byte messages streamed through `UltraFastRing`.
+pub fn inline_stream(messages: u64) -> R<Stream> {
+    let ring = UltraFastRing::new(4096).map_err(|e| e.to_string())?;
+    stream(
+        messages,
+        || {
+            let mut b = [0u8; 40];
+            for _ in 0..messages {
+                spin_recv(&ring, &mut b);
+            }
+        },
+        || {
+            let msg = [1u8; 40];
+            for _ in 0..messages {
+                spin_send(&ring, &msg);
+            }
+        },
+    )
+}
+
+/// Batches of `batch` 40-byte messages: one claim per batch on each side.
+pub fn batch_stream(messages: u64, batch: usize) -> R<Stream> {
+    let ring = UltraFastRing::new(4096).map_err(|e| e.to_string())?;
+    stream(
+        messages,
+        || {
+            let mut out = vec![InlineMessage::default(); batch];
+            let mut got = 0;
+            while got < messages {
+                match ring.recv_batch(&mut out) {
+                    Ok(n) => got += n as u64,
+                    Err(RingError::Empty) => std::hint::spin_loop(),
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        },
+        || {
+            let msg = [1u8; 40];
+            let msgs: Vec<&[u8]> = vec![&msg[..]; batch];
+            let mut sent = 0u64;
+            while sent < messages {
+                let want = (messages - sent).min(batch as u64) as usize;
+                match ring.send_batch(&msgs[..want], PRIO) {
+                    Ok(n) => sent += n as u64,
+                    Err(RingError::Full) => std::hint::spin_loop(),
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        },
+    )
+}
+
+/// The least a queue that gives each message its own 64-byte line pays to
+/// stream 40-byte messages between the two cores: a bare single-producer
+/// ring of 1024 lines, each with a sequence word (Vyukov's protocol without
+/// the claims: the consumer frees a line by writing its sequence word).
+/// With `claimed`, each side also takes one locked compare-and-swap per
+/// message on a line of its own, as a multi-producer multi-consumer ring
+/// claims positions. No clock reads, no stats, no checks.
+pub fn line_stream(messages: u64, claimed: bool) -> R<Stream> {
+    const LINES: u64 = 1024;
+    let mem = SharedPage::with_len(64 * (LINES as usize + 2));
+    let line = |pos: u64| 64 * (pos % LINES) as usize;
+    let seq = |pos: u64| mem.word(line(pos));
+    let (producer_head, consumer_head) = (
+        mem.word(64 * LINES as usize),
+        mem.word(64 * (LINES as usize + 1)),
+    );
+    for pos in 0..LINES {
+        seq(pos).store(pos, Ordering::Relaxed);
+    }
+    let claim = |head: &std::sync::atomic::AtomicU64, pos: u64| {
+        if claimed {
+            let _ = head.compare_exchange(pos, pos + 1, Ordering::Relaxed, Ordering::Relaxed);
+        }
+    };
+    stream(
+        messages,
+        || {
+            let mut sum = 0u64;
+            for pos in 0..messages {
+                while seq(pos).load(Ordering::Acquire) != pos + 1 {
+                    std::hint::spin_loop();
+                }
+                claim(consumer_head, pos);
+                for k in 1..=5 {
+                    sum = sum.wrapping_add(mem.word(line(pos) + 8 * k).load(Ordering::Relaxed));
+                }
+                seq(pos).store(pos + LINES, Ordering::Release);
+            }
+            std::hint::black_box(sum);
+        },
+        || {
+            for pos in 0..messages {
+                while seq(pos).load(Ordering::Acquire) != pos {
+                    std::hint::spin_loop();
+                }
+                claim(producer_head, pos);
+                for k in 1..=5 {
+                    mem.word(line(pos) + 8 * k).store(pos, Ordering::Relaxed);
+                }
+                seq(pos).store(pos + 1, Ordering::Release);
+            }
+        },
+    )
+}
+
+/// The least any batch format pays to stream 40-byte messages here: records
+/// packed end to end (no per-message header, no claims, no clock), 32
+/// published with one store of an index, the consumer handing space back
+/// once per batch. `messages` is rounded down to whole batches.
+pub fn packed_stream(messages: u64) -> R<Stream> {
+    const WORDS: u64 = 8192; // 64 KiB of records
+    const BATCH_WORDS: u64 = 32 * 5;
+    let total = messages / 32 * BATCH_WORDS;
+    let mem = SharedPage::with_len(8 * WORDS as usize + 128);
+    let word = |w: u64| mem.word(8 * (w % WORDS) as usize);
+    let (published, consumed) = (
+        mem.word(8 * WORDS as usize),
+        mem.word(8 * WORDS as usize + 64),
+    );
+    stream(
+        messages / 32 * 32,
+        || {
+            let (mut w, mut sum) = (0u64, 0u64);
+            while w < total {
+                let end = loop {
+                    let end = published.load(Ordering::Acquire);
+                    if end > w {
+                        break end;
+                    }
+                    std::hint::spin_loop();
+                };
+                while w < end {
+                    sum = sum.wrapping_add(word(w).load(Ordering::Relaxed));
+                    w += 1;
+                }
+                consumed.store(w, Ordering::Release);
+            }
+            std::hint::black_box(sum);
+        },
+        || {
+            let (mut w, mut limit) = (0u64, WORDS);
+            while w < total {
+                while w + BATCH_WORDS > limit {
+                    limit = consumed.load(Ordering::Acquire) + WORDS;
+                    std::hint::spin_loop();
+                }
+                for k in w..w + BATCH_WORDS {
+                    word(k).store(k, Ordering::Relaxed);
+                }
+                w += BATCH_WORDS;
+                published.store(w, Ordering::Release);
+            }
+        },
+    )
+}
+
+/// `size`-byte messages streamed zero-copy (loan API, or copying `send`);
+/// the receiver takes them in place and reads the first and last byte.
+pub fn zerocopy_stream(size: usize, loan: bool, messages: u64) -> R<Stream> {
+    let ring = fusion(8, size, true)?;
+    stream(
+        messages,
+        || {
+            for _ in 0..messages {
+                let p = ring.recv_zerocopy_blocking().expect("recv");
+                std::hint::black_box((p[0], p[p.len() - 1]));
+            }
+        },
+        || {
+            let data = vec![7u8; size];
+            for _ in 0..messages {
+                if loan {
+                    let l = loop {
+                        match ring.loan(size) {
+                            Ok(l) => break l,
+                            Err(RingError::ArenaExhausted { .. }) => std::hint::spin_loop(),
+                            Err(e) => panic!("{e}"),
+                        }
+                    };
+                    let mut l = l;
+                    l[..64].fill(7);
+                    let mut pending = l;
+                    loop {
+                        match ring.send_loan(pending, PRIO) {
+                            Ok(()) => break,
+                            Err(e) if e.error == RingError::Full => pending = e.loan,
+                            Err(e) => panic!("{}", e.error),
+                        }
+                    }
+                } else {
+                    ring.send_blocking(&data).expect("send");
+                }
+            }
+        },
+    )
+}
+
+fn byte_stream<S: Read + Write>(mut near: S, mut far: S, messages: u64) -> R<Stream> {
+    stream(
+        messages,
+        move || {
+            let mut b = [0u8; 40];
+            for _ in 0..messages {
+                far.read_exact(&mut b).expect("read");
+            }
+        },
+        move || {
+            let b = [1u8; 40];
+            for _ in 0..messages {
+                near.write_all(&b).expect("write");
+            }
+        },
+    )
+}
+
+/// 40-byte messages streamed through a pipe (one write and read each).
+pub fn pipe_stream(messages: u64) -> R<Stream> {
+    let (r, w) = std::io::pipe().map_err(|e| e.to_string())?;
+    let (r2, w2) = std::io::pipe().map_err(|e| e.to_string())?;
+    byte_stream(Duplex(r2, w), Duplex(r, w2), messages)
+}
+
+/// 40-byte messages streamed through a Unix domain socket.
+pub fn uds_stream(messages: u64) -> R<Stream> {
+    let (a, b) = UnixStream::pair().map_err(|e| e.to_string())?;
+    byte_stream(a, b, messages)
+}
+
+/// Single-thread memcpy bandwidth of `size`-byte buffers, bytes/s.
+pub fn memcpy_bandwidth(size: usize) -> f64 {
+    memcpy_rotating(size, 1)
+}
+
+/// memcpy bandwidth (bytes/s) of `size`-byte copies from one buffer into
+/// `targets` buffers in turn. A copying send fills one block while the
+/// receiver still holds the previous one, so its working set is that of
+/// `targets = 2`, not 1.
+pub fn memcpy_rotating(size: usize, targets: usize) -> f64 {
+    let src = vec![1u8; size];
+    let mut dsts: Vec<Vec<u8>> = (0..targets.max(1)).map(|_| vec![0u8; size]).collect();
+    let reps = (256 << 20) / size.max(1);
+    let t0 = Instant::now();
+    for i in 0..reps {
+        let n = dsts.len();
+        let dst = &mut dsts[i % n];
+        dst.copy_from_slice(std::hint::black_box(&src));
+        std::hint::black_box(&mut *dst);
+    }
+    (reps * size) as f64 / t0.elapsed().as_secs_f64()
+}
