@@ -209,6 +209,16 @@ impl FusionRing {
     }
 
     /// [`FusionRing::send_blocking`] with a priority class.
+    ///
+    /// ```
+    /// use fusion_ring::{FusionRing, PriorityClass};
+    /// let ring = FusionRing::new(8)?;
+    /// ring.send_blocking_with_priority(b"urgent", PriorityClass::RealTime)?;
+    /// let mut buf = [0u8; 8];
+    /// let (n, priority, _) = ring.recv_blocking_with_meta(&mut buf)?;
+    /// assert_eq!((&buf[..n], priority), (&b"urgent"[..], PriorityClass::RealTime));
+    /// # Ok::<(), fusion_ring::RingError>(())
+    /// ```
     pub fn send_blocking_with_priority(&self, data: &[u8], priority: PriorityClass) -> Result<()> {
         self.send_waiting(data, priority, Deadline::NEVER)
     }
@@ -304,6 +314,19 @@ impl FusionRing {
     /// Receives into `buffer`, waiting until `deadline`; gives the length,
     /// the priority class and the latency in ticks. `Timeout` means nothing
     /// was consumed.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use fusion_ring::{FusionRing, PriorityClass, RingError};
+    /// let ring = FusionRing::new(8)?;
+    /// let mut buf = [0u8; 16];
+    /// let soon = Instant::now() + Duration::from_millis(5);
+    /// assert_eq!(ring.recv_deadline(&mut buf, soon), Err(RingError::Timeout));
+    /// ring.send_with_priority(b"late", PriorityClass::Low)?;
+    /// let (n, priority, _) = ring.recv_deadline(&mut buf, soon)?;
+    /// assert_eq!((n, priority), (4, PriorityClass::Low));
+    /// # Ok::<(), RingError>(())
+    /// ```
     pub fn recv_deadline(
         &self,
         buffer: &mut [u8],
@@ -325,7 +348,20 @@ impl FusionRing {
     }
 
     /// Receives in place (see [`FusionRing::recv_zerocopy`]), waiting for a
-    /// message.
+    /// message. The `_timeout` and `_deadline` forms give up with `Timeout`.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use fusion_ring::{FusionRing, RingError};
+    /// let ring = FusionRing::new(8)?;
+    /// let t = Duration::from_millis(5);
+    /// assert_eq!(ring.recv_zerocopy_timeout(t).unwrap_err(), RingError::Timeout);
+    /// ring.send(&[9u8; 4096])?;
+    /// ring.send(b"small")?;
+    /// assert_eq!(ring.recv_zerocopy_blocking()?.len(), 4096);
+    /// assert_eq!(&ring.recv_zerocopy_deadline(Instant::now() + t)?[..], b"small");
+    /// # Ok::<(), RingError>(())
+    /// ```
     pub fn recv_zerocopy_blocking(&self) -> Result<Payload> {
         self.recv_zerocopy_waiting(Deadline::NEVER)
     }

@@ -1,4 +1,5 @@
-//! The inline path's constants and the seeds' free functions.
+//! The seeds' free functions over any ring type: `fits_inline`,
+//! `send_inline`, `send_batch`, `allocate_zerocopy_buffer`, `send_zerocopy`.
 
 use crate::priority::PriorityClass;
 use crate::error::Result;

@@ -3,13 +3,12 @@
 
 use std::sync::Arc;
 
-use crate::shm::process;
-use crate::lockfree::arena::{Arena, ArenaUsage};
-use crate::atomic::Ordering;
-use crate::handle::participant::{self, ROLE_RECEIVER, ROLE_SENDER};
-use crate::shm::segment::Segment;
-use crate::handle::stats::{aggregate, LaneStats};
 use crate::error::{Result, RingError};
+use crate::handle::participant::{self, ROLE_RECEIVER, ROLE_SENDER};
+use crate::handle::shared::SharedRing;
+use crate::handle::stats::{aggregate, LaneStats};
+use crate::lockfree::arena::{Arena, ArenaUsage};
+use crate::shm::segment::Segment;
 
 /// A participant registered in a ring's segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,38 +66,18 @@ pub struct RingInfo {
 impl RingInfo {
     /// Reads the ring named `name` (validating it like `open` does).
     pub fn read(name: &str) -> Result<Self> {
-        let segment = Arc::new(Segment::open_named(name)?);
+        let ring = SharedRing::new(Arc::new(Segment::open_named(name)?));
+        let segment = ring.segment();
         let g = *segment.geometry();
-        let ctrl = segment.control();
-        // SAFETY: the control block lies in the validated mapping, alive
-        // while `segment` is.
-        let ctrl = unsafe { ctrl.as_ref() };
-        // Relaxed: a statistics snapshot.
-        let head = ctrl.producer_head.value.load(Ordering::Relaxed);
-        let tail = ctrl.consumer_head.value.load(Ordering::Relaxed);
-        let arena = segment.arena_parts().map(|(c, b)| {
-            // SAFETY: both lie in the validated mapping, alive while
-            // `segment` is; this view only reads (usage()).
-            unsafe { Arena::new(c, b, g.blocks_len, g.max_message, None) }.usage()
-        });
-        let participants = segment
-            .participants()
-            .iter()
-            .skip(1)
-            .filter(|e| e.id.state.load(Ordering::Acquire) != 0)
-            .map(|e| {
-                let pid = e.id.pid.load(Ordering::Relaxed);
-                let start = e.id.start_time.load(Ordering::Relaxed);
-                let role = e.id.role.load(Ordering::Relaxed);
-                Participant {
-                    pid,
-                    sender: role & ROLE_SENDER != 0,
-                    receiver: role & ROLE_RECEIVER != 0,
-                    alive: pid != 0 && process::process_alive(pid, start),
-                }
+        let (head, tail) = ring.core().positions();
+        let participants = participant::registered(segment.participants())
+            .map(|(pid, role, alive)| Participant {
+                pid,
+                sender: role & ROLE_SENDER != 0,
+                receiver: role & ROLE_RECEIVER != 0,
+                alive,
             })
             .collect();
-        let h = segment.header();
         Ok(RingInfo {
             name: segment.label().to_string(),
             capacity: g.capacity as u64,
@@ -106,12 +85,12 @@ impl RingInfo {
             head,
             tail,
             max_message: g.max_message as u64,
-            arena: arena.unwrap_or_default(),
+            arena: ring.arena().map(Arena::usage).unwrap_or_default(),
             lanes: aggregate(segment.participants()),
             participants,
             unlisted_handles: participant::unidentified(segment.participants()),
-            creator_pid: h.creator_pid.load(Ordering::Relaxed),
-            ticks_per_ns: f64::from_bits(h.ticks_per_ns_bits.load(Ordering::Relaxed)),
+            creator_pid: segment.creator_pid(),
+            ticks_per_ns: segment.ticks_per_ns(),
         })
     }
 

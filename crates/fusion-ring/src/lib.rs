@@ -107,7 +107,8 @@ macro_rules! hosted {
     ($($item:item)*) => { $( #[cfg(not(fusion_ring_loom))] $item )* };
 }
 
-// The layers, bottom up (docs/ARCHITECTURE.md): each imports only from the
+// The layers (docs/ARCHITECTURE.md), from the bottom: shm, lockfree,
+// handle, ring, then the public ring types; each imports only from the
 // ones below it.
 mod lockfree;
 mod shm;

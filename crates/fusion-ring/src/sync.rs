@@ -1,4 +1,4 @@
-//! Blocking: [`RingSync`], built on the event counts of [`event`].
+//! Blocking: [`RingSync`], built on the event counts of `lockfree::event`.
 
 use std::time::{Duration, Instant};
 
@@ -51,6 +51,17 @@ impl<'r> RingSync<'r> {
     }
 
     /// Like [`RingSync::wait_not_empty`], giving up with `Timeout` at `deadline`.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use fusion_ring::{RingError, RingSync, UltraFastRing};
+    /// let ring = UltraFastRing::new(2)?;
+    /// let sync = RingSync::new(&ring);
+    /// let soon = Instant::now() + Duration::from_millis(5);
+    /// assert_eq!(sync.wait_not_empty_deadline(soon), Err(RingError::Timeout));
+    /// sync.wait_not_full_deadline(soon)?;
+    /// # Ok::<(), RingError>(())
+    /// ```
     pub fn wait_not_empty_deadline(&self, deadline: Instant) -> Result<()> {
         self.not_empty(Deadline::at(deadline))
     }

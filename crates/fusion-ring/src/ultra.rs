@@ -39,6 +39,14 @@ impl UltraFastRing {
     /// and `create(name, &Config::inline_only(capacity))` makes the same
     /// ring under a name. Use [`UltraFastRing::with_config`] for other
     /// settings ([`Config::new`] has an arena and wake-ups).
+    ///
+    /// ```
+    /// use fusion_ring::{RingError, UltraFastRing};
+    /// let ring = UltraFastRing::new(64)?;
+    /// assert_eq!((ring.as_ring().capacity(), ring.as_ring().max_message()), (64, 40));
+    /// assert!(matches!(UltraFastRing::new(3), Err(RingError::InvalidCapacity { .. })));
+    /// # Ok::<(), RingError>(())
+    /// ```
     pub fn new(capacity: usize) -> Result<Self> {
         Self::with_config(&Config::inline_only(capacity))
     }

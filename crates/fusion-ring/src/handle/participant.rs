@@ -104,18 +104,29 @@ pub(crate) fn reap(entries: &[ParticipantEntry], index: usize) -> bool {
         }
 }
 
+/// A registered entry as tools show it: `(pid, roles, alive)`.
+pub(crate) fn registered(
+    entries: &[ParticipantEntry],
+) -> impl Iterator<Item = (u32, u32, bool)> + '_ {
+    entries
+        .iter()
+        .skip(1)
+        // Acquire: the entry's identity after its state (pairs with the
+        // Release in `unregister`).
+        .filter(|e| e.id.state.load(Ordering::Acquire) != FREE)
+        .map(|e| {
+            let pid = e.id.pid.load(Ordering::Relaxed);
+            let role = e.id.role.load(Ordering::Relaxed);
+            (pid, role, entry_alive(e))
+        })
+}
+
 /// Whether any handle on the table may belong to a running process: an
 /// unidentifiable one (the table was full), or a registered entry whose
 /// process runs (`inspect::RingInfo::has_live_participants` applies the
-/// same rule to what it read).
+/// same rule to what `registered` gave it).
 pub(crate) fn any_live(entries: &[ParticipantEntry]) -> bool {
-    unidentified(entries) > 0
-        || entries
-            .iter()
-            .skip(1)
-            // Acquire: as in `inspect`, the entry's identity after its state.
-            .filter(|e| e.id.state.load(Ordering::Acquire) != FREE)
-            .any(entry_alive)
+    unidentified(entries) > 0 || registered(entries).any(|(_, _, alive)| alive)
 }
 
 /// Handles in use that are not identifiable (the table was full).

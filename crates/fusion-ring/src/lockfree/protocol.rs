@@ -381,6 +381,17 @@ impl RingCore {
         self.slot(pos).seq.load(Ordering::Acquire) == pos
     }
 
+    /// `(head, tail)`: the next positions producers and consumers will
+    /// claim (a statistics snapshot).
+    pub(crate) fn positions(&self) -> (u64, u64) {
+        let ctrl = self.ctrl();
+        // Relaxed: a statistics snapshot, ordered with nothing.
+        (
+            ctrl.producer_head.value.load(Ordering::Relaxed),
+            ctrl.consumer_head.value.load(Ordering::Relaxed),
+        )
+    }
+
     /// Messages published or being written and not yet claimed by a
     /// consumer (a snapshot; exact only when the ring is quiet).
     pub(crate) fn len(&self) -> u64 {

@@ -210,20 +210,17 @@ impl Ring {
     }
 
     /// Positions, counters, lanes and arena use (see [`RingStats`]).
+    ///
+    /// The arena's use is counted by walking its blocks and free lists:
+    /// for counters polled often, [`Ring::lane_stats`] reads the lanes
+    /// alone.
     pub fn stats(&self) -> RingStats {
-        let ctrl = self.shared.core().ctrl();
+        let (head, tail) = self.shared.core().positions();
         let lanes = self.lane_stats();
         let all = sum(&lanes);
         RingStats {
-            // Relaxed: a statistics snapshot.
-            head: ctrl
-                .producer_head
-                .value
-                .load(crate::atomic::Ordering::Relaxed),
-            tail: ctrl
-                .consumer_head
-                .value
-                .load(crate::atomic::Ordering::Relaxed),
+            head,
+            tail,
             capacity: self.shared.core().capacity(),
             sent: all.sent,
             received: all.received,

@@ -1,4 +1,4 @@
-//! The segment layout, mirrored from src/layout.rs (checked against a real
+//! The segment layout, mirrored from src/shm/layout.rs (checked against a real
 //! segment by `layout_mirror_matches_a_real_segment`): where the words a
 //! hostile peer aims at lie.
 

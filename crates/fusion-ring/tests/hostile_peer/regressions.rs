@@ -77,7 +77,8 @@ fn regression_lane_counter_sum_over_participants() {
 
 /// Peer sets lane High's `sent` (of our own entry) to u64::MAX: the lanes
 /// are summed with `Iterator::sum` (ultra.rs `UltraFastRing::stats`,
-/// fusion.rs `FusionRing::stats`, ring.rs `Ring::stats`), which overflows:
+/// fusion.rs `FusionRing::stats`, ring.rs `Ring::stats`, as the code was
+/// then), which overflowed:
 /// a panic in debug builds.
 #[test]
 fn regression_lane_counter_sum_over_lanes() {
@@ -160,8 +161,8 @@ fn child_arena_usage_free_list_cycle() {
 /// Peer sets the length of a queued inline message to 0xFFFF_FFFF: a
 /// receive with a small buffer reports `BufferTooSmall { needed:
 /// 4294967295 }`, more than the ring's largest message (`claim_recv`,
-/// protocol.rs, returns the slot length unchecked; ring.rs `recv_one` maps
-/// it). A caller that grows its buffer to `needed` and retries allocates
+/// protocol.rs, returned the slot length unchecked; ring.rs `recv_one`
+/// mapped it, as the code was then). A caller that grows its buffer to `needed` and retries allocates
 /// 4 GiB; the length should be reported as `Corrupt` instead.
 #[test]
 fn regression_buffer_too_small_names_a_scribbled_length() {

@@ -305,7 +305,7 @@ impl Arena {
     }
 
     /// The event count senders blocked on a full arena wait on, to signal
-    /// after `release` freed a block (`sync::notify_block_freed`); `None`
+    /// after `release` freed a block (`handle::shared::notify_block_freed`); `None`
     /// on a ring without wake-ups.
     pub(crate) fn freed_waker(&self) -> Option<&EventCount> {
         // SAFETY: points into the same mapping as the arena (`new`).

@@ -288,6 +288,18 @@ impl Segment {
         unsafe { self.at::<SegmentHeader>(0).as_ref() }
     }
 
+    /// Pid of the process that created the segment (as it recorded it).
+    pub(crate) fn creator_pid(&self) -> u32 {
+        // Relaxed: written once before the segment was published.
+        self.header().creator_pid.load(Ordering::Relaxed)
+    }
+
+    /// Clock ticks per nanosecond, as the creator measured them.
+    pub(crate) fn ticks_per_ns(&self) -> f64 {
+        // Relaxed: as `creator_pid`.
+        f64::from_bits(self.header().ticks_per_ns_bits.load(Ordering::Relaxed))
+    }
+
     pub(crate) fn control(&self) -> NonNull<ControlBlock> {
         self.at(self.geometry.control_offset)
     }
