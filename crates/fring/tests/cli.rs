@@ -761,6 +761,7 @@ fn bench_smoke_writes_json_and_svg() {
         "limits: streaming one 64-byte line per message",
         "limits: 40-byte records packed end to end",
         "limits: a trivial single-thread ring",
+        "syscalls: futex calls on rings while each stream ran",
     ] {
         assert!(
             out.stdout.contains(line),

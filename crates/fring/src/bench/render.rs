@@ -205,6 +205,36 @@ impl Report {
                     .unwrap_or_default(),
             );
         }
+        let syscalls: Vec<String> = self
+            .results
+            .iter()
+            .filter_map(|r| {
+                let s = match &r.measure {
+                    Measure::Throughput(t) => t.syscalls?,
+                    Measure::Latency(_) => return None,
+                };
+                let size = match r.id {
+                    RowId::LoanStream(size) | RowId::CopyStream(size) => {
+                        format!(" {}", human(size))
+                    }
+                    _ => String::new(),
+                };
+                Some(format!(
+                    "{}{size} {} + {}",
+                    r.id.name(),
+                    s.sender,
+                    s.receiver
+                ))
+            })
+            .collect();
+        if !syscalls.is_empty() {
+            out += &format!(
+                "syscalls: futex calls on rings while each stream ran, sender + receiver: {} \
+                 (the target reads inline and batch, whose rings run full; in a stream bound \
+                 by one side the other waits past its spin and sleeps)\n",
+                syscalls.join(", "),
+            );
+        }
         if let Some(c) = m.clock_read_ticks {
             out += &format!(
                 "limits: one clock read {c:.0} ticks; a stamped message takes two ({:.0} ns{})\n",
