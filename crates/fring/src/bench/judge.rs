@@ -497,10 +497,10 @@ mod tests {
     fn judged(r: &mut Report, what: &str) -> (String, String, Status) {
         r.judge();
         let v = verdict(r, what);
-        assert_eq!(
-            v.met,
-            v.status == Status::Met || (v.status == Status::Informative && v.met)
-        );
+        // `met` agrees with the status of DESIGN's targets.
+        if v.status != Status::Informative {
+            assert_eq!(v.met, v.status == Status::Met, "{v:?}");
+        }
         (v.goal.clone(), v.measured.clone(), v.status)
     }
 
