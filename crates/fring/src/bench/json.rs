@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::machine::Machine;
 use super::model::{Measure, Report, Row, SingleThread, Verdict};
+use super::paths::Syscalls;
 
 #[derive(Serialize)]
 struct ReportJson<'a> {
@@ -37,6 +38,10 @@ struct RowJson {
     msgs_per_sec: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     ticks_per_msg: Option<f64>,
+    /// Futex system calls on rings made by the sender and by the receiver
+    /// while the stream ran: only on the rows that stream through a ring.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    futex_syscalls: Option<Syscalls>,
     /// Cache-line ping-pong one-way ns measured just before this row.
     floor_probe_ns: f64,
 }
@@ -54,6 +59,7 @@ impl RowJson {
             ns_per_msg: None,
             msgs_per_sec: None,
             ticks_per_msg: None,
+            futex_syscalls: None,
             floor_probe_ns: r.floor_probe_ns,
         };
         match &r.measure {
@@ -66,6 +72,7 @@ impl RowJson {
                 row.ns_per_msg = Some(t.ns_per_msg);
                 row.msgs_per_sec = Some(t.msgs_per_sec);
                 row.ticks_per_msg = Some(t.ticks_per_msg);
+                row.futex_syscalls = t.syscalls;
             }
         }
         row

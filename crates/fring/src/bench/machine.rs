@@ -1,6 +1,6 @@
 //! The machine a run was on, and the limits measured on it that are not
 //! rows of their own: the two-ring floor, the line and packed streams,
-//! memcpy into two buffers, the clock.
+//! memcpy into two buffers, the trivial single-thread ring, the clock.
 
 use serde::Serialize;
 
@@ -40,6 +40,11 @@ pub struct Machine {
     /// end to end, 32 per publish (the least a batch format pays).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub packed_stream_ticks: Option<f64>,
+    /// Ticks per send + receive of 40 bytes through `paths::trivial_ring`:
+    /// a single-thread ring of 64-byte slots with plain head and tail
+    /// counters, timed as `single_thread_ticks` is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trivial_ring_ticks: Option<f64>,
 }
 
 impl Machine {
@@ -70,6 +75,7 @@ impl Machine {
             line_stream_ns: None,
             line_stream_claimed_ns: None,
             packed_stream_ticks: None,
+            trivial_ring_ticks: None,
         }
     }
 }
@@ -89,6 +95,7 @@ impl Machine {
             line_stream_ns: None,
             line_stream_claimed_ns: None,
             packed_stream_ticks: None,
+            trivial_ring_ticks: None,
         }
     }
 }

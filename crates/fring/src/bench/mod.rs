@@ -165,6 +165,7 @@ pub fn run(opts: &Options) -> Result<Report, String> {
         stamped: paths::single_thread(pairs, true)?,
         unstamped: paths::single_thread(pairs, false)?,
     });
+    report.machine.trivial_ring_ticks = Some(paths::trivial_ring(pairs));
     report.latency(
         RowId::InlineLatency,
         &inline.samples,

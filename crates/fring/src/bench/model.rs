@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 
-use super::paths::{Samples, Stream};
+use super::paths::{Samples, Stream, Syscalls};
 use super::stats;
 
 use super::machine::Machine;
@@ -115,6 +115,16 @@ impl RowId {
         (self == RowId::BatchStream).then_some(BATCH)
     }
 
+    /// Whether the row streams through one of our rings, so that the futex
+    /// system calls counted while it ran are this library's.
+    pub fn streams_through_a_ring(self) -> bool {
+        use RowId::*;
+        matches!(
+            self,
+            InlineStream | BatchStream | LoanStream(_) | CopyStream(_)
+        )
+    }
+
     /// The size of a zero-copy row taken through the loan API.
     pub fn loan_size(self) -> Option<usize> {
         match self {
@@ -162,16 +172,22 @@ pub struct Throughput {
     pub msgs_per_sec: f64,
     /// TSC ticks per message.
     pub ticks_per_msg: f64,
+    /// Futex system calls on rings each side made while the stream ran;
+    /// `None` for the rows that use no ring (see
+    /// [`RowId::streams_through_a_ring`]).
+    pub syscalls: Option<Syscalls>,
 }
 
 impl Throughput {
     /// The figures of a stream's totals: ns and messages/s from wall-clock
-    /// time, ticks from the TSC.
-    pub fn from_stream(t: Stream) -> Self {
+    /// time, ticks from the TSC; the syscall counts kept for row `id` only
+    /// if it streams through a ring.
+    pub fn from_stream(id: RowId, t: Stream) -> Self {
         Throughput {
             ns_per_msg: t.secs * 1e9 / t.messages as f64,
             msgs_per_sec: t.messages as f64 / t.secs,
             ticks_per_msg: t.ticks as f64 / t.messages as f64,
+            syscalls: id.streams_through_a_ring().then_some(t.syscalls),
         }
     }
 }
@@ -209,14 +225,34 @@ pub struct Row {
 /// A target and whether this run met it, as shown and written to JSON.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Verdict {
-    /// What is measured, e.g. `inline one-way latency / floor`.
+    /// What is measured, e.g. `inline one-way latency / ring floor`.
     pub what: String,
-    /// The bound, e.g. `<= 1.2`.
+    /// The bound, e.g. `<= 1.4`.
     pub goal: String,
-    /// The value this run measured, with what it was computed from.
+    /// The value this run measured, with what it was computed from; or
+    /// `not measured: ` and why.
     pub measured: String,
-    /// Whether the value is within the bound.
+    /// Whether the value is within the bound. `false` for a target not
+    /// measured: never claimed met.
     pub met: bool,
+    /// Met, missed, not measured, or shown for information only.
+    pub status: Status,
+}
+
+/// How a target came out, as written to JSON (`status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// One of DESIGN.md section 9's targets, within its bound.
+    Met,
+    /// One of DESIGN.md section 9's targets, beyond its bound.
+    Missed,
+    /// One of DESIGN.md section 9's targets that this run could not judge:
+    /// a figure it reads was not taken (`measured` says which and why).
+    NotMeasured,
+    /// Not one of DESIGN.md section 9's targets: shown for information,
+    /// `met` says whether its bound held.
+    Informative,
 }
 
 /// `paths::single_thread` with timestamps on and off, ticks per
@@ -269,7 +305,8 @@ impl Report {
 
     /// Adds a streaming row from the stream's totals.
     pub fn throughput(&mut self, id: RowId, t: Stream, probe: f64) {
-        self.push(id, Measure::Throughput(Throughput::from_stream(t)), probe);
+        let t = Throughput::from_stream(id, t);
+        self.push(id, Measure::Throughput(t), probe);
     }
 
     fn push(&mut self, id: RowId, measure: Measure, floor_probe_ns: f64) {
@@ -332,6 +369,10 @@ mod tests {
             messages,
             ticks,
             secs,
+            syscalls: Syscalls {
+                sender: 3,
+                receiver: 4,
+            },
         }
     }
 
@@ -345,6 +386,13 @@ mod tests {
         assert_eq!(l.sorted_ns, [50.0, 100.0, 150.0, 200.0]);
         let t = r.stream_of(RowId::InlineStream).expect("stream row");
         assert_eq!((t.ns_per_msg, t.ticks_per_msg), (20.0, 50.0));
+        assert_eq!(t.syscalls.map(Syscalls::total), Some(7));
+        // A pipe's syscalls are not the futex calls counted: none kept.
+        r.throughput(RowId::PipeStream, stream(1000, 50_000, 2e-5), 2.0);
+        assert_eq!(
+            r.stream_of(RowId::PipeStream).map(|t| t.syscalls),
+            Some(None)
+        );
         assert!(r.stream_of(RowId::BatchStream).is_none());
         assert_eq!(
             r.row(RowId::InlineStream).map(|r| r.floor_probe_ns),

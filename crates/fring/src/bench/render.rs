@@ -3,7 +3,7 @@
 
 use comfy_table::{presets::ASCII_MARKDOWN, Table};
 
-use super::model::{human, Measure, Report, RowId};
+use super::model::{human, Measure, Report, RowId, Status};
 
 impl Report {
     /// The main table, the seeds' table and the targets, as text.
@@ -129,14 +129,22 @@ impl Report {
                 x.what.clone(),
                 x.goal.clone(),
                 x.measured.clone(),
-                if x.met { "yes".into() } else { "NO".into() },
+                match (x.status, x.met) {
+                    (Status::Met, _) => "yes",
+                    (Status::Missed, _) => "NO",
+                    (Status::NotMeasured, _) => "not measured",
+                    (Status::Informative, true) => "info: yes",
+                    (Status::Informative, false) => "info: no",
+                }
+                .into(),
             ]);
         }
         g
     }
 
-    /// What this machine allows, for reading the targets: the two floors
-    /// and the clock, measured in this run.
+    /// What this machine allows, for reading the targets: the floors, the
+    /// streams of lines and records, memcpy, the trivial ring and the clock,
+    /// measured in this run.
     fn limits(&self) -> String {
         let m = &self.machine;
         let lat = |id| self.latency_of(id).map(|l| l.median_ns);
@@ -166,8 +174,13 @@ impl Report {
                 "limits: streaming one 64-byte line per message between the cores {bare:.1} ns/msg bare, \
                  {claimed:.1} ns/msg with one locked claim per message on each side (as a \
                  many-producer many-consumer ring claims){}\n",
+                // TSC against TSC, as the target reads it: the line streams
+                // are ticks divided by the run's tick rate.
                 self.stream_of(RowId::InlineStream)
-                    .map(|t| format!("; inline streaming is {:.2}x that", t.ns_per_msg / claimed))
+                    .map(|t| format!(
+                        "; inline streaming is {:.2}x that",
+                        t.ticks_per_msg / self.ticks_per_ns / claimed
+                    ))
                     .unwrap_or_default(),
             );
         }
@@ -178,6 +191,48 @@ impl Report {
                 self.stream_of(RowId::BatchStream)
                     .map(|t| format!("; batch-32 is {:.2}x that", t.ticks_per_msg / packed))
                     .unwrap_or_default(),
+            );
+        }
+        if let Some(trivial) = m.trivial_ring_ticks {
+            out += &format!(
+                "limits: a trivial single-thread ring (64-byte slots, plain head and tail, 40 bytes \
+                 written and read back) {trivial:.1} ticks per send + receive{}\n",
+                self.single_thread_ticks
+                    .map(|st| format!(
+                        "; one thread's unstamped send_fast + recv_fast is {:.2}x that",
+                        st.unstamped / trivial
+                    ))
+                    .unwrap_or_default(),
+            );
+        }
+        let syscalls: Vec<String> = self
+            .results
+            .iter()
+            .filter_map(|r| {
+                let s = match &r.measure {
+                    Measure::Throughput(t) => t.syscalls?,
+                    Measure::Latency(_) => return None,
+                };
+                let size = match r.id {
+                    RowId::LoanStream(size) | RowId::CopyStream(size) => {
+                        format!(" {}", human(size))
+                    }
+                    _ => String::new(),
+                };
+                Some(format!(
+                    "{}{size} {} + {}",
+                    r.id.name(),
+                    s.sender,
+                    s.receiver
+                ))
+            })
+            .collect();
+        if !syscalls.is_empty() {
+            out += &format!(
+                "syscalls: futex calls on rings while each stream ran, sender + receiver: {} \
+                 (the target reads inline and batch, whose rings run full; in a stream bound \
+                 by one side the other waits past its spin and sleeps)\n",
+                syscalls.join(", "),
             );
         }
         if let Some(c) = m.clock_read_ticks {

@@ -108,6 +108,73 @@ pub fn single_thread(pairs: u64, timestamps: bool) -> R<f64> {
     Ok(runs[3])
 }
 
+/// The trivial single-thread ring DESIGN.md section 9 reads the single-thread
+/// cost against: a power-of-two array of 64-byte slots with plain head and
+/// tail counters (no atomics, no claims, no header, no stats, no clock).
+struct TrivialRing {
+    slots: Box<[[u8; 64]]>,
+    head: usize,
+    tail: usize,
+}
+
+impl TrivialRing {
+    const SLOTS: usize = 1024;
+
+    fn new() -> Self {
+        TrivialRing {
+            slots: vec![[0u8; 64]; Self::SLOTS].into_boxed_slice(),
+            head: 0,
+            tail: 0,
+        }
+    }
+
+    /// Copies `msg` into the next slot; `false` if the ring is full.
+    #[inline]
+    fn send(&mut self, msg: &[u8; 40]) -> bool {
+        if self.head - self.tail == Self::SLOTS {
+            return false;
+        }
+        self.slots[self.head & (Self::SLOTS - 1)][..40].copy_from_slice(msg);
+        self.head += 1;
+        true
+    }
+
+    /// Copies the oldest message into `buf`; `false` if the ring is empty.
+    #[inline]
+    fn recv(&mut self, buf: &mut [u8; 40]) -> bool {
+        if self.tail == self.head {
+            return false;
+        }
+        buf.copy_from_slice(&self.slots[self.tail & (Self::SLOTS - 1)][..40]);
+        self.tail += 1;
+        true
+    }
+}
+
+/// Ticks of one send + receive of 40 bytes through [`TrivialRing`] on this
+/// thread, timed as [`single_thread`] is (median of 7 runs of `pairs`, the
+/// same loop). The ring is handed to `black_box` between the send and the
+/// receive, so the compiler must keep its counters and the slot in memory
+/// and cannot fold the pair into one copy from `msg` to `buf`.
+pub fn trivial_ring(pairs: u64) -> f64 {
+    let mut ring = TrivialRing::new();
+    let msg = [7u8; 40];
+    let mut buf = [0u8; 40];
+    let mut runs = Vec::with_capacity(7);
+    for _ in 0..7 {
+        let t0 = Clock::now();
+        for _ in 0..pairs {
+            let sent = ring.send(std::hint::black_box(&msg));
+            std::hint::black_box(&mut ring);
+            std::hint::black_box(sent && ring.recv(&mut buf));
+            std::hint::black_box(&buf);
+        }
+        runs.push((Clock::now() - t0) as f64 / pairs as f64);
+    }
+    runs.sort_by(f64::total_cmp);
+    runs[3]
+}
+
 /// What one read of the clock costs, in ticks (median of 5 runs of 100 000
 /// reads): every stamped message pays it twice, once on each side.
 pub fn clock_read_ticks() -> f64 {
@@ -294,4 +361,31 @@ pub fn pipe_latency(rounds: usize) -> R<Samples> {
 pub fn uds_latency(rounds: usize) -> R<Samples> {
     let (a, b) = UnixStream::pair().map_err(|e| e.to_string())?;
     byte_pair_latency(a, b, rounds)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_trivial_ring_is_a_bounded_fifo() {
+        let mut ring = TrivialRing::new();
+        let mut buf = [0u8; 40];
+        assert!(!ring.recv(&mut buf), "empty at first");
+        for i in 0..TrivialRing::SLOTS {
+            assert!(ring.send(&[i as u8; 40]), "room for message {i}");
+        }
+        assert!(!ring.send(&[0xFF; 40]), "full after SLOTS sends");
+        for i in 0..TrivialRing::SLOTS {
+            assert!(ring.recv(&mut buf));
+            assert_eq!(buf, [i as u8; 40], "message {i} in order");
+        }
+        assert!(!ring.recv(&mut buf), "empty again");
+        // Pairs, as `trivial_ring` times them, past the wrap.
+        for i in 0..3 * TrivialRing::SLOTS {
+            assert!(ring.send(&[(i % 251) as u8; 40]));
+            assert!(ring.recv(&mut buf));
+            assert_eq!(buf, [(i % 251) as u8; 40], "pair {i}");
+        }
+    }
 }

@@ -12,6 +12,7 @@ pub use streams::*;
 use std::io::{Read, Write};
 
 use fusion_ring::{Config, FusionRing, PriorityClass, RingError, UltraFastRing};
+use serde::Serialize;
 
 const PRIO: PriorityClass = PriorityClass::Normal;
 
@@ -24,6 +25,27 @@ pub struct Stream {
     pub messages: u64,
     pub ticks: u64,
     pub secs: f64,
+    /// Futex system calls each side's process made on rings while the
+    /// stream ran ([`fusion_ring::RingSync::syscalls`]). Zero on the paths
+    /// that use no ring (pipe, socket, the line and packed limits): only
+    /// the ring rows' counts say anything.
+    pub syscalls: Syscalls,
+}
+
+/// Futex system calls (waits and wakes on rings) made while a stream ran,
+/// by the sending process (the parent) and by the receiving one (the
+/// forked child).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Syscalls {
+    pub sender: u64,
+    pub receiver: u64,
+}
+
+impl Syscalls {
+    /// Both sides together.
+    pub fn total(self) -> u64 {
+        self.sender + self.receiver
+    }
 }
 
 impl Stream {
@@ -32,6 +54,10 @@ impl Stream {
         messages: 0,
         ticks: 0,
         secs: 0.0,
+        syscalls: Syscalls {
+            sender: 0,
+            receiver: 0,
+        },
     };
 
     /// Adds a part of a stream taken in turns.
@@ -39,6 +65,8 @@ impl Stream {
         self.messages += part.messages;
         self.ticks += part.ticks;
         self.secs += part.secs;
+        self.syscalls.sender += part.syscalls.sender;
+        self.syscalls.receiver += part.syscalls.receiver;
     }
 
     /// Ticks per message.

@@ -5,7 +5,7 @@ use std::os::unix::net::UnixStream;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use fusion_ring::{Clock, InlineMessage, UltraFastRing};
+use fusion_ring::{Clock, InlineMessage, RingSync, UltraFastRing};
 
 use super::*;
 use crate::bench::fork::{with_peer, SharedPage};
@@ -14,25 +14,41 @@ use crate::bench::fork::{with_peer, SharedPage};
 /// once the peer is running on its core: a short stream would otherwise
 /// also time the fork and the peer's move to its core (a quarter of a
 /// `--quick` run's 40-byte stream is a millisecond or two).
+///
+/// Each side also counts the futex system calls its process makes on rings
+/// while it runs its part (`RingSync::syscalls`, a per-process count: the
+/// child's is read in the child and handed back through the shared page).
 fn stream(messages: u64, consumer: impl FnOnce(), producer: impl FnOnce()) -> R<Stream> {
     let page = SharedPage::new();
     let ready = page.word(0);
+    let receiver_syscalls = page.word(64);
     let consumer = || {
+        let before = RingSync::syscalls();
         ready.store(1, Ordering::Release);
-        consumer()
+        consumer();
+        // Read by the parent once this process has exited (waitpid orders it).
+        receiver_syscalls.store(RingSync::syscalls() - before, Ordering::Relaxed);
     };
-    with_peer(consumer, || {
+    let mut totals = with_peer(consumer, || {
         while ready.load(Ordering::Acquire) == 0 {
             std::hint::spin_loop();
         }
+        let before = RingSync::syscalls();
         let (t0, i0) = (Clock::now(), Instant::now());
         producer();
+        let (ticks, secs) = (Clock::now() - t0, i0.elapsed().as_secs_f64());
         Stream {
             messages,
-            ticks: Clock::now() - t0,
-            secs: i0.elapsed().as_secs_f64(),
+            ticks,
+            secs,
+            syscalls: Syscalls {
+                sender: RingSync::syscalls() - before,
+                receiver: 0,
+            },
         }
-    })
+    })?;
+    totals.syscalls.receiver = receiver_syscalls.load(Ordering::Relaxed);
+    Ok(totals)
 }
 
 /// 40-byte messages streamed through `UltraFastRing`.
