@@ -99,3 +99,64 @@ impl BlockAllocator {
         self.spare.set(spare)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::BlockAllocator;
+    use crate::handle::registration::Registration;
+    use crate::handle::shared::SharedRing;
+    use crate::shm::config::Config;
+    use crate::shm::segment::Segment;
+
+    fn ring() -> SharedRing {
+        let config = Config::new(8).arena_bytes(1 << 16).max_message(4096);
+        SharedRing::new(Arc::new(Segment::create_anonymous(&config).unwrap()))
+    }
+
+    /// A refilled spare is the next block of its class, counts as free
+    /// until then, and is not given twice.
+    #[test]
+    fn the_spare_is_the_next_block_of_its_class() {
+        let ring = ring();
+        let reg = Registration::new(ring.segment(), ring.core());
+        let (arena, me) = (ring.arena().unwrap(), reg.caller(ring.core()));
+        let alloc = BlockAllocator::new();
+        alloc.refill_spare(arena, 1000, me);
+        let spare = alloc.spare();
+        assert_ne!(spare, 0);
+        assert_eq!(arena.usage().blocks_in_use, 0, "a spare counts as free");
+        let d = alloc.alloc(arena, 900, 4096, me).unwrap();
+        assert_eq!((d.offset, d.len), (spare - 1, 900));
+        assert_eq!(alloc.spare(), 0);
+        let e = alloc.alloc(arena, 900, 4096, me).unwrap();
+        assert_ne!(e.offset, d.offset);
+        arena.release(d.offset, me.pid);
+        arena.release(e.offset, me.pid);
+        assert_eq!(arena.usage().blocks_in_use, 0);
+        reg.unregister();
+    }
+
+    /// A spare of another size class goes back to its free list, and one
+    /// given back is no longer this handle's.
+    #[test]
+    fn a_spare_of_another_class_goes_back() {
+        let ring = ring();
+        let reg = Registration::new(ring.segment(), ring.core());
+        let (arena, me) = (ring.arena().unwrap(), reg.caller(ring.core()));
+        let alloc = BlockAllocator::new();
+        alloc.refill_spare(arena, 64, me);
+        let small = alloc.spare() - 1;
+        let big = alloc.alloc(arena, 3000, 4096, me).unwrap();
+        assert_ne!(big.offset, small);
+        assert_eq!(arena.usage().blocks_in_use, 1, "the small spare is free again");
+        alloc.refill_spare(arena, 64, me);
+        alloc.give_back(arena, me);
+        assert_eq!(alloc.spare(), 0);
+        assert!(alloc.take_spare(arena, me).is_none());
+        arena.release(big.offset, me.pid);
+        assert_eq!(arena.usage().blocks_in_use, 0);
+        reg.unregister();
+    }
+}

@@ -128,3 +128,48 @@ pub(crate) fn notify_block_freed(arena: &Arena) {
         event::notify(ec);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::SharedRing;
+    use crate::error::RingError;
+    use crate::lockfree::arena::Taker;
+    use crate::shm::config::Config;
+    use crate::shm::process::current_pid;
+    use crate::shm::segment::Segment;
+
+    fn shared(config: &Config) -> SharedRing {
+        SharedRing::new(Arc::new(Segment::create_anonymous(config).unwrap()))
+    }
+
+    /// The flags and sizes fixed at creation are read back as configured.
+    #[test]
+    fn the_views_follow_the_config() {
+        let plain = shared(&Config::inline_only(8).timestamps(false));
+        assert!(!plain.wakeups() && !plain.timestamps());
+        assert!(plain.arena().is_none());
+        assert_eq!((plain.max_message(), plain.core().capacity()), (40, 8));
+        let full = shared(&Config::new(16).arena_bytes(1 << 16).max_message(4096));
+        assert!(full.wakeups() && full.timestamps());
+        assert!(full.arena().is_some());
+        assert_eq!((full.max_message(), full.core().capacity()), (4096, 16));
+    }
+
+    /// A corruption error names the segment; the last release of a block
+    /// frees it.
+    #[test]
+    fn corrupt_names_the_segment_and_release_block_frees() {
+        let ring = shared(&Config::new(8).arena_bytes(1 << 16).max_message(1024));
+        match ring.corrupt("what".into()) {
+            RingError::Corrupt(e) => assert_eq!((e.segment.as_str(), e.what.as_str()), ("memfd", "what")),
+            other => panic!("{other:?}"),
+        }
+        let arena = ring.arena().unwrap();
+        let d = arena.alloc(100, Taker::detached(current_pid())).unwrap();
+        assert_eq!(arena.usage().blocks_in_use, 1);
+        ring.release_block(d.offset, current_pid());
+        assert_eq!(arena.usage().blocks_in_use, 0);
+    }
+}

@@ -81,3 +81,91 @@ fn decode_unusual(ring: &SharedRing, c: &SlotContent, reg: &Registration) -> Dec
         None => Decoded::Bad(format!("slot kind {kind} is unknown")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::{decode, Decoded};
+    use crate::handle::registration::Registration;
+    use crate::handle::shared::SharedRing;
+    use crate::lockfree::arena::Taker;
+    use crate::lockfree::protocol::SlotContent;
+    use crate::priority::PriorityClass;
+    use crate::shm::config::Config;
+    use crate::shm::layout::{pack_meta, SlotKind};
+    use crate::shm::process::current_pid;
+    use crate::shm::segment::Segment;
+
+    fn ring(config: &Config) -> (SharedRing, Registration) {
+        let ring = SharedRing::new(Arc::new(Segment::create_anonymous(config).unwrap()));
+        let reg = Registration::new(ring.segment(), ring.core());
+        reg.follow_fork(ring.core());
+        (ring, reg)
+    }
+
+    fn slot(len: u32, kind: SlotKind, prio: u8, payload: [u64; 5]) -> SlotContent {
+        SlotContent {
+            stamp: 0,
+            meta: pack_meta(len, kind, prio),
+            payload,
+        }
+    }
+
+    fn bad(d: Decoded) -> String {
+        match d {
+            Decoded::Bad(what) => what,
+            _ => panic!("not reported as bad"),
+        }
+    }
+
+    /// Inline slots and tombstones decode; every field a peer could
+    /// scribble is checked.
+    #[test]
+    fn inline_slots_decode_and_scribbles_are_named() {
+        let (ring, reg) = ring(&Config::inline_only(8));
+        let high = PriorityClass::High as u8;
+        match decode(&ring, &slot(40, SlotKind::Inline, high, [0; 5]), &reg) {
+            Decoded::Inline { len, priority } => assert_eq!((len, priority), (40, PriorityClass::High)),
+            _ => panic!("not inline"),
+        }
+        let tomb = slot(0, SlotKind::Tombstone, 0, [0; 5]);
+        assert!(matches!(decode(&ring, &tomb, &reg), Decoded::Tombstone));
+        assert!(bad(decode(&ring, &slot(41, SlotKind::Inline, high, [0; 5]), &reg)).contains("41"));
+        assert!(bad(decode(&ring, &slot(1, SlotKind::Inline, 9, [0; 5]), &reg)).contains("priority 9"));
+        let zero_copy = slot(100, SlotKind::ZeroCopy, high, [0; 5]);
+        assert!(bad(decode(&ring, &zero_copy, &reg)).contains("without an arena"));
+        let unknown = SlotContent {
+            meta: (7u64 << 32) | 1,
+            ..slot(1, SlotKind::Inline, 0, [0; 5])
+        };
+        assert!(bad(decode(&ring, &unknown, &reg)).contains("kind 7"));
+        reg.unregister();
+    }
+
+    /// A zero-copy slot is checked against the arena, and a good block is
+    /// taken for the registered process.
+    #[test]
+    fn zero_copy_slots_are_checked_and_taken() {
+        let (ring, reg) = ring(&Config::new(8).arena_bytes(1 << 16).max_message(1024));
+        let arena = ring.arena().unwrap();
+        let d = arena.alloc(100, Taker::detached(current_pid())).unwrap();
+        let prio = PriorityClass::Low as u8;
+        let good = slot(100, SlotKind::ZeroCopy, prio, d.to_words());
+        match decode(&ring, &good, &reg) {
+            Decoded::Block { desc, priority } => {
+                assert_eq!((desc.offset, desc.len), (d.offset, 100));
+                assert_eq!(priority, PriorityClass::Low);
+            }
+            _ => panic!("not a block"),
+        }
+        assert_eq!(arena.owner(d.offset), current_pid());
+        let lying = slot(99, SlotKind::ZeroCopy, prio, d.to_words());
+        assert!(bad(decode(&ring, &lying, &reg)).contains("differs"));
+        let mut far = d.to_words();
+        far[0] = 1 << 40;
+        assert!(matches!(decode(&ring, &slot(100, SlotKind::ZeroCopy, prio, far), &reg), Decoded::Bad(_)));
+        arena.release(d.offset, current_pid());
+        reg.unregister();
+    }
+}
