@@ -10,9 +10,8 @@ pub use fusion_ring_testkit::shared_page::SharedPage;
 /// `parent` runs pinned to the first; returns the parent's result, or an
 /// error if the child failed.
 pub fn with_peer<T>(child: impl FnOnce(), parent: impl FnOnce() -> T) -> Result<T, String> {
-    // SAFETY: `fring bench` stays single-threaded (no progress-bar ticker
-    // thread), so the child inherits no lock another thread held; it runs
-    // only `child` (which touches shared memory and fds set up before the
-    // fork) and leaves with _exit.
+    // SAFETY: `fring bench` stays single-threaded (no ticker thread), so the
+    // child inherits no lock another thread held; it runs only `child` (on
+    // memory and fds set up before the fork) and leaves with _exit.
     unsafe { fusion_ring_testkit::fork::with_peer(child, parent) }
 }
