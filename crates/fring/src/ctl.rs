@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use comfy_table::{presets::ASCII_MARKDOWN, Table};
-use fusion_ring::inspect::{self, RingInfo};
+use fusion_ring::inspect::{self, RingInfo, ShmFile};
 use fusion_ring::{PriorityClass, RingError};
 
 type Res = Result<(), Box<dyn std::error::Error>>;
@@ -16,11 +16,20 @@ fn bytes(n: u64) -> String {
     }
 }
 
-/// `fring ls`: every ring under /dev/shm.
+/// `fring ls`: every ring under /dev/shm, and how many other files it
+/// passed over.
 pub fn ls() -> Res {
-    let names = inspect::list()?;
+    let inspect::Listing {
+        rings: names,
+        others,
+    } = inspect::scan()?;
+    let skipped = match others {
+        0 => String::new(),
+        1 => " (1 other file under /dev/shm skipped: not a fusion-ring segment)".into(),
+        n => format!(" ({n} other files under /dev/shm skipped: not fusion-ring segments)"),
+    };
     if names.is_empty() {
-        println!("no fusion-ring segments under /dev/shm");
+        println!("no fusion-ring segments under /dev/shm{skipped}");
         return Ok(());
     }
     let mut t = Table::new();
@@ -73,6 +82,9 @@ pub fn ls() -> Res {
         }
     }
     println!("{t}");
+    if others > 0 {
+        println!("{}", skipped.trim_start());
+    }
     Ok(())
 }
 
@@ -186,26 +198,54 @@ pub fn stat(name: &str, watch: Option<f64>, json: bool) -> Res {
     }
 }
 
-/// `fring rm NAME [--force]`.
+/// `fring rm NAME [--force]`: removes a ring no running process uses.
+/// Without `--force` it refuses a live ring, and any file that is not a
+/// ring this build can check: another program's shared memory, a ring of
+/// another layout version, a ring that fails validation.
 pub fn rm(name: &str, force: bool) -> Res {
-    match RingInfo::read(name) {
-        Ok(i) if i.has_live_participants() && !force => {
-            let pids: Vec<String> = i
-                .participants
-                .iter()
-                .filter(|p| p.alive)
-                .map(|p| p.pid.to_string())
-                .collect();
-            return Err(format!(
-                "ring {} is in use by live process(es) {}; use --force to remove it anyway",
-                i.name,
-                pids.join(", ")
-            )
-            .into());
+    let path = format!("/dev/shm/{}", name.trim_start_matches('/'));
+    let refuse =
+        |what: String| -> Res { Err(format!("{what}; use --force to remove it anyway").into()) };
+    match inspect::classify(name)? {
+        ShmFile::Foreign { len } if !force => {
+            return refuse(format!(
+                "{path} is not a fusion-ring segment ({len} bytes without the ring header: \
+                 another program's shared memory, a ring still being created, or some \
+                 other file)"
+            ))
         }
-        // An unreadable (e.g. corrupt) segment can still be removed.
-        Ok(_) | Err(RingError::Corrupt(_) | RingError::VersionMismatch { .. }) => {}
-        Err(e) => return Err(e.into()),
+        ShmFile::OtherVersion { found, expected } if !force => {
+            return refuse(format!(
+                "{path} is a fusion-ring segment of layout version {found} (this fring \
+                 reads version {expected}), so whether a process still uses it cannot be \
+                 checked"
+            ))
+        }
+        ShmFile::Ring => match RingInfo::read(name) {
+            Ok(i) if i.has_live_participants() && !force => {
+                let pids: Vec<String> = i
+                    .participants
+                    .iter()
+                    .filter(|p| p.alive)
+                    .map(|p| p.pid.to_string())
+                    .collect();
+                return Err(format!(
+                    "ring {} is in use by live process(es) {}; use --force to remove it anyway",
+                    i.name,
+                    pids.join(", ")
+                )
+                .into());
+            }
+            Err(RingError::Corrupt(e)) if !force => {
+                return refuse(format!(
+                    "{path} has the ring header but fails validation ({})",
+                    e.what
+                ))
+            }
+            Ok(_) | Err(RingError::Corrupt(_) | RingError::VersionMismatch { .. }) => {}
+            Err(e) => return Err(e.into()),
+        },
+        ShmFile::Foreign { .. } | ShmFile::OtherVersion { .. } => {}
     }
     fusion_ring::remove_named(name)?;
     Ok(())

@@ -61,7 +61,8 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Removes a named ring; refuses while a participant is alive.
+    /// Removes a named ring; refuses while a participant is alive, and any
+    /// file that is not a ring this fring can check.
     Rm {
         name: String,
         /// Remove even if processes still use it (their handles keep working).

@@ -946,3 +946,85 @@ fn bad_durations_are_argument_errors() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------
+// `fring rm` and `fring ls` next to files that are not rings
+
+/// A file under /dev/shm written by hand, removed on drop if still there.
+struct ShmFileGuard(PathBuf);
+
+impl ShmFileGuard {
+    fn new(name: &str, bytes: &[u8]) -> Self {
+        let path = PathBuf::from(format!("/dev/shm/{name}"));
+        std::fs::write(&path, bytes).expect("write a file under /dev/shm");
+        ShmFileGuard(path)
+    }
+}
+
+impl Drop for ShmFileGuard {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// `rm` refuses a plain text file and another program's shared memory
+/// (no ring header), says what the file seems to be and that --force
+/// removes it; `ls` does not list them and counts them as skipped.
+#[test]
+fn rm_refuses_files_that_are_not_rings() {
+    let text_name = unique("text");
+    let text = ShmFileGuard::new(&text_name, b"hello, not a ring\n");
+    let foreign_name = unique("foreign");
+    let foreign = ShmFileGuard::new(&foreign_name, &[0xA5; 8192]);
+    for (name, guard, len) in [(&text_name, &text, 18), (&foreign_name, &foreign, 8192)] {
+        let out = fring(&["rm", name]);
+        out.fails("fring rm (not a ring)");
+        assert!(
+            out.stderr.contains("not a fusion-ring segment")
+                && out.stderr.contains(&format!("{len} bytes"))
+                && out.stderr.contains("--force"),
+            "rm should say what the file is and name --force: {}",
+            out.stderr
+        );
+        assert!(
+            guard.0.exists(),
+            "a refused rm removed {}",
+            guard.0.display()
+        );
+    }
+    let out = fring(&["ls"]);
+    out.ok("fring ls");
+    assert!(
+        !out.stdout.contains(&text_name) && !out.stdout.contains(&foreign_name),
+        "ls lists files that are not rings: {}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("skipped"),
+        "ls should say it skipped other files: {}",
+        out.stdout
+    );
+    fring(&["rm", "--force", &text_name]).ok("fring rm --force (not a ring)");
+    assert!(!text.0.exists(), "rm --force left {}", text.0.display());
+}
+
+/// A file with the ring magic but another layout version is refused too:
+/// whether a process uses it cannot be checked.
+#[test]
+fn rm_refuses_a_ring_of_another_layout_version() {
+    let name = unique("otherversion");
+    let mut bytes = vec![0u8; 4096];
+    bytes[..8].copy_from_slice(b"FRING\0v\x01");
+    bytes[8..12].copy_from_slice(&999u32.to_le_bytes());
+    let file = ShmFileGuard::new(&name, &bytes);
+    let out = fring(&["rm", &name]);
+    out.fails("fring rm (other layout version)");
+    assert!(
+        out.stderr.contains("layout version 999") && out.stderr.contains("--force"),
+        "rm should name the version and --force: {}",
+        out.stderr
+    );
+    assert!(file.0.exists(), "a refused rm removed it");
+    fring(&["rm", "--force", &name]).ok("fring rm --force (other version)");
+    assert!(!file.0.exists());
+}

@@ -8,7 +8,8 @@ use crate::handle::participant::{self, ROLE_RECEIVER, ROLE_SENDER};
 use crate::handle::shared::SharedRing;
 use crate::handle::stats::{aggregate, LaneStats};
 use crate::lockfree::arena::{Arena, ArenaUsage};
-use crate::shm::segment::Segment;
+use crate::shm::layout::{LAYOUT_VERSION, MAGIC};
+use crate::shm::segment::{shm_name, Segment};
 
 /// A participant registered in a ring's segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,26 +110,105 @@ impl RingInfo {
     }
 }
 
-/// Names (`/name`) of the fusion-ring segments under `/dev/shm`: files that
-/// start with the ring magic. Others are skipped.
-pub fn list() -> Result<Vec<String>> {
+/// What a file under `/dev/shm` is, told from its first bytes (read, not
+/// mapped; nothing is changed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShmFile {
+    /// A fusion-ring segment of the layout version this build reads (it may
+    /// still fail the checks of [`crate::Ring::open`]).
+    Ring,
+    /// A fusion-ring segment of another layout version.
+    OtherVersion {
+        /// Its layout version.
+        found: u32,
+        /// The version this build reads.
+        expected: u32,
+    },
+    /// Not a fusion-ring segment: another program's shared memory, a ring
+    /// still being created (its magic is written last), or any other file.
+    Foreign {
+        /// Its length in bytes.
+        len: u64,
+    },
+}
+
+/// Says what the file `/dev/shm/NAME` is. `NotFound` if there is none.
+///
+/// ```
+/// use fusion_ring::inspect::{classify, ShmFile};
+/// use fusion_ring::{Config, Ring};
+/// let name = format!("doc-classify-{}", std::process::id());
+/// let ring = Ring::create(&name, &Config::new(8))?;
+/// assert_eq!(classify(&name)?, ShmFile::Ring);
+/// let other = format!("doc-classify-text-{}", std::process::id());
+/// std::fs::write(format!("/dev/shm/{other}"), b"not a ring").unwrap();
+/// assert_eq!(classify(&other)?, ShmFile::Foreign { len: 10 });
+/// std::fs::remove_file(format!("/dev/shm/{other}")).unwrap();
+/// # Ok::<(), fusion_ring::RingError>(())
+/// ```
+pub fn classify(name: &str) -> Result<ShmFile> {
+    let name = shm_name(name)?;
+    let path = format!("/dev/shm{name}");
+    let io = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::NotFound => RingError::NotFound { name: name.clone() },
+        _ => RingError::Io {
+            op: "read a file under /dev/shm",
+            source: crate::error::IoError::from_errno(e.raw_os_error().unwrap_or(0)),
+        },
+    };
+    let mut file = std::fs::File::open(&path).map_err(io)?;
+    let len = file.metadata().map_err(io)?.len();
+    let mut head = [0u8; 12];
+    if std::io::Read::read_exact(&mut file, &mut head).is_err() {
+        return Ok(ShmFile::Foreign { len });
+    }
+    let magic = u64::from_le_bytes(head[..8].try_into().expect("8 bytes"));
+    if magic != MAGIC {
+        return Ok(ShmFile::Foreign { len });
+    }
+    match u32::from_le_bytes(head[8..].try_into().expect("4 bytes")) {
+        LAYOUT_VERSION => Ok(ShmFile::Ring),
+        found => Ok(ShmFile::OtherVersion {
+            found,
+            expected: LAYOUT_VERSION,
+        }),
+    }
+}
+
+/// The files under `/dev/shm`, sorted into fusion-ring segments and others.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listing {
+    /// Names (`/name`) of the files that start with the ring magic (any
+    /// layout version), sorted.
+    pub rings: Vec<String>,
+    /// How many other files there are (skipped).
+    pub others: usize,
+}
+
+/// Reads `/dev/shm` (see [`Listing`]).
+pub fn scan() -> Result<Listing> {
     let dir = std::fs::read_dir("/dev/shm").map_err(|e| RingError::Io {
         op: "read_dir(/dev/shm)",
         source: crate::error::IoError::from_errno(e.raw_os_error().unwrap_or(0)),
     })?;
-    let mut out = Vec::new();
+    let mut out = Listing::default();
     for entry in dir.flatten() {
         let path = entry.path();
         let mut magic = [0u8; 8];
         let ok = std::fs::File::open(&path)
             .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
             .is_ok();
-        if ok && u64::from_le_bytes(magic) == crate::shm::layout::MAGIC {
-            if let Some(n) = path.file_name().and_then(|n| n.to_str()) {
-                out.push(format!("/{n}"));
-            }
+        match path.file_name().and_then(|n| n.to_str()) {
+            Some(n) if ok && u64::from_le_bytes(magic) == MAGIC => out.rings.push(format!("/{n}")),
+            _ => out.others += 1,
         }
     }
-    out.sort();
+    out.rings.sort();
     Ok(out)
+}
+
+/// Names (`/name`) of the fusion-ring segments under `/dev/shm`: files that
+/// start with the ring magic. Others are skipped (see [`scan`]).
+pub fn list() -> Result<Vec<String>> {
+    scan().map(|l| l.rings)
 }
