@@ -71,7 +71,7 @@ impl RingInfo {
         let segment = ring.segment();
         let g = *segment.geometry();
         let (head, tail) = ring.core().positions();
-        let participants = participant::registered(segment.participants())
+        let participants = participant::registered(segment)
             .map(|(pid, role, alive)| Participant {
                 pid,
                 sender: role & ROLE_SENDER != 0,

@@ -1,6 +1,8 @@
 //! Participant registration: each ring handle claims an entry in the
-//! segment's table, recording who it is (pid + process start time, so a
-//! reused pid is not mistaken for a live peer) and owning the stats lanes.
+//! segment's table and owns its stats lanes and claim records. Whether the
+//! handle lives is its entry mark (`shm::liveness`), held from before it
+//! claims the entry until after it frees it; the pid and start time it
+//! records are for people (`fring stat`), not a test of life.
 //!
 //! Entry 0 is shared: it collects the counters of retired handles, and its
 //! `state` counts the live handles that found the table full and use it.
@@ -10,7 +12,9 @@
 use crate::atomic::Ordering;
 use crate::lockfree::arena::Taker;
 use crate::shm::layout::{ParticipantEntry, MAX_PARTICIPANTS};
-use crate::shm::process::{current_pid, process_alive, process_start_time};
+use crate::shm::liveness::EntryLock;
+use crate::shm::process::{current_pid, process_start_time};
+use crate::shm::segment::Segment;
 
 /// Role bit: this handle has sent.
 pub(crate) const ROLE_SENDER: u32 = 1;
@@ -25,19 +29,28 @@ pub(crate) const FREE: u32 = 0;
 pub(crate) const IN_USE: u32 = 1;
 const REAPING: u32 = 2;
 
-/// Claims a free entry (1..MAX_PARTICIPANTS) for this process, or falls back
-/// to the shared entry 0. Returns `(index, shared)`.
-pub(crate) fn register(entries: &[ParticipantEntry]) -> (usize, bool) {
+/// Claims a free entry (1..MAX_PARTICIPANTS) for this process, taking its
+/// mark through `lock` first, or falls back to the shared entry 0. Returns
+/// `(index, shared)`.
+pub(crate) fn register(entries: &[ParticipantEntry], lock: &EntryLock) -> (usize, bool) {
     let pid = current_pid();
     let start = process_start_time(pid).unwrap_or(0);
     for (i, e) in entries.iter().enumerate().take(MAX_PARTICIPANTS).skip(1) {
+        // The mark first: an entry in use with a free mark is a dead
+        // handle's. A mark held by another description is a live handle's
+        // entry, or one being reaped or claimed.
+        if e.id.state.load(Ordering::Relaxed) != FREE || !lock.try_take(i) {
+            continue;
+        }
         // Acquire: pairs with the Release in `unregister`, so the zeroed
         // counters of the previous owner are seen before we write ours.
         if e.id
             .state
             .compare_exchange(FREE, IN_USE, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
+            .is_err()
         {
+            lock.give_back(i);
+        } else {
             e.id.pid.store(pid, Ordering::Relaxed);
             e.id.start_time.store(start, Ordering::Relaxed);
             e.id.role.store(0, Ordering::Relaxed);
@@ -57,7 +70,8 @@ pub(crate) fn register(entries: &[ParticipantEntry]) -> (usize, bool) {
     (SHARED_ENTRY, true)
 }
 
-/// Folds an entry's counters into the shared entry and frees it.
+/// Folds an entry's counters into the shared entry and frees it; then its
+/// mark goes (when `lock`, which holds it, is given back or closed).
 pub(crate) fn unregister(entries: &[ParticipantEntry], index: usize) {
     if index == SHARED_ENTRY {
         // Saturating: a scribbler may have zeroed the count.
@@ -82,51 +96,53 @@ fn retire(e: &ParticipantEntry, shared: &ParticipantEntry) {
     e.id.state.store(FREE, Ordering::Release);
 }
 
-/// Whether the handle registered in `e` belongs to a running process.
-pub(crate) fn entry_alive(e: &ParticipantEntry) -> bool {
-    let pid = e.id.pid.load(Ordering::Relaxed);
-    pid != 0 && process_alive(pid, e.id.start_time.load(Ordering::Relaxed))
-}
-
-/// Frees the entry of a dead process (its counters folded into the shared
-/// entry), unless another survivor is doing it. The caller has checked that
-/// the process is dead and that its claims are settled.
-pub(crate) fn reap(entries: &[ParticipantEntry], index: usize) -> bool {
+/// Frees the entry of a dead handle (its counters folded into the shared
+/// entry), holding its mark through `lock` meanwhile, unless another
+/// survivor is doing it or a handle took the mark back. The caller has
+/// checked that the handle is dead and that its claims are settled.
+pub(crate) fn reap(entries: &[ParticipantEntry], index: usize, lock: &EntryLock) -> bool {
     let e = &entries[index];
+    if !lock.try_take(index) {
+        return false;
+    }
     // Acquire: pairs with `retire`'s Release by a previous owner, as in
-    // `register`; the CAS makes one survivor do the folding.
-    e.id.state
+    // `register`; the CAS makes one survivor do the folding (with pid
+    // liveness, where every lock is taken, it is the only exclusion).
+    let reaped = e
+        .id
+        .state
         .compare_exchange(IN_USE, REAPING, Ordering::Acquire, Ordering::Relaxed)
-        .is_ok()
-        && {
-            retire(e, &entries[SHARED_ENTRY]);
-            true
-        }
+        .is_ok();
+    if reaped {
+        retire(e, &entries[SHARED_ENTRY]);
+    }
+    lock.give_back(index);
+    reaped
 }
 
 /// A registered entry as tools show it: `(pid, roles, alive)`.
-pub(crate) fn registered(
-    entries: &[ParticipantEntry],
-) -> impl Iterator<Item = (u32, u32, bool)> + '_ {
-    entries
+pub(crate) fn registered(segment: &Segment) -> impl Iterator<Item = (u32, u32, bool)> + '_ {
+    segment
+        .participants()
         .iter()
+        .enumerate()
         .skip(1)
         // Acquire: the entry's identity after its state (pairs with the
         // Release in `unregister`).
-        .filter(|e| e.id.state.load(Ordering::Acquire) != FREE)
-        .map(|e| {
+        .filter(|(_, e)| e.id.state.load(Ordering::Acquire) != FREE)
+        .map(|(i, e)| {
             let pid = e.id.pid.load(Ordering::Relaxed);
             let role = e.id.role.load(Ordering::Relaxed);
-            (pid, role, entry_alive(e))
+            (pid, role, segment.entry_alive(i, &e.id))
         })
 }
 
-/// Whether any handle on the table may belong to a running process: an
-/// unidentifiable one (the table was full), or a registered entry whose
-/// process runs (`inspect::RingInfo::has_live_participants` applies the
-/// same rule to what `registered` gave it).
-pub(crate) fn any_live(entries: &[ParticipantEntry]) -> bool {
-    unidentified(entries) > 0 || registered(entries).any(|(_, _, alive)| alive)
+/// Whether any handle on the table may be alive: an unidentifiable one
+/// (the table was full), or a registered entry whose mark is held
+/// (`inspect::RingInfo::has_live_participants` applies the same rule to
+/// what `registered` gave it).
+pub(crate) fn any_live(segment: &Segment) -> bool {
+    unidentified(segment.participants()) > 0 || registered(segment).any(|(_, _, alive)| alive)
 }
 
 /// Handles in use that are not identifiable (the table was full).

@@ -36,8 +36,15 @@
 //! halfway included), and [`Ring::recover`] does all of it on demand.
 //!
 //! # Limits
-//! - Liveness is a pid plus its start time in `/proc`: participants must
-//!   share a pid namespace.
+//! - Liveness is a mark the kernel drops when a process dies
+//!   (`shm::liveness`), so participants in other pid namespaces are told
+//!   apart and a reused pid is no one's. Marks are locks on the segment's
+//!   file: a file on a network file system (locks that a remote machine's
+//!   death may not drop) is not supported; rings live in `/dev/shm` or a
+//!   memfd. A forked child that keeps a copy of its parent's handle
+//!   unused also keeps the parent's marks (their descriptions) while it
+//!   runs: if the parent dies first, its claims and blocks are reclaimed
+//!   once the child exits or uses the handle.
 //! - Handles beyond the 63 entries of the table share one record, so while
 //!   any is registered nothing is reclaimed (it could be theirs).
 //! - A handle carried into a forked child registers the child on its first
@@ -56,13 +63,14 @@
 //!   `Recovery::blocks_deferred` counts those; a later call takes them
 //!   (blocked calls retry every second). A dead process's claim keeps its
 //!   entry from being reaped until a sweep has settled the block it names.
-//! - Holders are told dead by pid alone (`/proc/PID`, start time unknown):
-//!   a dead holder's pid reused by a new process keeps its blocks until that
-//!   process exits too.
+//! - Arena blocks name their holder by pid, whose process mark is shared
+//!   by the processes of that pid number in every pid namespace mapping
+//!   the segment: a dead holder's blocks are kept while another process of
+//!   the same pid number maps the segment (a leak until it exits, never a
+//!   live holder's block freed).
 
 use std::collections::{HashMap, HashSet};
 
-use crate::shm::process;
 use crate::atomic::Ordering;
 use crate::shm::layout::{
     pack_meta, unpack_meta, ClaimRecord, ParticipantEntry, ParticipantId, SlotKind,
@@ -74,6 +82,8 @@ use crate::priority::PriorityClass;
 use crate::handle::participant::Caller;
 use crate::handle::shared::{notify_block_freed, SharedRing};
 use crate::lockfree::event;
+use crate::shm::liveness::EntryLock;
+use crate::shm::segment::Segment;
 
 /// What [`crate::Ring::recover`] found and put right.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -111,16 +121,18 @@ impl Claims {
     }
 }
 
-/// Which entries belong to live processes, each looked up once.
+/// Which entries belong to live handles, each looked up once.
 struct Liveness<'a> {
+    segment: &'a Segment,
     entries: &'a [ParticipantEntry],
     known: [Option<bool>; MAX_PARTICIPANTS],
 }
 
 impl<'a> Liveness<'a> {
-    fn new(entries: &'a [ParticipantEntry]) -> Self {
+    fn new(segment: &'a Segment) -> Self {
         Liveness {
-            entries,
+            segment,
+            entries: segment.participants(),
             known: [None; MAX_PARTICIPANTS],
         }
     }
@@ -135,7 +147,7 @@ impl<'a> Liveness<'a> {
     }
 
     fn alive(&mut self, i: usize) -> bool {
-        *self.known[i].get_or_insert_with(|| participant::entry_alive(&self.entries[i]))
+        *self.known[i].get_or_insert_with(|| self.segment.entry_alive(i, &self.entries[i].id))
     }
 
     /// Whether entry `i` is registered and its claim covers `pos`.
@@ -187,7 +199,7 @@ pub(crate) fn recover_slots(ring: &SharedRing, me: Caller<'_>) -> (u64, u64) {
     {
         return (0, 0);
     }
-    let mut live = Liveness::new(entries);
+    let mut live = Liveness::new(ring.segment());
     let ctrl = core.ctrl();
     let mut tombstones = 0;
     if let Some(first) = stuck_publish {
@@ -265,7 +277,7 @@ fn drop_untaken_block(
 /// What the arena's reclaim learns of the participants (`arena::Peers`).
 struct ArenaPeers<'a> {
     live: Liveness<'a>,
-    /// Pids looked up so far: dead or not.
+    /// Holders looked up so far: dead or not.
     dead: HashMap<u32, bool>,
 }
 
@@ -285,7 +297,7 @@ impl crate::lockfree::arena::Peers for ArenaPeers<'_> {
             && *self
                 .dead
                 .entry(pid)
-                .or_insert_with(|| !process::process_alive(pid, 0))
+                .or_insert_with(|| !self.live.segment.holder_alive(pid))
     }
 
     fn live_claim(&mut self, index: u64) -> bool {
@@ -356,7 +368,7 @@ pub(crate) fn reclaim_blocks(ring: &SharedRing, me: Caller<'_>, sweep: bool) -> 
         }
     }
     let mut peers = ArenaPeers {
-        live: Liveness::new(ring.participants()),
+        live: Liveness::new(ring.segment()),
         dead: HashMap::new(),
     };
     let done = arena.reclaim(&queued, me.taker(), &mut peers, sweep);
@@ -366,15 +378,17 @@ pub(crate) fn reclaim_blocks(ring: &SharedRing, me: Caller<'_>, sweep: bool) -> 
     (done.freed, done.deferred)
 }
 
-/// Frees the entries of dead processes whose claims are settled.
-pub(crate) fn reap_dead(entries: &[ParticipantEntry], core: &RingCore) -> u64 {
-    let mut live = Liveness::new(entries);
+/// Frees the entries of dead handles whose claims are settled, taking
+/// each one's mark through `lock` meanwhile (see `participant::reap`).
+pub(crate) fn reap_dead(segment: &Segment, core: &RingCore, lock: &EntryLock) -> u64 {
+    let entries = segment.participants();
+    let mut live = Liveness::new(segment);
     live.indices()
         .filter(|&i| {
             live.registered(i)
                 && !live.alive(i)
                 && settled(core, &entries[i].id)
-                && participant::reap(entries, i)
+                && participant::reap(entries, i, lock)
         })
         .count() as u64
 }
@@ -388,7 +402,7 @@ pub(crate) fn disconnected(ring: &SharedRing, role: u32) -> bool {
     if seen & role as u64 == 0 || participant::unidentified(entries) > 0 {
         return false;
     }
-    let mut live = Liveness::new(entries);
+    let mut live = Liveness::new(ring.segment());
     !live.indices().any(|i| {
         live.registered(i)
             && entries[i].id.role.load(Ordering::Relaxed) & role != 0
@@ -396,11 +410,11 @@ pub(crate) fn disconnected(ring: &SharedRing, role: u32) -> bool {
     })
 }
 
-/// Everything above, for [`Ring::recover`].
-pub(crate) fn recover(ring: &SharedRing, me: Caller<'_>) -> Recovery {
+/// Everything above, for [`Ring::recover`]; `lock` is the caller's.
+pub(crate) fn recover(ring: &SharedRing, me: Caller<'_>, lock: &EntryLock) -> Recovery {
     let (unpublished_slots, unreleased_slots) = recover_slots(ring, me);
     let (blocks, blocks_deferred) = reclaim_blocks(ring, me, true);
-    let participants = reap_dead(ring.participants(), ring.core());
+    let participants = reap_dead(ring.segment(), ring.core(), lock);
     Recovery {
         unpublished_slots,
         unreleased_slots,

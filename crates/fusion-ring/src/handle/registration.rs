@@ -1,7 +1,7 @@
 //! [`Registration`]: a handle's participant entry, and following the
 //! handle into a forked child.
 
-use core::cell::Cell;
+use core::cell::{Cell, RefCell};
 use core::ptr::NonNull;
 use std::sync::Arc;
 
@@ -12,11 +12,13 @@ use crate::handle::peer;
 use crate::handle::stats::StatsWriter;
 use crate::lockfree::protocol::RingCore;
 use crate::shm::layout::ParticipantEntry;
+use crate::shm::liveness::EntryLock;
 use crate::shm::segment::Segment;
 
 /// A handle's entry in the participant table: its index, whether it is the
 /// shared entry 0 (the table was full), the process it is registered for,
-/// and the roles it has noted there.
+/// the roles it has noted there, and the description through which it
+/// holds the entry's mark (its liveness, see `shm::liveness`).
 ///
 /// A handle carried into a forked child still names its parent's entry:
 /// claims recorded there would look alive while the parent lives (and dead
@@ -33,31 +35,53 @@ pub(crate) struct Registration {
     owner_pid: Cell<u32>,
     /// Roles noted in the entry by this process.
     roles: Cell<u32>,
+    /// Holds the entry's mark; replaced in a forked child (the inherited
+    /// description is the parent's).
+    lock: RefCell<EntryLock>,
     segment: Arc<Segment>,
 }
 
-/// Registers this process in `entries`; if the table is full, first frees
-/// the entries of dead processes whose claims are settled.
-fn register(entries: &[ParticipantEntry], core: &RingCore) -> (usize, bool) {
-    let registered = participant::register(entries);
+/// Registers a handle on `segment` with `lock`; if the table is full,
+/// first frees the entries of dead handles whose claims are settled.
+fn register(segment: &Segment, core: &RingCore, lock: &EntryLock) -> (usize, bool) {
+    let entries = segment.participants();
+    let registered = participant::register(entries, lock);
     if !registered.1 {
         return registered;
     }
     participant::unregister(entries, registered.0);
-    peer::reap_dead(entries, core);
-    participant::register(entries)
+    peer::reap_dead(segment, core, lock);
+    participant::register(entries, lock)
+}
+
+/// Marks this process alive on `segment` (a forked child: the first time).
+/// Blocks it takes name its pid: without a mark they would look abandoned
+/// while it uses them, so a failure (no lock memory left, `ENOLCK`) stops
+/// here rather than lose data.
+fn mark_this_process(segment: &Segment) {
+    if let Err(e) = segment.mark_process() {
+        panic!(
+            "fusion-ring: this process cannot mark itself alive on {}: {e}",
+            segment.label()
+        );
+    }
 }
 
 impl Registration {
-    /// Registers a new handle on `segment`.
+    /// Registers a new handle on `segment`. Constructors that can fail mark
+    /// the process first (`Segment::mark_process`), so that this one only
+    /// marks a forked child (a clone there).
     pub(crate) fn new(segment: &Arc<Segment>, core: &RingCore) -> Self {
-        let (index, shared) = register(segment.participants(), core);
+        mark_this_process(segment);
+        let lock = segment.entry_lock();
+        let (index, shared) = register(segment, core, &lock);
         Registration {
             entry: Cell::new(NonNull::from(&segment.participants()[index])),
             index: Cell::new(index),
             shared_stats: Cell::new(shared),
             owner_pid: Cell::new(process::current_pid()),
             roles: Cell::new(0),
+            lock: RefCell::new(lock),
             segment: Arc::clone(segment),
         }
     }
@@ -74,9 +98,13 @@ impl Registration {
     #[cold]
     #[inline(never)]
     fn register_after_fork(&self, core: &RingCore) {
-        let entries = self.segment.participants();
-        let (index, shared) = register(entries, core);
-        self.entry.set(NonNull::from(&entries[index]));
+        mark_this_process(&self.segment);
+        // A description of its own: the inherited one is the parent's, and
+        // closing this process's copy of it leaves the parent's mark alone.
+        let lock = self.segment.entry_lock();
+        let (index, shared) = register(&self.segment, core, &lock);
+        *self.lock.borrow_mut() = lock;
+        self.entry.set(NonNull::from(&self.segment.participants()[index]));
         self.index.set(index);
         self.shared_stats.set(shared);
         self.owner_pid.set(process::current_pid());
@@ -146,9 +174,19 @@ impl Registration {
         self.owner_pid.get() == process::current_pid()
     }
 
-    /// Gives the entry back (its counters fold into the shared entry).
+    /// Gives the entry back (its counters fold into the shared entry),
+    /// then its mark.
     pub(crate) fn unregister(&self) {
         participant::unregister(self.segment.participants(), self.index.get());
+        if !self.shared_stats.get() {
+            self.lock.borrow().give_back(self.index.get());
+        }
+    }
+
+    /// The description holding this handle's mark, for reaping other
+    /// entries (see `participant::reap`).
+    pub(crate) fn lock(&self) -> core::cell::Ref<'_, EntryLock> {
+        self.lock.borrow()
     }
 }
 

@@ -16,7 +16,7 @@ pub(crate) fn remove_if_stale(name: &str) -> Result<bool> {
     let Some(examined) = inode(&path) else {
         return Ok(false);
     };
-    match Segment::open_named(name).map(|s| participant::any_live(s.participants())) {
+    match Segment::open_named(name).map(|s| participant::any_live(&s)) {
         Ok(false) if inode(&path) == Some(examined) => match unlink_named(name) {
             Ok(()) | Err(RingError::NotFound { .. }) => Ok(true),
             Err(e) => Err(e),

@@ -136,9 +136,7 @@ impl Ring {
     /// A new anonymous ring (memfd) with the given [`Config`] (its mode and
     /// unlink options only matter for named rings).
     pub fn with_config(config: &Config) -> Result<Self> {
-        Ok(Self::from_segment(Arc::new(Segment::create_anonymous(
-            config,
-        )?)))
+        Self::adopt(Segment::create_anonymous(config)?)
     }
 
     /// Creates a named ring under `/dev/shm` (`O_EXCL`: fails with
@@ -153,18 +151,25 @@ impl Ring {
             }
             r => r?,
         };
-        Ok(Self::from_segment(Arc::new(segment)))
+        Self::adopt(segment)
     }
 
     /// Opens a named ring created by another handle or process.
     pub fn open(name: &str) -> Result<Self> {
-        Ok(Self::from_segment(Arc::new(Segment::open_named(name)?)))
+        Self::adopt(Segment::open_named(name)?)
     }
 
     /// Adopts a ring from a file descriptor (from [`Ring::as_fd`] in another
     /// process, received over a Unix socket or inherited).
     pub fn from_fd(fd: OwnedFd) -> Result<Self> {
-        Ok(Self::from_segment(Arc::new(Segment::from_fd(fd)?)))
+        Self::adopt(Segment::from_fd(fd)?)
+    }
+
+    /// A handle on a segment just mapped: the process marks itself alive
+    /// there first (see `shm::liveness`), an error if it cannot.
+    fn adopt(segment: Segment) -> Result<Self> {
+        segment.mark_process()?;
+        Ok(Self::from_segment(Arc::new(segment)))
     }
 
     fn from_segment(segment: Arc<Segment>) -> Self {
@@ -261,7 +266,7 @@ impl Ring {
     /// # Ok::<(), fusion_ring::RingError>(())
     /// ```
     pub fn recover(&self) -> Recovery {
-        peer::recover(&self.shared, self.caller())
+        peer::recover(&self.shared, self.caller(), &self.reg.lock())
     }
 
     // ---- for the ring types built on this one ----

@@ -26,8 +26,10 @@ use crate::atomic::{AtomicU32, AtomicU64};
 
 /// First 8 bytes of every segment: `"FRING\0v\x01"` read as little-endian u64.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"FRING\0v\x01");
-/// Bumped on every incompatible change of the structures below.
-pub(crate) const LAYOUT_VERSION: u32 = 3;
+/// Bumped on every incompatible change of the structures below, or of
+/// what they mean to the processes sharing them (4: a participant's life
+/// is its liveness mark, not its pid; see `shm::liveness`).
+pub(crate) const LAYOUT_VERSION: u32 = 4;
 /// Header flag: producers do not timestamp messages (see `Config::timestamps`).
 pub(crate) const FLAG_NO_TIMESTAMPS: u32 = 1;
 /// Every flag this build knows.
@@ -162,7 +164,8 @@ pub(crate) struct ParticipantId {
     pub(crate) role: AtomicU32,
     pub(crate) pid: AtomicU32,
     _pad0: u32,
-    /// Process start time (`/proc/PID/stat` field 22) to tell a reused pid.
+    /// Process start time (`/proc/PID/stat` field 22), shown by tools with
+    /// the pid (liveness is the entry's mark, see `shm::liveness`).
     pub(crate) start_time: AtomicU64,
     /// The arena block this handle is taking or handing back, written
     /// before the step that a kill could leave half done (`arena::Taker`):

@@ -8,8 +8,7 @@ pub(crate) mod layout;
 hosted! {
     pub(crate) mod config;
     pub mod handoff;
-    #[allow(dead_code)] // issue 13: not used by the handle layer yet
-    pub(crate) mod ofd_lock;
+    pub(crate) mod liveness;
     pub(crate) mod process;
     pub(crate) mod segment;
 }

@@ -34,7 +34,8 @@ fn dead_pid() -> u32 {
 /// that has died (registered, then killed before unregistering).
 fn dead_entry(ring: &crate::ring::Ring, role: u32) -> &ParticipantEntry {
     let entries = ring.segment().participants();
-    let (i, shared) = participant::register(entries);
+    // Without a mark (`EntryLock::Pids` takes none): as if its process died.
+    let (i, shared) = participant::register(entries, &crate::shm::liveness::EntryLock::Pids);
     assert!(!shared);
     let e = &entries[i];
     e.id.pid.store(dead_pid(), Ordering::Relaxed);

@@ -36,6 +36,8 @@ use crate::shm::layout::{
 };
 use crate::shm::config::Config;
 use crate::error::{Result, RingError};
+use crate::shm::layout::ParticipantId;
+use crate::shm::liveness::{self, EntryLock, ProcessMark};
 use mapping::Mapping;
 
 /// How long an opener waits for a creator that has made the file but not yet
@@ -58,6 +60,9 @@ pub(crate) struct Segment {
     unlink: Option<(String, u32)>,
     /// `FLAG_*` bits from the header.
     flags: u32,
+    /// This process's liveness mark on the file (`shm::liveness`), taken
+    /// by the first handle ([`Segment::mark_process`]).
+    mark: ProcessMark,
 }
 
 impl Segment {
@@ -75,6 +80,7 @@ impl Segment {
             label: "memfd".into(),
             unlink: None,
             flags: config.header_flags(),
+            mark: ProcessMark::new(),
         };
         seg.initialize();
         Ok(seg)
@@ -123,6 +129,7 @@ impl Segment {
                 .unlinks_on_drop()
                 .then(|| (name, crate::shm::process::current_pid())),
             flags: config.header_flags(),
+            mark: ProcessMark::new(),
         };
         seg.initialize();
         Ok(seg)
@@ -202,6 +209,7 @@ impl Segment {
             label,
             unlink: None,
             flags,
+            mark: ProcessMark::new(),
         })
     }
 
@@ -274,6 +282,55 @@ impl Segment {
 
     pub(crate) fn fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
+    }
+
+    /// Marks this process alive on the segment before it can hold a block
+    /// (see `shm::liveness`); cheap once done. A forked child gets a mark
+    /// of its own on its first call.
+    pub(crate) fn mark_process(&self) -> Result<()> {
+        if cfg!(miri) {
+            return Ok(());
+        }
+        self.mark
+            .mark(self.fd(), crate::shm::process::current_pid())
+            .map_err(|e| RingError::Io {
+                op: "fcntl(F_OFD_SETLK)",
+                source: crate::error::IoError::from_errno(e.raw_os_error().unwrap_or(libc::ENOLCK)),
+            })
+    }
+
+    /// A description for a new handle's entry mark (see `shm::liveness`).
+    pub(crate) fn entry_lock(&self) -> EntryLock {
+        if cfg!(miri) {
+            return EntryLock::Pids;
+        }
+        liveness::reopen(self.fd()).map_or(EntryLock::Unavailable, EntryLock::Held)
+    }
+
+    /// Whether the handle registered in participant entry `index` (whose
+    /// identity is `id`) lives: its entry mark is held, whatever pid
+    /// namespace it runs in. Under Miri, which has no files, its pid and
+    /// start time are looked up instead.
+    pub(crate) fn entry_alive(&self, index: usize, id: &ParticipantId) -> bool {
+        if cfg!(miri) {
+            let pid = id.pid.load(Ordering::Relaxed);
+            let start = id.start_time.load(Ordering::Relaxed);
+            return pid != 0 && crate::shm::process::process_alive(pid, start);
+        }
+        liveness::entry_marked(self.fd(), index)
+    }
+
+    /// Whether a process that recorded itself as holder `pid` of an arena
+    /// block may still map the segment (its process mark is held). Pid 0
+    /// (no holder recorded) is alive: its blocks are never reclaimed.
+    pub(crate) fn holder_alive(&self, pid: u32) -> bool {
+        if pid == 0 {
+            return true;
+        }
+        if cfg!(miri) {
+            return crate::shm::process::process_alive(pid, 0);
+        }
+        liveness::process_marked(self.fd(), pid)
     }
 
     fn at<T>(&self, offset: usize) -> NonNull<T> {
