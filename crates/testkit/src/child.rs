@@ -78,6 +78,19 @@ pub fn child_var(var: &str) -> String {
     std::env::var(var).unwrap_or_else(|_| panic!("child: variable {var} missing"))
 }
 
+/// A launcher for [`ChildGuard::spawn_under`]: new user, pid and mount
+/// namespaces (no privilege needed), in which the child is pid 1 with a
+/// `/proc` of its own, as in a container; killed with the launcher.
+pub const PID_NAMESPACE: &[&str] = &[
+    "unshare",
+    "--user",
+    "--map-root-user",
+    "--pid",
+    "--fork",
+    "--kill-child",
+    "--mount-proc",
+];
+
 /// Where a child's output goes.
 #[derive(Debug, Clone)]
 pub enum Output {
@@ -112,8 +125,29 @@ impl ChildGuard {
 
     /// [`ChildGuard::spawn`] with its output going to `output`.
     pub fn spawn_with(role: &'static str, vars: &[(&str, String)], output: Output) -> Self {
+        Self::spawn_under(&[], role, vars, output)
+    }
+
+    /// [`ChildGuard::spawn_with`] under the command `launcher` (program and
+    /// arguments, the test binary's path and arguments appended): e.g.
+    /// [`PID_NAMESPACE`], to play the role in a pid namespace of its own.
+    /// Killing the guard kills the launcher, which must then kill the role
+    /// (as `unshare --kill-child` does).
+    pub fn spawn_under(
+        launcher: &[&str],
+        role: &'static str,
+        vars: &[(&str, String)],
+        output: Output,
+    ) -> Self {
         let exe = std::env::current_exe().expect("current_exe");
-        let mut cmd = Command::new(exe);
+        let mut cmd = match launcher {
+            [] => Command::new(exe),
+            [program, args @ ..] => {
+                let mut cmd = Command::new(program);
+                cmd.args(args).arg(exe);
+                cmd
+            }
+        };
         cmd.args([
             "--exact",
             test_path(role),
