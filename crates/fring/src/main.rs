@@ -3,6 +3,7 @@
 mod bench;
 mod ctl;
 mod pipe;
+mod stop;
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
@@ -149,21 +150,28 @@ fn main() -> ExitCode {
             framing,
             capacity,
             no_eof,
-        } => pipe::send(&name, framing, capacity, no_eof),
+        } => stop::install()
+            .map_err(Into::into)
+            .and_then(|()| pipe::send(&name, framing, capacity, no_eof)),
         Cmd::Recv {
             name,
             framing,
             capacity,
             count,
             idle_timeout,
-        } => pipe::recv(&name, framing, capacity, count, idle_timeout),
+        } => stop::install()
+            .map_err(Into::into)
+            .and_then(|()| pipe::recv(&name, framing, capacity, count, idle_timeout)),
         Cmd::DemoConsumer { name, messages } => demo_consumer(&name, messages),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("fring: {e}");
-            ExitCode::FAILURE
+            match stop::as_stopped(&*e) {
+                Some(stopped) => ExitCode::from(stopped.exit_code()),
+                None => ExitCode::FAILURE,
+            }
         }
     }
 }

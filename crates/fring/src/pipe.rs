@@ -7,13 +7,28 @@
 //! in chunks of up to the ring's maximum message). The sender ends the
 //! stream with an empty message of priority `Background`; the receiver
 //! stops there (or after `--count` messages).
+//!
+//! SIGINT and SIGTERM stop either side through its normal exit path
+//! (`stop`): the handle unregisters, the sender still ends the stream
+//! (if the marker fits within a second), and the exit code is the shell's
+//! for the signal.
 
+use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::time::Duration;
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
 
-use fusion_ring::{Config, FusionRing, PriorityClass, RingError};
+use fusion_ring::{Config, FusionRing, Payload, PriorityClass, RingError};
+
+use crate::stop::{as_stopped, Interruptible, Stopped, SLICE};
 
 type Res = Result<(), Box<dyn std::error::Error>>;
+
+/// A descriptor of its own on stdin or stdout, read or written without
+/// std's buffering (which retries interrupted calls, see `stop`).
+fn own(fd: std::os::fd::BorrowedFd<'_>) -> std::io::Result<Interruptible<File>> {
+    Ok(Interruptible(File::from(fd.try_clone_to_owned()?)))
+}
 
 /// How messages are cut out of / written to a byte stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -42,13 +57,46 @@ fn is_eof(len: usize, p: PriorityClass) -> bool {
     len == 0 && p == PriorityClass::Background
 }
 
+/// Sends `data`, waiting for room in slices so that a stop signal is seen.
+fn send_blocking(ring: &FusionRing, data: &[u8], priority: PriorityClass) -> Res {
+    loop {
+        match ring.send_deadline(data, priority, Instant::now() + SLICE) {
+            Err(RingError::Timeout) => Stopped::check()?,
+            r => return Ok(r?),
+        }
+    }
+}
+
 /// `fring send NAME`: stdin to the ring.
 pub fn send(name: &str, framing: Framing, capacity: usize, no_eof: bool) -> Res {
     let ring = open_or_create(name, capacity)?;
-    let max = ring.max_message();
-    let mut input = BufReader::with_capacity(1 << 16, std::io::stdin().lock());
-    let mut buf = Vec::new();
     let mut n = 0u64;
+    let sent = send_stream(&ring, name, framing, &mut n);
+    if let Err(e) = &sent {
+        let Some(stop) = as_stopped(&**e) else {
+            return sent;
+        };
+        // Stopped: end the stream as a closed pipe would, if it fits soon.
+        if !no_eof {
+            let eof = Instant::now() + Duration::from_secs(1);
+            let _ = ring.send_deadline(&[], PriorityClass::Background, eof);
+        }
+        eprintln!("fring send: {n} messages to {name}, then {stop}");
+        return sent;
+    }
+    if !no_eof {
+        send_blocking(&ring, &[], PriorityClass::Background)?;
+    }
+    eprintln!("fring send: {n} messages to {name}");
+    Ok(())
+}
+
+/// Sends stdin's messages, counting them in `n`.
+fn send_stream(ring: &FusionRing, name: &str, framing: Framing, n: &mut u64) -> Res {
+    let max = ring.max_message();
+    let mut input = BufReader::with_capacity(1 << 16, own(std::io::stdin().as_fd())?);
+    let mut buf = Vec::new();
+    let n = &mut *n;
     loop {
         buf.clear();
         let got = match framing {
@@ -100,13 +148,9 @@ pub fn send(name: &str, framing: Framing, capacity: usize, no_eof: bool) -> Res 
             )
             .into());
         }
-        ring.send_blocking_with_priority(&buf, PriorityClass::Normal)?;
-        n += 1;
+        send_blocking(ring, &buf, PriorityClass::Normal)?;
+        *n += 1;
     }
-    if !no_eof {
-        ring.send_blocking_with_priority(&[], PriorityClass::Background)?;
-    }
-    eprintln!("fring send: {n} messages to {name}");
     Ok(())
 }
 
@@ -130,24 +174,20 @@ pub fn recv(
     idle: Option<f64>,
 ) -> Res {
     let ring = open_or_create(name, capacity)?;
-    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, own(std::io::stdout().as_fd())?);
+    let idle = idle.map(Duration::from_secs_f64);
     let mut n = 0u64;
     while count.is_none_or(|c| n < c) {
-        let payload = match idle {
-            Some(s) => match ring.recv_zerocopy_timeout(Duration::from_secs_f64(s)) {
-                Err(RingError::Timeout) => break,
-                r => r?,
-            },
-            None => {
+        let payload = match ring.recv_zerocopy() {
+            Err(RingError::Empty) => {
                 // Flush what we have before sleeping, so a pipeline sees it.
-                match ring.recv_zerocopy() {
-                    Err(RingError::Empty) => {
-                        out.flush()?;
-                        ring.recv_zerocopy_blocking()?
-                    }
-                    r => r?,
+                out.flush()?;
+                match next_message(&ring, idle)? {
+                    Some(p) => p,
+                    None => break,
                 }
             }
+            r => r?,
         };
         if is_eof(payload.len(), payload.priority()) {
             break;
@@ -160,4 +200,26 @@ pub fn recv(
     }
     out.flush()?;
     Ok(())
+}
+
+/// Waits for the next message in slices so that a stop signal is seen;
+/// `None` after `idle` without one.
+fn next_message(
+    ring: &FusionRing,
+    idle: Option<Duration>,
+) -> Result<Option<Payload>, Box<dyn std::error::Error>> {
+    let give_up = idle.map(|d| Instant::now() + d);
+    loop {
+        let slice_end = Instant::now() + SLICE;
+        let until = give_up.map_or(slice_end, |g| g.min(slice_end));
+        match ring.recv_zerocopy_deadline(until) {
+            Err(RingError::Timeout) => {
+                Stopped::check()?;
+                if give_up.is_some_and(|g| Instant::now() >= g) {
+                    return Ok(None);
+                }
+            }
+            r => return Ok(Some(r?)),
+        }
+    }
 }

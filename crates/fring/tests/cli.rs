@@ -594,6 +594,114 @@ fn round_trip(framing: &str, input: &[u8], recv_extra: &[&str], tag: &str) -> Ve
     std::fs::read(&out).expect("read output")
 }
 
+/// Waits until `what` holds of ring `name`'s snapshot.
+fn wait_for_info(name: &str, what: &str, proc: &mut Proc, done: impl Fn(&RingInfo) -> bool) {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        if let Ok(info) = RingInfo::read(name) {
+            if done(&info) {
+                return;
+            }
+        }
+        assert!(proc.running(), "`{}` exited before {what}", proc.what);
+        assert!(
+            Instant::now() < deadline,
+            "never {what}: {:?}",
+            RingInfo::read(name)
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Sends `signal` to `proc` and checks that it exits with the shell's code
+/// for it, leaving no participant registered in ring `name`.
+fn stop_with(proc: &mut Proc, signal: rustix::process::Signal, name: &str) {
+    let pid = rustix::process::Pid::from_raw(proc.child.id() as i32).expect("pid");
+    rustix::process::kill_process(pid, signal).expect("kill");
+    let status = proc.wait_until(Instant::now() + DEADLINE);
+    assert_eq!(
+        status.code(),
+        Some(128 + signal.as_raw()),
+        "`{}` stopped by {signal:?}: {status}",
+        proc.what
+    );
+    let info = RingInfo::read(name).expect("ring info");
+    assert!(
+        info.participants.is_empty() && info.unlisted_handles == 0,
+        "`{}` left {:?} after {signal:?}",
+        proc.what,
+        info.participants
+    );
+}
+
+/// SIGINT and SIGTERM stop `fring recv` and `fring send` wherever they
+/// wait (an empty ring, a full ring, stdin) through their normal exit: the
+/// handle unregisters, queued messages stay, a sender ends the stream, and
+/// the exit code is 128 + the signal.
+#[test]
+fn signalled_send_and_recv_leave_nothing_behind() {
+    use rustix::process::Signal;
+    for signal in [Signal::INT, Signal::TERM] {
+        let tmp = TempDir::new("signals");
+        // recv, waiting on an empty ring.
+        let guard = RingGuard::new("sig-recv");
+        let name = guard.name();
+        let mut recv = Proc::spawn(
+            Command::new(fring_exe())
+                .args(["recv", name])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+            format!("fring recv {name}"),
+        );
+        wait_for_info(name, "recv registered", &mut recv, |i| {
+            i.participants.len() == 1
+        });
+        stop_with(&mut recv, signal, name);
+
+        // send, waiting for room in a full ring: what was sent stays.
+        let guard = RingGuard::new("sig-full");
+        let name = guard.name();
+        std::fs::write(tmp.path("lines"), "a\nb\nc\nd\n").expect("input");
+        let mut send = Proc::spawn(
+            Command::new(fring_exe())
+                .args(["send", name, "--capacity", "2"])
+                .stdin(File::open(tmp.path("lines")).expect("input"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+            format!("fring send {name}"),
+        );
+        wait_for_info(name, "the ring full", &mut send, |i| {
+            i.queued == 2 && i.participants.len() == 1
+        });
+        stop_with(&mut send, signal, name);
+        assert_eq!(RingInfo::read(name).unwrap().queued, 2, "messages kept");
+
+        // send, waiting on stdin: it ends the stream, a receiver gets it all.
+        let guard = RingGuard::new("sig-stdin");
+        let name = guard.name();
+        let mut send = Proc::spawn(
+            Command::new(fring_exe())
+                .args(["send", name])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+            format!("fring send {name}"),
+        );
+        let mut stdin = send.child.stdin.take().expect("stdin");
+        std::io::Write::write_all(&mut stdin, b"hello\n").expect("write");
+        wait_for_info(name, "a line sent", &mut send, |i| i.queued == 1);
+        stop_with(&mut send, signal, name);
+        drop(stdin);
+        let out = fring(&["recv", name]);
+        assert!(out.status.success(), "{}", out.stderr);
+        assert_eq!(
+            out.stdout, "hello\n",
+            "the line, then the end of the stream"
+        );
+    }
+}
+
 /// Asserts two byte strings are equal without printing megabytes.
 fn assert_same(got: &[u8], want: &[u8], what: &str) {
     if got != want {
