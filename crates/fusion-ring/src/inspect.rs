@@ -14,13 +14,15 @@ use crate::shm::segment::{shm_name, Segment};
 /// A participant registered in a ring's segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Participant {
-    /// Process id.
+    /// Process id, in the participant's own pid namespace (a process in a
+    /// container is often pid 1 there): for people, not a test of life.
     pub pid: u32,
     /// Whether it has sent / received so far.
     pub sender: bool,
     /// Whether it has received so far.
     pub receiver: bool,
-    /// Whether that process is still running (same pid and start time).
+    /// Whether the handle lives: its liveness mark (a lock on the segment's
+    /// file that the kernel drops when its process dies) is held.
     pub alive: bool,
 }
 

@@ -23,7 +23,8 @@
 //! | ControlBlock       |  producer_head | roles_seen    | consumer_head |
 //! |                    |  consumer_tail (one 64-B line each) | reserved
 //! +--------------------+
-//! | participants x 64  |  pid + start time + role, 5 lanes of counters
+//! | participants x 64  |  pid + start time + role (for people: liveness is
+//! |                    |  a lock, see Death below), 5 lanes of counters
 //! +--------------------+
 //! | slots x capacity   |  seq u64 | stamp u64 | len u32 kind u8 prio u8 | 40 B
 //! +--------------------+
@@ -64,7 +65,13 @@
 //! - **Zero-copy payloads** are views into shared memory ([`Payload`],
 //!   [`Loan`]): a hostile process that maps the segment can change the bytes
 //!   while they are read. Copy what must not change under you.
-//! - **Death.** Participants register their pid and process start time. A
+//! - **Death.** Each handle holds a lock on a byte of the segment's file
+//!   (an open-file-description lock, which the kernel drops when its
+//!   process dies, and which any process mapping the file can test,
+//!   whatever pid namespace it runs in: containers sharing `/dev/shm`
+//!   included), and each process a shared lock on the byte of its pid for
+//!   the blocks it holds. Pid and start time are recorded for people
+//!   (`fring stat`), not as the test of life. A
 //!   blocking call whose other side has had participants and has none alive
 //!   returns [`RingError::Disconnected`] (checked every few ms while it
 //!   sleeps, nothing on the hot path). A slot a dead producer claimed and
@@ -73,8 +80,8 @@
 //!   dead participants' entries are freed. Blocked calls do this as they
 //!   wait, and [`Ring::recover`] does it on demand. A handle inherited across `fork` registers the child as a
 //!   participant of its own on first use; a loan or payload inherited
-//!   across `fork` stays the parent's (the child's copy gives nothing back). The limits (same pid namespace,
-//!   children made by a raw `clone` that skips fork handlers) are in [`Ring::recover`]'s
+//!   across `fork` stays the parent's (the child's copy gives nothing back). The limits (files on
+//!   network file systems, children made by a raw `clone` that skips fork handlers) are in [`Ring::recover`]'s
 //!   module (`handle::peer`) docs and in `docs/ARCHITECTURE.md`.
 //! - **Named segments** are files under `/dev/shm`, created with `O_EXCL`
 //!   and mode 0600 by default: any process that may open the file is a
