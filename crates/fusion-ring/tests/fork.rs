@@ -403,3 +403,101 @@ fn fork_failure(status: i32, report: &mut std::fs::File) -> String {
     };
     format!("forked child failed: {what}")
 }
+
+/// A parent that dies before its forked child is seen dead while the child
+/// lives, though the child inherited the descriptions holding the parent's
+/// liveness marks (`shm::liveness`): on its first use of the handle the
+/// child took marks of its own and closed its copies of the parent's. The
+/// block the parent held when it died is reclaimed; the child's is not.
+#[test]
+fn a_parent_that_dies_before_its_forked_child_is_seen_dead() {
+    use std::io::Write;
+    let _serial = serial();
+    let name = testkit::names::ShmName::new("fork-orphan");
+    let config = Config::new(8).arena_bytes(64 * 1024).max_message(4096);
+    let ring = FusionRing::create(name.name(), &config).expect("ring");
+    for _ in 0..2 {
+        ring.send(&[7u8; 3000]).expect("send");
+    }
+    let (mut ready, mut ready_w) = std::io::pipe().expect("pipe");
+    // SAFETY: the child (and its own child) receive on the inherited
+    // mapping, write to a pipe and sleep, and leave with `_exit`.
+    let mut parent = unsafe {
+        ForkGuard::fork(
+            || {
+                let Ok(_held) = ring.recv_zerocopy() else {
+                    return 1;
+                };
+                match libc::fork() {
+                    0 => {
+                        // The grandchild: its own entry and block, then it
+                        // waits to be killed (30 s at most).
+                        let held = ring.recv_zerocopy();
+                        let pid = std::process::id();
+                        let _ = ready_w.write_all(&pid.to_le_bytes());
+                        if held.is_ok() {
+                            std::thread::sleep(Duration::from_secs(30));
+                        }
+                        libc::_exit(0)
+                    }
+                    -1 => 2,
+                    // Dies holding its block (returning would drop it).
+                    _ => libc::_exit(0),
+                }
+            },
+            PANICKED,
+        )
+    };
+    drop(ready_w);
+    assert_eq!(
+        parent.exit_code(Instant::now(), DEADLINE),
+        0,
+        "the forked parent"
+    );
+    let mut pid = [0u8; 4];
+    ready.read_exact(&mut pid).expect("the grandchild's pid");
+    let (dead, alive) = (parent.pid() as u32, u32::from_le_bytes(pid));
+
+    let deadline = Instant::now() + DEADLINE;
+    let state = |pid: u32| {
+        let info = fusion_ring::inspect::RingInfo::read(name.name()).expect("info");
+        info.participants
+            .iter()
+            .find(|p| p.pid == pid)
+            .map(|p| p.alive)
+    };
+    while state(dead) != Some(false) || state(alive) != Some(true) {
+        assert!(
+            Instant::now() < deadline,
+            "{:?}",
+            fusion_ring::inspect::RingInfo::read(name.name())
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let rec = ring.as_ring().recover();
+    assert_eq!(
+        (rec.participants, rec.blocks),
+        (1, 1),
+        "the dead parent's: {rec:?}"
+    );
+    assert_eq!(
+        ring.as_ring().arena_usage().blocks_in_use,
+        1,
+        "the grandchild's"
+    );
+
+    // SAFETY: plain kill(2) of the grandchild's pid (reparented: not ours
+    // to wait for, its exit is seen through its marks).
+    unsafe { libc::kill(alive as libc::pid_t, libc::SIGKILL) };
+    while state(alive) == Some(true) {
+        assert!(Instant::now() < deadline, "the grandchild never died");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let rec = ring.as_ring().recover();
+    assert_eq!(
+        (rec.participants, rec.blocks),
+        (1, 1),
+        "the grandchild's: {rec:?}"
+    );
+    assert_eq!(ring.as_ring().arena_usage().blocks_in_use, 0);
+}
