@@ -521,6 +521,70 @@ fn rm_without_force_once_participants_are_gone() {
     fring(&["rm", name]).fails("fring rm (already removed)");
 }
 
+/// The finding of issue 13, replayed: a `fring recv` in a container (user
+/// and pid namespaces of its own, its own `/proc`: pid 1 there) is listed
+/// alive, the ring is not stale, and `fring rm` refuses it; once it is
+/// killed, the ring is stale and `fring rm` removes it without `--force`.
+#[test]
+fn a_receiver_in_another_pid_namespace_is_alive_for_ls_stat_and_rm() {
+    let launcher = fusion_ring_testkit::child::PID_NAMESPACE;
+    let available = Command::new(launcher[0])
+        .args(&launcher[1..])
+        .arg("true")
+        .status()
+        .is_ok_and(|s| s.success());
+    if !available && std::env::var("FRING_NO_USERNS").as_deref() == Ok("1") {
+        eprintln!("SKIPPED: no unprivileged user namespaces here (FRING_NO_USERNS=1)");
+        return;
+    }
+    assert!(
+        available,
+        "`{}` fails here (set FRING_NO_USERNS=1 to skip)",
+        launcher.join(" ")
+    );
+    let guard = RingGuard::new("pidns");
+    let name = guard.name();
+    let slash = format!("/{name}");
+    let mut recv = Proc::spawn(
+        Command::new(launcher[0])
+            .args(&launcher[1..])
+            .args([fring_exe(), "recv", name])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+        format!("{} fring recv {name}", launcher.join(" ")),
+    );
+    wait_for_info(name, "recv registered", &mut recv, |i| i.participants.len() == 1);
+
+    let out = fring(&["stat", name, "--json"]);
+    out.ok("fring stat --json");
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    let p = &v["participants"][0];
+    assert_eq!((p["pid"].as_u64(), p["alive"].as_bool()), (Some(1), Some(true)), "{p}");
+    let out = fring(&["ls"]);
+    out.ok("fring ls");
+    let row = table_row(&out.stdout, &slash).expect("listed");
+    assert_eq!(row[4], "1/0", "{row:?}");
+    let out = fring(&["rm", name]);
+    out.fails("fring rm of a ring in use from another pid namespace");
+    assert!(out.stderr.contains("in use"), "{}", out.stderr);
+    assert!(RingInfo::read(name).is_ok(), "still there");
+
+    // Killed (unshare takes its child with it): dead, the ring stale.
+    let _ = recv.child.kill();
+    let _ = recv.child.wait();
+    let deadline = Instant::now() + DEADLINE;
+    while RingInfo::read(name).is_ok_and(|i| !i.is_stale()) {
+        assert!(Instant::now() < deadline, "never seen dead");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let out = fring(&["ls"]);
+    let row = table_row(&out.stdout, &slash).expect("listed");
+    assert_eq!(row[4], "0/1 (stale)", "{row:?}");
+    fring(&["rm", name]).ok("fring rm of the stale ring");
+    assert!(matches!(RingInfo::read(name), Err(RingError::NotFound { .. })));
+}
+
 // ---------------------------------------------------------------------------
 // send / recv
 // ---------------------------------------------------------------------------
