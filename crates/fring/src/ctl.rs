@@ -142,9 +142,14 @@ fn stat_text(i: &RingInfo) -> String {
             _ => "idle",
         };
         out += &format!(
-            " pid {} ({role}, {})",
+            " pid {} ({role}, {}{})",
             p.pid,
-            if p.alive { "alive" } else { "dead" }
+            if p.alive { "alive" } else { "dead" },
+            if p.own_pid_namespace {
+                ""
+            } else {
+                ", another pid namespace"
+            }
         );
     }
     out.push('\n');
@@ -174,7 +179,8 @@ fn stat_json(i: &RingInfo) -> serde_json::Value {
                    "capacity_bytes": i.arena.capacity_bytes },
         "lanes": lanes,
         "participants": i.participants.iter().map(|p| serde_json::json!({
-            "pid": p.pid, "sender": p.sender, "receiver": p.receiver, "alive": p.alive
+            "pid": p.pid, "sender": p.sender, "receiver": p.receiver, "alive": p.alive,
+            "own_pid_namespace": p.own_pid_namespace
         })).collect::<Vec<_>>(),
     })
 }

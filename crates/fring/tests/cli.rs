@@ -554,13 +554,28 @@ fn a_receiver_in_another_pid_namespace_is_alive_for_ls_stat_and_rm() {
             .stderr(Stdio::null()),
         format!("{} fring recv {name}", launcher.join(" ")),
     );
-    wait_for_info(name, "recv registered", &mut recv, |i| i.participants.len() == 1);
+    wait_for_info(name, "recv registered", &mut recv, |i| {
+        i.participants.len() == 1
+    });
 
     let out = fring(&["stat", name, "--json"]);
     out.ok("fring stat --json");
     let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
     let p = &v["participants"][0];
-    assert_eq!((p["pid"].as_u64(), p["alive"].as_bool()), (Some(1), Some(true)), "{p}");
+    assert_eq!(
+        (p["pid"].as_u64(), p["alive"].as_bool()),
+        (Some(1), Some(true)),
+        "{p}"
+    );
+    assert_eq!(p["own_pid_namespace"].as_bool(), Some(false), "{p}");
+    let out = fring(&["stat", name]);
+    out.ok("fring stat");
+    assert!(
+        out.stdout
+            .contains("pid 1 (recv, alive, another pid namespace)"),
+        "{}",
+        out.stdout
+    );
     let out = fring(&["ls"]);
     out.ok("fring ls");
     let row = table_row(&out.stdout, &slash).expect("listed");
@@ -582,7 +597,10 @@ fn a_receiver_in_another_pid_namespace_is_alive_for_ls_stat_and_rm() {
     let row = table_row(&out.stdout, &slash).expect("listed");
     assert_eq!(row[4], "0/1 (stale)", "{row:?}");
     fring(&["rm", name]).ok("fring rm of the stale ring");
-    assert!(matches!(RingInfo::read(name), Err(RingError::NotFound { .. })));
+    assert!(matches!(
+        RingInfo::read(name),
+        Err(RingError::NotFound { .. })
+    ));
 }
 
 // ---------------------------------------------------------------------------

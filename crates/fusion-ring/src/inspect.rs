@@ -10,6 +10,7 @@ use crate::handle::stats::{aggregate, LaneStats};
 use crate::lockfree::arena::{Arena, ArenaUsage};
 use crate::shm::layout::{LAYOUT_VERSION, MAGIC};
 use crate::shm::segment::{shm_name, Segment};
+use crate::shm::process::pid_namespace;
 
 /// A participant registered in a ring's segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +25,10 @@ pub struct Participant {
     /// Whether the handle lives: its liveness mark (a lock on the segment's
     /// file that the kernel drops when its process dies) is held.
     pub alive: bool,
+    /// Whether it registered from the reader's pid namespace (or either
+    /// namespace is unknown). If not, [`Participant::pid`] is a pid of
+    /// another namespace (a container's), not of a process here.
+    pub own_pid_namespace: bool,
 }
 
 /// A snapshot of a named ring, read from its segment.
@@ -73,12 +78,14 @@ impl RingInfo {
         let segment = ring.segment();
         let g = *segment.geometry();
         let (head, tail) = ring.core().positions();
+        let here = pid_namespace();
         let participants = participant::registered(segment)
-            .map(|(pid, role, alive)| Participant {
-                pid,
-                sender: role & ROLE_SENDER != 0,
-                receiver: role & ROLE_RECEIVER != 0,
-                alive,
+            .map(|r| Participant {
+                pid: r.pid,
+                sender: r.role & ROLE_SENDER != 0,
+                receiver: r.role & ROLE_RECEIVER != 0,
+                alive: r.alive,
+                own_pid_namespace: r.pid_ns == here || r.pid_ns == 0 || here == 0,
             })
             .collect();
         Ok(RingInfo {

@@ -176,7 +176,13 @@ fn a_producer_in_another_pid_namespace_streams_and_stays_alive() {
                 "the producer alive at {i}: {seen:?}"
             );
             assert!(seen.contains(&(me, true)), "{seen:?}");
-            assert!(!RingInfo::read(name.name()).unwrap().is_stale());
+            let info = RingInfo::read(name.name()).unwrap();
+            assert!(!info.is_stale());
+            // Tools say whose pid is whose.
+            let other = |p: &&fusion_ring::inspect::Participant| p.pid == 1 && !p.own_pid_namespace;
+            let mine = |p: &&fusion_ring::inspect::Participant| p.pid == me && p.own_pid_namespace;
+            assert!(info.participants.iter().any(|p| other(&p)), "{info:?}");
+            assert!(info.participants.iter().any(|p| mine(&p)), "{info:?}");
         }
     }
     child.wait_success(Instant::now(), STUCK);

@@ -13,7 +13,7 @@ use crate::atomic::Ordering;
 use crate::lockfree::arena::Taker;
 use crate::shm::layout::{ParticipantEntry, MAX_PARTICIPANTS};
 use crate::shm::liveness::EntryLock;
-use crate::shm::process::{current_pid, process_start_time};
+use crate::shm::process::{current_pid, pid_namespace, process_start_time};
 use crate::shm::segment::Segment;
 
 /// Role bit: this handle has sent.
@@ -35,6 +35,7 @@ const REAPING: u32 = 2;
 pub(crate) fn register(entries: &[ParticipantEntry], lock: &EntryLock) -> (usize, bool) {
     let pid = current_pid();
     let start = process_start_time(pid).unwrap_or(0);
+    let pid_ns = pid_namespace();
     for (i, e) in entries.iter().enumerate().take(MAX_PARTICIPANTS).skip(1) {
         // The mark first: an entry in use with a free mark is a dead
         // handle's. A mark held by another description is a live handle's
@@ -53,6 +54,7 @@ pub(crate) fn register(entries: &[ParticipantEntry], lock: &EntryLock) -> (usize
         } else {
             e.id.pid.store(pid, Ordering::Relaxed);
             e.id.start_time.store(start, Ordering::Relaxed);
+            e.id.pid_ns.store(pid_ns, Ordering::Relaxed);
             e.id.role.store(0, Ordering::Relaxed);
             e.id.arena_claim.store(0, Ordering::Relaxed);
             for record in [&e.id.send_claim, &e.id.recv_claim] {
@@ -120,8 +122,18 @@ pub(crate) fn reap(entries: &[ParticipantEntry], index: usize, lock: &EntryLock)
     reaped
 }
 
-/// A registered entry as tools show it: `(pid, roles, alive)`.
-pub(crate) fn registered(segment: &Segment) -> impl Iterator<Item = (u32, u32, bool)> + '_ {
+/// A registered entry as tools show it.
+pub(crate) struct Registered {
+    pub(crate) pid: u32,
+    /// `ROLE_*` bits.
+    pub(crate) role: u32,
+    pub(crate) alive: bool,
+    /// Its pid namespace (`process::pid_namespace`; 0: unknown).
+    pub(crate) pid_ns: u32,
+}
+
+/// The registered entries, as tools show them.
+pub(crate) fn registered(segment: &Segment) -> impl Iterator<Item = Registered> + '_ {
     segment
         .participants()
         .iter()
@@ -130,10 +142,11 @@ pub(crate) fn registered(segment: &Segment) -> impl Iterator<Item = (u32, u32, b
         // Acquire: the entry's identity after its state (pairs with the
         // Release in `unregister`).
         .filter(|(_, e)| e.id.state.load(Ordering::Acquire) != FREE)
-        .map(|(i, e)| {
-            let pid = e.id.pid.load(Ordering::Relaxed);
-            let role = e.id.role.load(Ordering::Relaxed);
-            (pid, role, segment.entry_alive(i, &e.id))
+        .map(|(i, e)| Registered {
+            pid: e.id.pid.load(Ordering::Relaxed),
+            role: e.id.role.load(Ordering::Relaxed),
+            alive: segment.entry_alive(i, &e.id),
+            pid_ns: e.id.pid_ns.load(Ordering::Relaxed),
         })
 }
 
@@ -142,7 +155,7 @@ pub(crate) fn registered(segment: &Segment) -> impl Iterator<Item = (u32, u32, b
 /// (`inspect::RingInfo::has_live_participants` applies the same rule to
 /// what `registered` gave it).
 pub(crate) fn any_live(segment: &Segment) -> bool {
-    unidentified(segment.participants()) > 0 || registered(segment).any(|(_, _, alive)| alive)
+    unidentified(segment.participants()) > 0 || registered(segment).any(|r| r.alive)
 }
 
 /// Handles in use that are not identifiable (the table was full).

@@ -163,7 +163,9 @@ pub(crate) struct ParticipantId {
     /// Bit 0 = sends, bit 1 = receives (as observed so far).
     pub(crate) role: AtomicU32,
     pub(crate) pid: AtomicU32,
-    _pad0: u32,
+    /// Its pid namespace (`process::pid_namespace`), so that tools can say
+    /// when `pid` is not a pid of theirs.
+    pub(crate) pid_ns: AtomicU32,
     /// Process start time (`/proc/PID/stat` field 22), shown by tools with
     /// the pid (liveness is the entry's mark, see `shm::liveness`).
     pub(crate) start_time: AtomicU64,

@@ -55,6 +55,17 @@ fn getpid() -> u32 {
     rustix::process::getpid().as_raw_nonzero().get() as u32
 }
 
+/// This process's pid namespace, as the low 32 bits of the inode number
+/// of `/proc/self/ns/pid` (0: unknown): two processes with the same value
+/// see the same pids. Not cached: a process that unshared its pid
+/// namespace forks children into another one.
+pub(crate) fn pid_namespace() -> u32 {
+    if cfg!(miri) {
+        return 0;
+    }
+    rustix::fs::stat("/proc/self/ns/pid").map_or(0, |s| s.st_ino as u32)
+}
+
 /// Start time of process `pid` in clock ticks since boot (field 22 of
 /// `/proc/PID/stat`), to tell a live process from a reused pid.
 pub(crate) fn process_start_time(pid: u32) -> Option<u64> {
