@@ -105,6 +105,20 @@ pub enum RingError {
         /// Version this build understands.
         expected: u32,
     },
+    /// The segment's file is on a network or cluster file system, where the
+    /// locks that tell live participants from dead ones may outlive a
+    /// machine that died or not be seen by another: rings live in
+    /// `/dev/shm` or a memfd.
+    #[error(
+        "segment {segment} is on a network or cluster file system ({file_system}), where liveness locks cannot be \
+         trusted across machines; use a named ring (/dev/shm) or a memfd"
+    )]
+    UnsupportedFileSystem {
+        /// Which segment.
+        segment: String,
+        /// The file system's kind.
+        file_system: &'static str,
+    },
     /// The segment failed validation.
     #[error(transparent)]
     Corrupt(#[from] CorruptError),

@@ -40,8 +40,8 @@
 //!   (`shm::liveness`), so participants in other pid namespaces are told
 //!   apart and a reused pid is no one's. Marks are locks on the segment's
 //!   file: a file on a network file system (locks that a remote machine's
-//!   death may not drop) is not supported; rings live in `/dev/shm` or a
-//!   memfd. A forked child that keeps a copy of its parent's handle
+//!   death may not drop) is refused (`RingError::UnsupportedFileSystem`);
+//!   rings live in `/dev/shm` or a memfd. A forked child that keeps a copy of its parent's handle
 //!   unused also keeps the parent's marks (their descriptions) while it
 //!   runs: if the parent dies first, its claims and blocks are reclaimed
 //!   once the child exits or uses the handle.

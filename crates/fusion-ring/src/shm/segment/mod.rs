@@ -165,6 +165,7 @@ impl Segment {
     }
 
     fn validate(fd: OwnedFd, label: String) -> Result<Self> {
+        refuse_network_file_system(&fd, &label)?;
         let corrupt = |what: String| RingError::Corrupt(CorruptError::new(label.clone(), what));
         // A creator that has just made the file may not have sized it yet:
         // give it the same grace as for writing the header.
@@ -421,6 +422,45 @@ fn guard_unsealed(
     )
 }
 
+/// The kind of a network or cluster file system, from `statfs`'s `f_type`
+/// (`linux/magic.h`); `None` for a local one.
+fn network_file_system(f_type: u64) -> Option<&'static str> {
+    Some(match f_type {
+        0x6969 => "NFS",
+        0x517B => "SMB",
+        0xFF53_4D42 => "CIFS",
+        0xFE53_4D42 => "SMB2",
+        0x00C3_6400 => "Ceph",
+        0x0102_1997 => "9P",
+        0x5346_414F => "AFS",
+        0x7375_7245 => "Coda",
+        0x6573_5546 => "FUSE",
+        0x7461_636F => "OCFS2",
+        0x0116_1970 => "GFS2",
+        0x0BD0_0BD0 => "Lustre",
+        _ => return None,
+    })
+}
+
+/// Refuses a file on a network or cluster file system: liveness is a lock
+/// on the file (`shm::liveness`), which such a file system may keep for a
+/// machine that died, or not show to another machine.
+fn refuse_network_file_system(fd: &OwnedFd, label: &str) -> Result<()> {
+    if cfg!(miri) {
+        return Ok(());
+    }
+    let f_type = rustix::fs::fstatfs(fd)
+        .map_err(|e| RingError::io("fstatfs", e))?
+        .f_type as u64;
+    match network_file_system(f_type) {
+        Some(file_system) => Err(RingError::UnsupportedFileSystem {
+            segment: label.to_string(),
+            file_system,
+        }),
+        None => Ok(()),
+    }
+}
+
 /// A sealed memfd of `len` bytes and its shared mapping.
 #[cfg(not(miri))]
 fn anonymous_backing(len: usize) -> Result<(OwnedFd, Mapping)> {
@@ -632,6 +672,26 @@ pub(crate) fn unlink_named(name: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Network and cluster file systems are named; local ones pass, the
+    /// memfds and `/dev/shm` files rings live in among them.
+    #[test]
+    fn network_file_systems_are_refused_and_local_ones_pass() {
+        assert_eq!(network_file_system(0x6969), Some("NFS"));
+        assert_eq!(network_file_system(0xFF53_4D42), Some("CIFS"));
+        assert_eq!(network_file_system(0x0102_1997), Some("9P"));
+        assert_eq!(network_file_system(0x0102_1994), None, "tmpfs");
+        assert_eq!(network_file_system(0xEF53), None, "ext4");
+        if cfg!(not(miri)) {
+            let (fd, _map) = anonymous_backing(PAGE).unwrap();
+            assert!(refuse_network_file_system(&fd, "memfd").is_ok());
+        }
+        let err = RingError::UnsupportedFileSystem {
+            segment: "fd 7".into(),
+            file_system: "NFS",
+        };
+        assert!(err.to_string().contains("fd 7 is on a network or cluster file system (NFS)"), "{err}");
+    }
 
     #[test]
     fn names_are_normalised_and_checked() {
