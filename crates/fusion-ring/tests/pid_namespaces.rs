@@ -25,7 +25,9 @@ use std::time::{Duration, Instant};
 
 use fusion_ring::inspect::RingInfo;
 use fusion_ring::{Config, FusionRing, PriorityClass, Recovery, RingError};
-use testkit::child::{child_var, is_child, ChildGuard, Output, PID_NAMESPACE};
+use testkit::child::{
+    child_var, is_child, pid_namespaces_available, ChildGuard, Output, PID_NAMESPACE,
+};
 use testkit::names::ShmName;
 use testkit::rng::{fill, is_message, mix};
 use testkit::role;
@@ -53,25 +55,16 @@ fn plan(i: u64) -> (usize, bool) {
     }
 }
 
-/// Whether this machine lets an unprivileged process make namespaces; if
-/// not, fails the test unless `FRING_NO_USERNS=1` (then it is skipped).
-fn namespaces_available() -> bool {
-    let ok = std::process::Command::new(PID_NAMESPACE[0])
-        .args(&PID_NAMESPACE[1..])
-        .arg("true")
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok && std::env::var("FRING_NO_USERNS").as_deref() == Ok("1") {
-        eprintln!("SKIPPED: no unprivileged user namespaces here (FRING_NO_USERNS=1)");
-        return false;
+/// A new ring holding `n` queued messages of 3000 bytes (each in a block).
+fn ring_with_blocks(tag: &str, n: u64) -> (ShmName, FusionRing) {
+    let name = ShmName::new(tag);
+    let ring = FusionRing::create(name.name(), &config()).expect("create");
+    let mut m = vec![0u8; 3000];
+    for i in 0..n {
+        fill(i, &mut m);
+        ring.send(&m).expect("send");
     }
-    assert!(
-        ok,
-        "`{}` fails on this machine: these tests need unprivileged user and pid \
-         namespaces (set FRING_NO_USERNS=1 to skip them)",
-        PID_NAMESPACE.join(" ")
-    );
-    true
+    (name, ring)
 }
 
 /// A child playing `role` in pid and user namespaces of its own on ring
@@ -134,7 +127,7 @@ fn wait_for_participants(ring: &ShmName, what: &str, done: impl Fn(&[(u32, bool)
 
 #[test]
 fn a_producer_in_another_pid_namespace_streams_and_stays_alive() {
-    if !namespaces_available() {
+    if !pid_namespaces_available() {
         return;
     }
     let _serial = serial();
@@ -230,17 +223,11 @@ fn child_producer() {
 
 #[test]
 fn a_killed_consumer_in_another_pid_namespace_is_seen_dead() {
-    if !namespaces_available() {
+    if !pid_namespaces_available() {
         return;
     }
     let _serial = serial();
-    let name = ShmName::new("pidns-killed");
-    let ring = FusionRing::create(name.name(), &config()).expect("create");
-    for i in 0..3 {
-        let mut m = vec![0u8; 3000];
-        fill(i, &mut m);
-        ring.send(&m).expect("send");
-    }
+    let (name, ring) = ring_with_blocks("pidns-killed", 3);
     let (mut child, lines) = spawn_in_namespace(role!(child_holder), &name, &[]);
     assert_eq!(expect_line(&mut child, &lines, "HOLDING"), "1");
     // Alive: nothing reclaimed, one block held there and two queued.
@@ -304,17 +291,11 @@ fn child_holder() {
 
 #[test]
 fn two_peers_with_one_pid_in_two_namespaces_are_told_apart() {
-    if !namespaces_available() {
+    if !pid_namespaces_available() {
         return;
     }
     let _serial = serial();
-    let name = ShmName::new("pidns-twins");
-    let ring = FusionRing::create(name.name(), &config()).expect("create");
-    for i in 0..2 {
-        let mut m = vec![0u8; 3000];
-        fill(i, &mut m);
-        ring.send(&m).expect("send");
-    }
+    let (name, ring) = ring_with_blocks("pidns-twins", 2);
     let go = std::env::temp_dir().join(format!("{}-go", name.name()));
     let vars = [(GO_VAR, go.to_str().unwrap().to_string())];
     let (mut a, a_lines) = spawn_in_namespace(role!(child_holder), &name, &vars);

@@ -91,6 +91,30 @@ pub const PID_NAMESPACE: &[&str] = &[
     "--mount-proc",
 ];
 
+/// Whether this machine lets an unprivileged process make the namespaces
+/// of [`PID_NAMESPACE`]. Where it does not, panics saying so, unless the
+/// environment says `FRING_NO_USERNS=1`: then prints that the test is
+/// skipped and returns false.
+pub fn pid_namespaces_available() -> bool {
+    let ok = Command::new(PID_NAMESPACE[0])
+        .args(&PID_NAMESPACE[1..])
+        .arg("true")
+        .stdin(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok && std::env::var("FRING_NO_USERNS").as_deref() == Ok("1") {
+        eprintln!("SKIPPED: no unprivileged user namespaces here (FRING_NO_USERNS=1)");
+        return false;
+    }
+    assert!(
+        ok,
+        "`{}` fails on this machine: this test needs unprivileged user and pid \
+         namespaces (set FRING_NO_USERNS=1 to skip it)",
+        PID_NAMESPACE.join(" ")
+    );
+    true
+}
+
 /// Where a child's output goes.
 #[derive(Debug, Clone)]
 pub enum Output {
