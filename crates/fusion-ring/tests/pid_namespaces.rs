@@ -188,7 +188,7 @@ fn receive_message(ring: &FusionRing, i: u64) -> Result<(), String> {
 /// a live peer is reclaimed, every participant is seen alive, the ring is
 /// not stale.
 fn check_peers_alive(ring: &FusionRing, name: &str, i: u64) {
-    if i % 4096 != 0 {
+    if !i.is_multiple_of(4096) {
         return;
     }
     // Blocks in transit may be left for a later look (`blocks_deferred`:
