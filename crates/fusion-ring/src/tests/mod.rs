@@ -3,6 +3,8 @@
 //! integration tests cannot). Each file names the module it tests.
 
 mod batches;
+#[cfg(not(miri))] // heap segments have no file to lock
+mod liveness;
 mod peer;
 mod spares;
 mod stats;
