@@ -924,6 +924,7 @@ fn bench_smoke_writes_json_and_svg() {
         "ring_floor_ns",
         "clock_read_ticks",
         "memcpy_two_buffers_gbps",
+        "shm_buffers_gbps",
         "line_stream_ns",
         "line_stream_claimed_ns",
         "packed_stream_ticks",
@@ -1034,7 +1035,8 @@ fn bench_smoke_writes_json_and_svg() {
     }
     // Futex syscalls are counted on the streams through a ring, and only there.
     for r in results.iter().filter(|r| r["kind"] == "throughput") {
-        let through_a_ring = !["pipe", "uds"].contains(&r["name"].as_str().unwrap_or(""));
+        let not_ours = ["pipe", "uds", "rtrb-threads", "arrayqueue-threads"];
+        let through_a_ring = !not_ours.contains(&r["name"].as_str().unwrap_or(""));
         let s = &r["futex_syscalls"];
         if through_a_ring {
             for k in ["sender", "receiver"] {
@@ -1043,6 +1045,14 @@ fn bench_smoke_writes_json_and_svg() {
         } else {
             assert!(s.is_null(), "futex_syscalls on {r}");
         }
+    }
+    // The in-process reference queues and the stream using every line of
+    // its payloads (at the largest size) are rows of their own.
+    for name in ["rtrb-threads", "arrayqueue-threads", "zerocopy-full"] {
+        assert!(
+            results.iter().any(|r| r["name"] == name),
+            "no {name} row in {results:?}"
+        );
     }
     let batch = results
         .iter()

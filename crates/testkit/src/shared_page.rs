@@ -112,6 +112,20 @@ impl SharedPage {
         self.len == 0
     }
 
+    /// `len` bytes from byte `offset`, as a raw pointer for bulk copies
+    /// (`write_bytes`, a slice built for a read). Whoever dereferences it
+    /// must make sure no other process or thread writes those bytes
+    /// meanwhile (e.g. a flag handed over with Release / Acquire).
+    pub fn bytes(&self, offset: usize, len: usize) -> *mut u8 {
+        assert!(
+            offset + len <= self.len,
+            "{offset} + {len} past {}",
+            self.len
+        );
+        // SAFETY: in bounds of the mapping (checked above).
+        unsafe { self.ptr.add(offset) }
+    }
+
     /// The atomic at byte `offset` (a multiple of 8).
     pub fn word(&self, offset: usize) -> &AtomicU64 {
         assert!(offset.is_multiple_of(8) && offset + 8 <= self.len);
@@ -177,5 +191,18 @@ mod tests {
     #[should_panic]
     fn words_are_in_bounds() {
         SharedPage::new().word(4096);
+    }
+
+    /// Bytes written through `bytes` are the words' bytes; a range past
+    /// the end is refused.
+    #[test]
+    fn bytes_are_the_pages_and_in_bounds() {
+        let page = SharedPage::new();
+        // SAFETY: in bounds (checked by `bytes`), and nobody else uses the page.
+        unsafe { page.bytes(8, 8).write_bytes(0x11, 8) };
+        assert_eq!(page.word(8).load(Ordering::Relaxed), 0x1111_1111_1111_1111);
+        assert_eq!(page.word(0).load(Ordering::Relaxed), 0);
+        let past = std::panic::catch_unwind(|| page.bytes(4090, 8));
+        assert!(past.is_err(), "4090 + 8 is past a 4096-byte page");
     }
 }

@@ -45,6 +45,11 @@ pub enum Figure {
     CopyBytesPerSec,
     /// Bytes/s (wall clock) of memcpy of 1 MiB into two buffers in turn.
     MemcpyTwoBuffers,
+    /// Bytes/s (wall clock) of the 1 MiB loan stream using every line.
+    FullLoanBytesPerSec,
+    /// Bytes/s of two processes handing 1 MiB buffers through shared
+    /// memory by a flag, every line written and read.
+    ShmBuffersBytesPerSec,
     /// Futex syscalls made by both sides during the inline and batch-32
     /// streams: rings running full, every call finding its message or room.
     StreamSyscalls,
@@ -73,6 +78,8 @@ impl Figure {
             SlowestLoanMedianNs => "loan latency row of 1 MiB or less".into(),
             CopyBytesPerSec => "1 MiB copying stream".into(),
             MemcpyTwoBuffers => "memcpy of 1 MiB into two buffers".into(),
+            FullLoanBytesPerSec => "1 MiB loan stream using every line".into(),
+            ShmBuffersBytesPerSec => "two-process 1 MiB shared-memory buffers".into(),
             StreamSyscalls => "syscall count of the inline and batch-32 streams".into(),
             Missing(why) => why.into(),
         }
@@ -94,7 +101,9 @@ impl Figure {
             TicksPerMsg(_) | LineStreamTicks { .. } | PackedStreamTicks => {
                 (format!("{value:.1}"), "ticks/msg")
             }
-            CopyBytesPerSec | MemcpyTwoBuffers => (format!("{:.1}", value / 1e9), "GB/s"),
+            CopyBytesPerSec | MemcpyTwoBuffers | FullLoanBytesPerSec | ShmBuffersBytesPerSec => {
+                (format!("{:.1}", value / 1e9), "GB/s")
+            }
             StreamSyscalls => (format!("{value:.0}"), "syscalls"),
             Missing(_) => ("-".into(), ""),
         }
@@ -190,7 +199,7 @@ pub const TARGETS: &[Target] = &[
     ratio(
         "SPSC inline streaming / rtrb between two threads",
         Missing(NO_SPSC),
-        Missing("rtrb is not a dependency of fring"),
+        TicksPerMsg(RowId::RtrbStream),
         AtMost(1.0),
     ),
     // Ticks on both sides: the line stream is kept in ns converted from
@@ -236,8 +245,8 @@ pub const TARGETS: &[Target] = &[
     ),
     ratio(
         "1 MiB zero-copy stream, every line written and read / two-buffer shm limit",
-        Missing("no stream writes and reads every line (loan rows write 64 B, read 2 B)"),
-        Missing("the two-process 1 MiB shared-memory limit is not taken"),
+        FullLoanBytesPerSec,
+        ShmBuffersBytesPerSec,
         AtLeast(0.9),
     ),
     ratio(
@@ -339,6 +348,15 @@ impl Report {
             // memcpy is measured at the largest zero-copy size only.
             MemcpyTwoBuffers => match self.memcpy {
                 Some((MIB, _)) => Reading::of(m.memcpy_two_buffers_gbps? * 1e9),
+                _ => return None,
+            },
+            FullLoanBytesPerSec => {
+                let t = self.stream_of(RowId::FullLoanStream(MIB))?;
+                Reading::of(MIB as f64 * t.msgs_per_sec)
+            }
+            // Taken at the largest zero-copy size only, like memcpy.
+            ShmBuffersBytesPerSec => match self.memcpy {
+                Some((MIB, _)) => Reading::of(m.shm_buffers_gbps? * 1e9),
                 _ => return None,
             },
             StreamSyscalls => {
@@ -675,6 +693,50 @@ mod tests {
     }
 
     #[test]
+    fn the_every_line_stream_is_read_against_two_processes_handing_buffers() {
+        const EVERY_LINE: &str =
+            "1 MiB zero-copy stream, every line written and read / two-buffer shm limit";
+        let mut r = report();
+        // 1000 messages of 1 MiB in 0.1 s: 10.49 GB/s against 11 GB/s.
+        stream(&mut r, RowId::FullLoanStream(1 << 20), 1000, 0.1, 1);
+        r.memcpy = Some((1 << 20, 20e9));
+        r.machine.shm_buffers_gbps = Some(11.0);
+        assert_eq!(
+            judged(&mut r, EVERY_LINE),
+            (
+                ">= 0.9".into(),
+                "0.95 (10.5 / 11.0 GB/s)".into(),
+                Status::Met
+            )
+        );
+        r.machine.shm_buffers_gbps = Some(20.0);
+        let (_, measured, status) = judged(&mut r, EVERY_LINE);
+        assert_eq!(
+            (measured.as_str(), status),
+            ("0.52 (10.5 / 20.0 GB/s)", Status::Missed)
+        );
+        // The limit taken at another size is not read.
+        r.memcpy = Some((4 << 20, 20e9));
+        let (_, _, status) = judged(&mut r, EVERY_LINE);
+        assert_eq!(status, Status::NotMeasured);
+    }
+
+    /// The rtrb reference row is shown beside the SPSC target, which stays
+    /// unmeasured until the ring has a single-producer single-consumer mode.
+    #[test]
+    fn the_rtrb_reference_is_shown_while_spsc_is_not_measured() {
+        const RTRB: &str = "SPSC inline streaming / rtrb between two threads";
+        let mut r = report();
+        stream(&mut r, RowId::RtrbStream, 1000, 1e-5, 32);
+        let (_, measured, status) = judged(&mut r, RTRB);
+        assert_eq!(status, Status::NotMeasured);
+        assert!(
+            measured.contains("rtrb-threads streaming row 32.0 ticks/msg"),
+            "{measured}"
+        );
+    }
+
+    #[test]
     fn any_syscall_while_streaming_misses_the_target() {
         let none = Syscalls::default();
         let mut r = report();
@@ -784,7 +846,7 @@ mod tests {
             (
                 "<= 1",
                 "not measured: no SPSC ring mode yet (DESIGN.md §11); \
-                 rtrb is not a dependency of fring"
+                 no rtrb-threads streaming row in this run"
             )
         );
         assert_eq!(
@@ -815,6 +877,7 @@ mod tests {
         r.machine.line_stream_claimed_ns = Some(22.5);
         r.machine.packed_stream_ticks = Some(24.2);
         r.machine.memcpy_two_buffers_gbps = Some(17.6);
+        r.machine.shm_buffers_gbps = Some(30.0);
         r.memcpy = Some((1 << 20, 23.4e9));
         lat(&mut r, RowId::Floor, 83);
         lat(&mut r, RowId::InlineLatency, 293);
@@ -827,6 +890,9 @@ mod tests {
         stream(&mut r, RowId::BatchStream, 1_000_000, 0.028, 60);
         // 100 MiB in 6.5 ms: 16.1 GB/s.
         stream(&mut r, RowId::CopyStream(1 << 20), 100, 0.0065, 1);
+        // 100 MiB in 5 ms: 21.0 GB/s.
+        stream(&mut r, RowId::FullLoanStream(1 << 20), 100, 0.005, 1);
+        stream(&mut r, RowId::RtrbStream, 1_000_000, 0.013, 32);
         r.judge();
         let shown: Vec<(&str, &str, &str, Status)> = r
             .targets
@@ -847,8 +913,8 @@ mod tests {
                 (
                     "SPSC inline streaming / rtrb between two threads",
                     "<= 1",
-                    "not measured: no SPSC ring mode yet (DESIGN.md §11); \
-                     rtrb is not a dependency of fring",
+                    "not measured: no SPSC ring mode yet (DESIGN.md §11) \
+                     (measured: rtrb-threads streaming row 32.0 ticks/msg)",
                     NotMeasured
                 ),
                 (STREAMING, "<= 1.5", "4.00 (90.0 / 22.5 ticks/msg)", Missed),
@@ -871,10 +937,8 @@ mod tests {
                 (
                     "1 MiB zero-copy stream, every line written and read / two-buffer shm limit",
                     ">= 0.9",
-                    "not measured: no stream writes and reads every line \
-                     (loan rows write 64 B, read 2 B); \
-                     the two-process 1 MiB shared-memory limit is not taken",
-                    NotMeasured
+                    "0.70 (21.0 / 30.0 GB/s)",
+                    Missed
                 ),
                 (COPY, ">= 0.9", "0.92 (16.1 / 17.6 GB/s)", Met),
                 (

@@ -28,6 +28,12 @@ pub struct Machine {
     /// (the working set of a copying send: see `paths::memcpy_rotating`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub memcpy_two_buffers_gbps: Option<f64>,
+    /// GB/s of two processes handing buffers of the largest zero-copy
+    /// size through shared memory by a flag, every line written and read
+    /// (`paths::shm_buffers_stream`): the limit of a zero-copy stream that
+    /// uses every line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shm_buffers_gbps: Option<f64>,
     /// ns per message of `paths::line_stream` without claims: a bare ring of
     /// lines streamed between the cores (one line per message).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -72,6 +78,7 @@ impl Machine {
             ring_floor_ns: None,
             clock_read_ticks: None,
             memcpy_two_buffers_gbps: None,
+            shm_buffers_gbps: None,
             line_stream_ns: None,
             line_stream_claimed_ns: None,
             packed_stream_ticks: None,
@@ -92,6 +99,7 @@ impl Machine {
             ring_floor_ns: None,
             clock_read_ticks: None,
             memcpy_two_buffers_gbps: None,
+            shm_buffers_gbps: None,
             line_stream_ns: None,
             line_stream_claimed_ns: None,
             packed_stream_ticks: None,

@@ -111,7 +111,7 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     let slow = (rounds / 10).max(1000); // syscall paths: ~10-50 us each
     let zc_rounds = |size: usize| (rounds / (1 + size / (64 << 10))).max(2000);
     let zc_msgs = |size: usize| (opts.messages / (1 + size as u64 / 512)).clamp(2000, 500_000);
-    let steps = 5 + 2 * QUARTERS + 2 * opts.sizes.len();
+    let steps = 6 + 2 * QUARTERS + 2 * opts.sizes.len();
     let mut p = Progress::new(steps);
     let mut report = Report::new(Machine::detect(ticks_per_ns), ticks_per_ns);
     // A short cache-line ping-pong before each row: where the host placed the
@@ -210,9 +210,10 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     let empty = paths::Stream::EMPTY;
     let (mut inline, mut batch) = ((empty, Vec::new()), (empty, Vec::new()));
     let (mut bare, mut claimed, mut packed) = (empty, empty, empty);
+    let (mut rtrb, mut array_queue) = ((empty, Vec::new()), (empty, Vec::new()));
     for q in 1..=QUARTERS {
         p.step(&format!(
-            "streaming quarter {q}/{QUARTERS}: inline, batch, line floors"
+            "streaming quarter {q}/{QUARTERS}: inline, batch, line floors, in-process queues"
         ));
         inline.1.push(probe()?);
         inline.0.add(paths::inline_stream(part)?);
@@ -221,9 +222,19 @@ pub fn run(opts: &Options) -> Result<Report, String> {
         bare.add(paths::line_stream(part, false)?);
         claimed.add(paths::line_stream(part, true)?);
         packed.add(paths::packed_stream(part)?);
+        rtrb.1.push(probe()?);
+        rtrb.0.add(paths::rtrb_stream(part)?);
+        array_queue.1.push(probe()?);
+        array_queue.0.add(paths::array_queue_stream(part)?);
     }
     report.throughput(RowId::InlineStream, inline.0, stats::median(inline.1));
     report.throughput(RowId::BatchStream, batch.0, stats::median(batch.1));
+    report.throughput(RowId::RtrbStream, rtrb.0, stats::median(rtrb.1));
+    report.throughput(
+        RowId::ArrayQueueStream,
+        array_queue.0,
+        stats::median(array_queue.1),
+    );
     let ns_per_msg = |s: paths::Stream| s.ticks_per_msg() / ticks_per_ns;
     report.machine.line_stream_ns = Some(ns_per_msg(bare));
     report.machine.line_stream_claimed_ns = Some(ns_per_msg(claimed));
@@ -254,6 +265,24 @@ pub fn run(opts: &Options) -> Result<Report, String> {
         report.throughput(RowId::CopyStream(size), t, probe()?);
     }
 
+    // The stream that uses every line of its payloads is read against two
+    // processes handing buffers of that size through shared memory (a
+    // target is their ratio): in quarters, in turn.
+    let mut shm_buffers = Vec::new();
+    if let Some(size) = largest {
+        p.step(&format!(
+            "zero-copy {size} B streaming, every line used, and its shared-memory limit"
+        ));
+        let quarter = (zc_msgs(size) / QUARTERS as u64).max(1);
+        let mut total = paths::Stream::EMPTY;
+        for _ in 0..QUARTERS {
+            total.add(paths::full_loan_stream(size, quarter)?);
+            let s = paths::shm_buffers_stream(size, quarter)?;
+            shm_buffers.push(size as f64 * s.messages as f64 / s.secs);
+        }
+        report.throughput(RowId::FullLoanStream(size), total, probe()?);
+    }
+
     p.step("pipe streaming");
     let t = paths::pipe_stream(opts.messages / 10)?;
     report.throughput(RowId::PipeStream, t, probe()?);
@@ -265,6 +294,7 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     if let Some(largest) = largest {
         report.memcpy = Some((largest, stats::median(memcpy)));
         report.machine.memcpy_two_buffers_gbps = Some(stats::median(memcpy2) / 1e9);
+        report.machine.shm_buffers_gbps = Some(stats::median(shm_buffers) / 1e9);
     }
     p.finish();
     Ok(report)

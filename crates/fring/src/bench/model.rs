@@ -47,6 +47,15 @@ pub enum RowId {
     PipeStream,
     /// 40-byte messages streamed through a Unix domain socket.
     UdsStream,
+    /// Zero-copy messages of this size streamed through the loan API with
+    /// every line used: the writer fills the loan, the reader reads every
+    /// line (`paths::full_loan_stream`).
+    FullLoanStream(usize),
+    /// Reference: 40-byte messages between two threads through rtrb's
+    /// single-producer single-consumer ring (no process boundary).
+    RtrbStream,
+    /// Reference: the same through crossbeam's `ArrayQueue`.
+    ArrayQueueStream,
 }
 
 /// What a row measured.
@@ -82,6 +91,9 @@ impl RowId {
             PipeLatency | PipeStream => "pipe",
             UdsLatency | UdsStream => "uds",
             BatchStream => "batch",
+            FullLoanStream(_) => "zerocopy-full",
+            RtrbStream => "rtrb-threads",
+            ArrayQueueStream => "arrayqueue-threads",
         }
     }
 
@@ -91,9 +103,8 @@ impl RowId {
         match self {
             Floor | InlineLatency | LoanLatency(_) | CopyLatency(_) | Blocking | Eventfd
             | PipeLatency | UdsLatency => Kind::Latency,
-            InlineStream | BatchStream | LoanStream(_) | CopyStream(_) | PipeStream | UdsStream => {
-                Kind::Throughput
-            }
+            InlineStream | BatchStream | LoanStream(_) | CopyStream(_) | PipeStream | UdsStream
+            | FullLoanStream(_) | RtrbStream | ArrayQueueStream => Kind::Throughput,
         }
     }
 
@@ -104,9 +115,10 @@ impl RowId {
             Floor => 64, // the line bounced, though only a word of it is written
             Blocking => 1,
             Eventfd => 8, // the eventfd counter
-            LoanLatency(size) | CopyLatency(size) | LoanStream(size) | CopyStream(size) => size,
+            LoanLatency(size) | CopyLatency(size) | LoanStream(size) | CopyStream(size)
+            | FullLoanStream(size) => size,
             InlineLatency | PipeLatency | UdsLatency | InlineStream | BatchStream | PipeStream
-            | UdsStream => 40,
+            | UdsStream | RtrbStream | ArrayQueueStream => 40,
         }
     }
 
@@ -121,7 +133,7 @@ impl RowId {
         use RowId::*;
         matches!(
             self,
-            InlineStream | BatchStream | LoanStream(_) | CopyStream(_)
+            InlineStream | BatchStream | LoanStream(_) | CopyStream(_) | FullLoanStream(_)
         )
     }
 

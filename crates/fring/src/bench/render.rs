@@ -169,6 +169,37 @@ impl Report {
                 one / 1e9,
             );
         }
+        if let (Some((size, _)), Some(shm)) = (self.memcpy, m.shm_buffers_gbps) {
+            out += &format!(
+                "limits: two processes handing {} buffers through shared memory by a flag, every \
+                 line written and read: {shm:.1} GB/s{}\n",
+                human(size),
+                self.stream_of(RowId::FullLoanStream(size))
+                    .map(|t| format!(
+                        "; the loan stream using every line is {:.2}x that",
+                        size as f64 * t.msgs_per_sec / 1e9 / shm
+                    ))
+                    .unwrap_or_default(),
+            );
+        }
+        let ns = |id| {
+            self.stream_of(id)
+                .map(|t| t.ticks_per_msg / self.ticks_per_ns)
+        };
+        if let (Some(rtrb), Some(queue)) = (ns(RowId::RtrbStream), ns(RowId::ArrayQueueStream)) {
+            out += &format!(
+                "reference: 40-byte messages between two threads of one process, no process \
+                 boundary, no stats, no clock: rtrb (single producer, single consumer) \
+                 {rtrb:.1} ns/msg, crossbeam ArrayQueue (many to many) {queue:.1} ns/msg{}\n",
+                ns(RowId::InlineStream)
+                    .map(|inline| format!(
+                        "; inline streaming across processes is {:.2}x rtrb, {:.2}x ArrayQueue",
+                        inline / rtrb,
+                        inline / queue
+                    ))
+                    .unwrap_or_default(),
+            );
+        }
         if let (Some(bare), Some(claimed)) = (m.line_stream_ns, m.line_stream_claimed_ns) {
             out += &format!(
                 "limits: streaming one 64-byte line per message between the cores {bare:.1} ns/msg bare, \

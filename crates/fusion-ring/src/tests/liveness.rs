@@ -45,7 +45,10 @@ fn an_entry_whose_mark_another_holds_is_not_taken() {
     assert_eq!(entries[freed].id.state.load(Ordering::Relaxed), IN_USE);
     assert!(segment.entry_alive(freed, &entries[freed].id));
     drop(other);
-    assert!(!segment.entry_alive(freed, &entries[freed].id), "given back");
+    assert!(
+        !segment.entry_alive(freed, &entries[freed].id),
+        "given back"
+    );
 }
 
 /// A handle's entry is alive while it lives and free after it is dropped;

@@ -4,9 +4,11 @@
 //! Throughput streams messages one way and times the whole stream.
 
 mod latency;
+mod reference;
 mod streams;
 
 pub use latency::*;
+pub use reference::*;
 pub use streams::*;
 
 use std::io::{Read, Write};

@@ -250,6 +250,96 @@ pub fn zerocopy_stream(size: usize, loan: bool, messages: u64) -> R<Stream> {
     )
 }
 
+/// `size`-byte messages streamed zero-copy through the loan API with every
+/// line used: the writer fills the whole loan, the reader reads one byte of
+/// every 64-byte line of the payload in place. Read against
+/// [`shm_buffers_stream`], the least two processes pay to do the same.
+pub fn full_loan_stream(size: usize, messages: u64) -> R<Stream> {
+    let ring = fusion(8, size, true)?;
+    stream(
+        messages,
+        || {
+            let mut sum = 0u64;
+            for _ in 0..messages {
+                let p = ring.recv_zerocopy_blocking().expect("recv");
+                sum += read_every_line(&p);
+            }
+            std::hint::black_box(sum);
+        },
+        || {
+            for i in 0..messages {
+                let mut l = loop {
+                    match ring.loan(size) {
+                        Ok(l) => break l,
+                        Err(RingError::ArenaExhausted { .. }) => std::hint::spin_loop(),
+                        Err(e) => panic!("{e}"),
+                    }
+                };
+                l.fill(i as u8);
+                let mut pending = l;
+                loop {
+                    match ring.send_loan(pending, PRIO) {
+                        Ok(()) => break,
+                        Err(e) if e.error == RingError::Full => pending = e.loan,
+                        Err(e) => panic!("{}", e.error),
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// One byte of every 64-byte line of `bytes`, summed: a read that brings
+/// every line of a payload into the reader's cache.
+fn read_every_line(bytes: &[u8]) -> u64 {
+    bytes.iter().step_by(64).map(|&b| u64::from(b)).sum()
+}
+
+/// The least two processes pay to hand `size`-byte buffers through shared
+/// memory, every line written and read: two buffers in turn, each with a
+/// flag on a line of its own; the writer waits for a buffer's flag to say
+/// free, fills the buffer (`memset`) and flips the flag; the reader waits
+/// for it to say full, reads one byte of every line and flips it back. No
+/// ring, no arena, no clock reads.
+pub fn shm_buffers_stream(size: usize, messages: u64) -> R<Stream> {
+    let size = size.next_multiple_of(64);
+    let mem = SharedPage::with_len(2 * (size + 64));
+    let flag = |k: u64| mem.word((k as usize % 2) * (size + 64));
+    let buffer = |k: u64| mem.bytes((k as usize % 2) * (size + 64) + 64, size);
+    stream(
+        messages,
+        || {
+            let mut sum = 0u64;
+            for k in 0..messages {
+                // Acquire: pairs with the writer's Release, so its fill
+                // happens before this read.
+                while flag(k).load(Ordering::Acquire) != 1 {
+                    std::hint::spin_loop();
+                }
+                // SAFETY: the flag says full: the writer is done with this
+                // buffer and waits for the flag before touching it again.
+                let bytes = unsafe { std::slice::from_raw_parts(buffer(k), size) };
+                sum += read_every_line(bytes);
+                // Release: the read happens before the writer refills it.
+                flag(k).store(0, Ordering::Release);
+            }
+            std::hint::black_box(sum);
+        },
+        || {
+            for k in 0..messages {
+                // Acquire: pairs with the reader's Release (see above).
+                while flag(k).load(Ordering::Acquire) != 0 {
+                    std::hint::spin_loop();
+                }
+                // SAFETY: the flag says free: the reader is done with this
+                // buffer and waits for the flag before reading it again.
+                unsafe { buffer(k).write_bytes(k as u8, size) };
+                flag(k).store(1, Ordering::Release);
+            }
+        },
+    )
+}
+
 fn byte_stream<S: Read + Write>(mut near: S, mut far: S, messages: u64) -> R<Stream> {
     stream(
         messages,
