@@ -108,6 +108,26 @@ fn stat_text(i: &RingInfo) -> String {
         bytes(i.arena.bytes_in_use),
         bytes(i.arena.capacity_bytes)
     );
+    let side = |single: bool, holder: Option<u32>, many: &str, one: &str| match (single, holder) {
+        (false, _) => many.to_string(),
+        (true, Some(pid)) => format!("{one} (held by pid {pid})"),
+        (true, None) => format!("{one} (free)"),
+    };
+    out += &format!(
+        "roles: {}, {}\n",
+        side(
+            i.single_producer,
+            i.producer_pid,
+            "many producers",
+            "single producer"
+        ),
+        side(
+            i.single_consumer,
+            i.consumer_pid,
+            "many consumers",
+            "single consumer"
+        ),
+    );
     let mut t = Table::new();
     t.load_style(ASCII_MARKDOWN).set_header(vec![
         "lane",
@@ -178,6 +198,8 @@ fn stat_json(i: &RingInfo) -> serde_json::Value {
         "arena": { "blocks_in_use": i.arena.blocks_in_use, "bytes_in_use": i.arena.bytes_in_use,
                    "capacity_bytes": i.arena.capacity_bytes },
         "lanes": lanes,
+        "single_producer": i.single_producer, "single_consumer": i.single_consumer,
+        "producer_pid": i.producer_pid, "consumer_pid": i.consumer_pid,
         "participants": i.participants.iter().map(|p| serde_json::json!({
             "pid": p.pid, "sender": p.sender, "receiver": p.receiver, "alive": p.alive,
             "own_pid_namespace": p.own_pid_namespace

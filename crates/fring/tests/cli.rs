@@ -521,6 +521,38 @@ fn rm_without_force_once_participants_are_gone() {
     fring(&["rm", name]).fails("fring rm (already removed)");
 }
 
+/// `fring stat` says who may send and receive, and who holds a single role.
+#[test]
+fn stat_shows_single_roles_and_their_holders() {
+    let guard = RingGuard::new("roles");
+    let name = guard.name();
+    let ring = FusionRing::create(name, &Config::new(8).single_producer(true)).expect("create");
+    let out = fring(&["stat", name]);
+    out.ok("fring stat");
+    assert!(
+        out.stdout
+            .contains("roles: single producer (free), many consumers"),
+        "{}",
+        out.stdout
+    );
+    ring.send(b"x").expect("send");
+    let me = std::process::id();
+    let out = fring(&["stat", name]);
+    assert!(
+        out.stdout.contains(&format!(
+            "roles: single producer (held by pid {me}), many consumers"
+        )),
+        "{}",
+        out.stdout
+    );
+    let out = fring(&["stat", name, "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    assert_eq!(v["single_producer"], true);
+    assert_eq!(v["single_consumer"], false);
+    assert_eq!(v["producer_pid"].as_u64(), Some(u64::from(me)));
+    assert!(v["consumer_pid"].is_null());
+}
+
 /// The finding of issue 13, replayed: a `fring recv` in a container (user
 /// and pid namespaces of its own, its own `/proc`: pid 1 there) is listed
 /// alive, the ring is not stale, and `fring rm` refuses it; once it is

@@ -105,6 +105,35 @@ pub enum RingError {
         /// Version this build understands.
         expected: u32,
     },
+    /// The ring has a single producer (or consumer), and a live handle of
+    /// process `holder_pid` holds that role: nothing was sent (received).
+    /// The role is free again once that handle is dropped or its process
+    /// dies.
+    #[error(
+        "ring {ring} has a single {role}, and a live handle of process {holder_pid} holds that \
+         role; drop that handle (or let its process exit) to take the role over"
+    )]
+    RoleTaken {
+        /// Which ring.
+        ring: String,
+        /// `"producer"` or `"consumer"`.
+        role: &'static str,
+        /// The holder's process id, in its own pid namespace.
+        holder_pid: u32,
+    },
+    /// The ring has a single producer (or consumer), which only a handle
+    /// with a participant entry of its own can hold, and the table is full
+    /// (63 live handles): nothing was sent (received).
+    #[error(
+        "ring {ring} has a single {role}, which only a handle with a participant entry of its \
+         own can hold, and all 63 entries are in use"
+    )]
+    NoEntryForRole {
+        /// Which ring.
+        ring: String,
+        /// `"producer"` or `"consumer"`.
+        role: &'static str,
+    },
     /// The segment's file is on a network or cluster file system, where the
     /// locks that tell live participants from dead ones may outlive a
     /// machine that died or not be seen by another: rings live in

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::error::{Result, RingError};
 use crate::handle::participant::{self, ROLE_RECEIVER, ROLE_SENDER};
+use crate::handle::roles;
 use crate::handle::shared::SharedRing;
 use crate::handle::stats::{aggregate, LaneStats};
 use crate::lockfree::arena::{Arena, ArenaUsage};
@@ -65,6 +66,15 @@ pub struct RingInfo {
     pub participants: Vec<Participant>,
     /// Handles registered beyond the participant table (not identifiable).
     pub unlisted_handles: u32,
+    /// Whether one handle at a time may send ([`crate::Config::single_producer`]).
+    pub single_producer: bool,
+    /// Whether one handle at a time may receive.
+    pub single_consumer: bool,
+    /// The process whose live handle holds the producer role (single
+    /// producer rings only).
+    pub producer_pid: Option<u32>,
+    /// The process whose live handle holds the consumer role.
+    pub consumer_pid: Option<u32>,
     /// Pid of the creating process.
     pub creator_pid: u32,
     /// Clock ticks per nanosecond measured by the creator.
@@ -99,6 +109,10 @@ impl RingInfo {
             lanes: aggregate(segment.participants()),
             participants,
             unlisted_handles: participant::unidentified(segment.participants()),
+            single_producer: roles::is_single(segment, ROLE_SENDER),
+            single_consumer: roles::is_single(segment, ROLE_RECEIVER),
+            producer_pid: roles::holder_pid(segment, ring.core(), ROLE_SENDER),
+            consumer_pid: roles::holder_pid(segment, ring.core(), ROLE_RECEIVER),
             creator_pid: segment.creator_pid(),
             ticks_per_ns: segment.ticks_per_ns(),
         })

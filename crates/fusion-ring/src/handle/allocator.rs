@@ -135,7 +135,7 @@ mod tests {
         arena.release(d.offset, me.pid);
         arena.release(e.offset, me.pid);
         assert_eq!(arena.usage().blocks_in_use, 0);
-        reg.unregister();
+        reg.unregister(ring.core());
     }
 
     /// A spare of another size class goes back to its free list, and one
@@ -157,6 +157,6 @@ mod tests {
         assert!(alloc.take_spare(arena, me).is_none());
         arena.release(big.offset, me.pid);
         assert_eq!(arena.usage().blocks_in_use, 0);
-        reg.unregister();
+        reg.unregister(ring.core());
     }
 }

@@ -3,13 +3,15 @@
 //! handle's participant entry and how it follows a fork
 //! ([`registration`], over the table in [`participant`]), its side of the
 //! arena ([`allocator`]), its stats lanes ([`stats`]), what it does about
-//! dead peers ([`peer`]), blocking ([`wait`]) and stale named rings
-//! ([`stale`]). Nothing here knows the public ring types.
+//! dead peers ([`peer`]), single producer / consumer roles ([`roles`]),
+//! blocking ([`wait`]) and stale named rings ([`stale`]). Nothing here
+//! knows the public ring types.
 
 pub(crate) mod allocator;
 pub(crate) mod participant;
 pub(crate) mod peer;
 pub(crate) mod registration;
+pub(crate) mod roles;
 pub(crate) mod shared;
 pub(crate) mod stale;
 pub(crate) mod stats;

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use crate::shm::process;
 use crate::atomic::Ordering;
 use crate::handle::participant::{self, Caller};
+use crate::error::Result;
 use crate::handle::peer;
+use crate::handle::roles;
 use crate::handle::stats::StatsWriter;
 use crate::lockfree::protocol::RingCore;
 use crate::shm::layout::ParticipantEntry;
@@ -146,26 +148,48 @@ impl Registration {
     }
 
     /// Notes `role` (`ROLE_*`) in the entry and the ring's roles seen, once
-    /// per process; the caller has called `follow_fork`.
+    /// per process, taking the role first on a ring that allows one holder
+    /// (`RoleTaken` if another live handle has it; see `handle::roles`);
+    /// the caller has called `follow_fork`.
     #[inline(always)]
-    pub(crate) fn note_role(&self, role: u32, core: &RingCore) {
+    pub(crate) fn note_role(&self, role: u32, core: &RingCore) -> Result<()> {
         if self.roles.get() & role == 0 {
-            self.note_new_role(role, core);
+            return self.note_new_role(role, core);
         }
+        Ok(())
     }
 
     #[cold]
-    fn note_new_role(&self, role: u32, core: &RingCore) {
+    fn note_new_role(&self, role: u32, core: &RingCore) -> Result<()> {
+        let entry = &self.entry_followed().id;
+        if roles::is_single(&self.segment, role) {
+            // Noted before the claim, so that a rival reading our claim sees
+            // a live holder (`handle::roles`).
+            if !self.shared_stats.get() {
+                entry.role.fetch_or(role, Ordering::Relaxed);
+            }
+            let claimed = roles::claim(
+                &self.segment,
+                core,
+                self.index.get(),
+                self.shared_stats.get(),
+                role,
+            );
+            if let Err(e) = claimed {
+                if !self.shared_stats.get() {
+                    entry.role.fetch_and(!role, Ordering::Relaxed);
+                }
+                return Err(e);
+            }
+        }
         self.roles.set(self.roles.get() | role);
-        self.entry_followed()
-            .id
-            .role
-            .fetch_or(role, Ordering::Relaxed);
+        entry.role.fetch_or(role, Ordering::Relaxed);
         // Relaxed: a hint for `peer::disconnected`, read after a sleep.
         core.ctrl()
             .roles_seen
             .value
             .fetch_or(role as u64, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Whether this process is the one the entry is registered for (false
@@ -174,9 +198,14 @@ impl Registration {
         self.owner_pid.get() == process::current_pid()
     }
 
-    /// Gives the entry back (its counters fold into the shared entry),
-    /// then its mark.
-    pub(crate) fn unregister(&self) {
+    /// Gives the single roles it holds back, the entry (its counters fold
+    /// into the shared entry), then its mark.
+    pub(crate) fn unregister(&self, core: &RingCore) {
+        for role in [participant::ROLE_SENDER, participant::ROLE_RECEIVER] {
+            if self.roles.get() & role != 0 && roles::is_single(&self.segment, role) {
+                roles::release(core, self.index.get(), role);
+            }
+        }
         participant::unregister(self.segment.participants(), self.index.get());
         if !self.shared_stats.get() {
             self.lock.borrow().give_back(self.index.get());
@@ -216,11 +245,11 @@ mod tests {
         assert!(!core::ptr::eq(ea.entry, eb.entry));
         assert_eq!((ea.pid, eb.pid), (current_pid(), current_pid()));
         assert_eq!(ea.entry.id.pid.load(crate::atomic::Ordering::Relaxed), current_pid());
-        a.unregister();
+        a.unregister(ring.core());
         let c = Registration::new(ring.segment(), ring.core());
         assert!(core::ptr::eq(c.caller(ring.core()).entry, ea.entry), "a's entry is free again");
-        b.unregister();
-        c.unregister();
+        b.unregister(ring.core());
+        c.unregister(ring.core());
     }
 
     /// A full table leaves later handles on the shared entry 0.
@@ -236,8 +265,8 @@ mod tests {
             extra.caller(ring.core()).entry,
             &ring.participants()[0]
         ));
-        extra.unregister();
-        regs.iter().for_each(Registration::unregister);
+        extra.unregister(ring.core());
+        regs.iter().for_each(|r| r.unregister(ring.core()));
     }
 
     /// A role is noted once in the entry and in the ring's roles seen.
@@ -246,13 +275,13 @@ mod tests {
         let ring = shared();
         let r = Registration::new(ring.segment(), ring.core());
         r.follow_fork(ring.core());
-        r.note_role(ROLE_SENDER, ring.core());
+        r.note_role(ROLE_SENDER, ring.core()).unwrap();
         let relaxed = crate::atomic::Ordering::Relaxed;
         assert_eq!(r.entry_followed().id.role.load(relaxed), ROLE_SENDER);
         assert_eq!(
             ring.core().ctrl().roles_seen.value.load(relaxed),
             ROLE_SENDER as u64
         );
-        r.unregister();
+        r.unregister(ring.core());
     }
 }

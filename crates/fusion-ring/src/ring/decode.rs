@@ -140,7 +140,7 @@ mod tests {
             ..slot(1, SlotKind::Inline, 0, [0; 5])
         };
         assert!(bad(decode(&ring, &unknown, &reg)).contains("kind 7"));
-        reg.unregister();
+        reg.unregister(ring.core());
     }
 
     /// A zero-copy slot is checked against the arena, and a good block is
@@ -166,6 +166,6 @@ mod tests {
         far[0] = 1 << 40;
         assert!(matches!(decode(&ring, &slot(100, SlotKind::ZeroCopy, prio, far), &reg), Decoded::Bad(_)));
         arena.release(d.offset, current_pid());
-        reg.unregister();
+        reg.unregister(ring.core());
     }
 }

@@ -31,7 +31,7 @@ impl Ring {
         }
         let core = self.shared.core();
         self.reg.follow_fork(core);
-        self.reg.note_role(ROLE_SENDER, core);
+        self.reg.note_role(ROLE_SENDER, core)?;
         // Read the clock before the claim: the TSC read then overlaps the
         // locked CAS instead of waiting behind it.
         let stamp = if self.shared.timestamps() {
@@ -124,7 +124,7 @@ impl Ring {
     ) -> Result<usize> {
         let core = self.shared.core();
         self.reg.follow_fork(core);
-        self.reg.note_role(ROLE_RECEIVER, core);
+        self.reg.note_role(ROLE_RECEIVER, core)?;
         loop {
             let claim = core
                 .claim_recv_as(
@@ -199,7 +199,7 @@ impl Ring {
     pub(crate) fn recv_one(&self, limit: Option<usize>) -> Result<Received> {
         let core = self.shared.core();
         self.reg.follow_fork(core);
-        self.reg.note_role(ROLE_RECEIVER, core);
+        self.reg.note_role(ROLE_RECEIVER, core)?;
         let wakeups = self.shared.wakeups();
         loop {
             let claim = core

@@ -419,7 +419,7 @@ impl Drop for Ring {
         if let Some(arena) = self.shared.arena() {
             self.alloc.give_back(arena, self.caller());
         }
-        self.reg.unregister();
+        self.reg.unregister(self.shared.core());
     }
 }
 

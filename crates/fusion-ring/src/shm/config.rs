@@ -37,6 +37,8 @@ pub struct Config {
     arena_bytes: usize,
     max_message: usize,
     wakeups: bool,
+    single_producer: bool,
+    single_consumer: bool,
 }
 
 impl Default for Config {
@@ -58,6 +60,8 @@ impl Config {
             arena_bytes: DEFAULT_ARENA_BYTES,
             max_message: DEFAULT_MAX_MESSAGE,
             wakeups: true,
+            single_producer: false,
+            single_consumer: false,
         }
     }
 
@@ -143,8 +147,57 @@ impl Config {
         self.timestamps
     }
 
+    /// Whether one handle at a time may send (default `false`: any number,
+    /// in any processes). Fixed at creation and recorded in the segment, so
+    /// every process applies it: the first handle that sends holds the
+    /// producer role until it is dropped or its process dies, and another
+    /// handle's send meanwhile fails with [`RingError::RoleTaken`], naming
+    /// the holder's process (nothing is sent). A clone, or a handle a
+    /// forked child uses, is another handle.
+    ///
+    /// ```
+    /// use fusion_ring::{Config, RingError, UltraFastRing, PriorityClass};
+    /// let ring = UltraFastRing::with_config(&Config::inline_only(64).single_producer(true))?;
+    /// ring.send_fast(b"mine", PriorityClass::Normal)?;
+    /// let other = ring.clone();
+    /// assert!(matches!(
+    ///     other.send_fast(b"also mine?", PriorityClass::Normal),
+    ///     Err(RingError::RoleTaken { role: "producer", .. })
+    /// ));
+    /// drop(ring); // gives the role back
+    /// other.send_fast(b"now mine", PriorityClass::Normal)?;
+    /// # Ok::<(), RingError>(())
+    /// ```
+    pub fn single_producer(mut self, single: bool) -> Self {
+        self.single_producer = single;
+        self
+    }
+
+    /// Whether one handle at a time may receive (default `false`); as
+    /// [`Config::single_producer`], for the consumer role.
+    pub fn single_consumer(mut self, single: bool) -> Self {
+        self.single_consumer = single;
+        self
+    }
+
+    /// Whether one handle at a time may send.
+    pub fn is_single_producer(&self) -> bool {
+        self.single_producer
+    }
+
+    /// Whether one handle at a time may receive.
+    pub fn is_single_consumer(&self) -> bool {
+        self.single_consumer
+    }
+
     pub(crate) fn header_flags(&self) -> u32 {
         let mut flags = 0;
+        if self.single_producer {
+            flags |= crate::shm::layout::FLAG_SINGLE_PRODUCER;
+        }
+        if self.single_consumer {
+            flags |= crate::shm::layout::FLAG_SINGLE_CONSUMER;
+        }
         if !self.timestamps {
             flags |= crate::shm::layout::FLAG_NO_TIMESTAMPS;
         }

@@ -33,9 +33,14 @@ pub(crate) const LAYOUT_VERSION: u32 = 4;
 /// Header flag: producers do not timestamp messages (see `Config::timestamps`).
 pub(crate) const FLAG_NO_TIMESTAMPS: u32 = 1;
 /// Every flag this build knows.
-pub(crate) const KNOWN_FLAGS: u32 = FLAG_NO_TIMESTAMPS | FLAG_WAKEUPS;
+pub(crate) const KNOWN_FLAGS: u32 =
+    FLAG_NO_TIMESTAMPS | FLAG_WAKEUPS | FLAG_SINGLE_PRODUCER | FLAG_SINGLE_CONSUMER;
 /// Header flag: senders and receivers wake blocked peers (see `lockfree::event`).
 pub(crate) const FLAG_WAKEUPS: u32 = 2;
+/// Header flag: one handle at a time may send (see `Config::single_producer`).
+pub(crate) const FLAG_SINGLE_PRODUCER: u32 = 4;
+/// Header flag: one handle at a time may receive.
+pub(crate) const FLAG_SINGLE_CONSUMER: u32 = 8;
 /// Size of a slot.
 pub(crate) const SLOT_SIZE: usize = 64;
 /// Header bytes of a slot (sequence, timestamp, meta).
@@ -105,8 +110,14 @@ pub(crate) struct ControlBlock {
     pub(crate) consumer_head: CacheLine<AtomicU64>,
     /// Reserved for the blocking layer's "released" event counter.
     pub(crate) consumer_tail: CacheLine<AtomicU64>,
+    /// On a single-producer ring, the handle that holds the producer role:
+    /// its participant entry's index + 1 (0: none). Valid while that entry
+    /// is in use, alive and has sent (`handle::roles`).
+    pub(crate) producer_holder: CacheLine<AtomicU64>,
+    /// The same for the consumer role of a single-consumer ring.
+    pub(crate) consumer_holder: CacheLine<AtomicU64>,
     /// RingSync futex words, credits and coalescing (later layout versions).
-    pub(crate) reserved: [CacheLine<AtomicU64>; 12],
+    pub(crate) reserved: [CacheLine<AtomicU64>; 10],
 }
 
 /// One 64-byte slot: 24-B header + 40-B payload, all atomics (see module docs).

@@ -6,5 +6,6 @@ mod batches;
 #[cfg(not(miri))] // heap segments have no file to lock
 mod liveness;
 mod peer;
+mod roles;
 mod spares;
 mod stats;
