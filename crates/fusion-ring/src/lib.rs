@@ -136,6 +136,7 @@ hosted! {
     mod inline;
     pub mod inspect;
     mod ring;
+    mod split;
     mod sync;
     mod ultra;
     mod zerocopy;
@@ -158,6 +159,7 @@ hosted! {
     pub use shm::layout::INLINE_MAX;
     pub use handle::peer::Recovery;
     pub use ring::{InlineMessage, Ring, RingStats};
+    pub use split::{Consumer, Producer};
     pub use handle::stats::LaneStats;
     pub use sync::RingSync;
     pub use ultra::UltraFastRing;

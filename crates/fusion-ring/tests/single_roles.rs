@@ -8,10 +8,11 @@
 use std::time::{Duration, Instant};
 
 use fusion_ring::inspect::RingInfo;
-use fusion_ring::{Config, FusionRing, RingError};
+use fusion_ring::{Config, FusionRing, PriorityClass, RingError};
 use testkit::child::{child_var, is_child, ChildGuard};
 use testkit::fork::ForkGuard;
 use testkit::names::ShmName;
+use testkit::rng::{fill, is_message, mix};
 use testkit::role;
 use testkit::serial::serial;
 
@@ -117,4 +118,127 @@ fn a_forked_child_does_not_inherit_the_role() {
     assert_eq!(ring.as_ring().len(), 1, "nothing from the child");
     ring.send(b"still the parent's")
         .expect("the parent keeps it");
+}
+
+/// Message `i`'s length: mostly inline, one in 8 through the arena.
+fn len_of(i: u64) -> usize {
+    let r = mix(i);
+    if r.is_multiple_of(8) {
+        41 + (r >> 8) as usize % 3000
+    } else {
+        1 + (r >> 8) as usize % 40
+    }
+}
+
+const MESSAGES: u64 = 20_000;
+
+/// A producer process and this consumer, each a split handle on a named
+/// single-producer single-consumer ring: every message arrives, in order,
+/// byte for byte; a second producer is refused when it is made, naming the
+/// first.
+#[test]
+fn split_handles_stream_across_processes() {
+    let _serial = serial();
+    let name = ShmName::new("roles-split");
+    let config = Config::new(64)
+        .single_producer(true)
+        .single_consumer(true)
+        .arena_bytes(1 << 20)
+        .max_message(4096);
+    let rx = FusionRing::create(name.name(), &config)
+        .expect("create")
+        .into_consumer()
+        .expect("the consumer role is free");
+    let mut child = ChildGuard::spawn(role!(child_producer), &[(RING_VAR, name.name().into())]);
+    let pid = child.id();
+    wait_for(&name, "the child holds the producer role", |i| {
+        i.producer_pid == Some(pid)
+    });
+    match FusionRing::open(name.name()).expect("open").into_producer() {
+        Err(RingError::RoleTaken { holder_pid, .. }) => assert_eq!(holder_pid, pid),
+        other => panic!("expected RoleTaken, got {other:?}"),
+    }
+    for i in 0..MESSAGES {
+        let p = match rx.recv_zerocopy_timeout(DEADLINE) {
+            Ok(p) => p,
+            Err(e) => child.fail(format!("no message {i}: {e}")),
+        };
+        assert!(p.len() == len_of(i) && is_message(i, &p), "message {i}");
+    }
+    child.wait_success(Instant::now(), DEADLINE);
+    assert_eq!(rx.as_ring().arena_usage().blocks_in_use, 0);
+}
+
+/// Takes the producer side of the ring and sends [`MESSAGES`] (copies and
+/// loans), waiting for room.
+#[test]
+fn child_producer() {
+    if !is_child(role!(child_producer)) {
+        return;
+    }
+    let tx = FusionRing::open(&child_var(RING_VAR))
+        .expect("child: open")
+        .into_producer()
+        .expect("child: the producer role is free");
+    let mut buf = vec![0u8; 4096];
+    for i in 0..MESSAGES {
+        let len = len_of(i);
+        if len > 40 && i % 2 == 0 {
+            let mut loan = loop {
+                match tx.loan(len) {
+                    Ok(l) => break l,
+                    Err(RingError::ArenaExhausted { .. }) => std::thread::yield_now(),
+                    Err(e) => panic!("child: loan {i}: {e}"),
+                }
+            };
+            fill(i, &mut loan);
+            let mut pending = loan;
+            loop {
+                match tx.send_loan(pending, PriorityClass::Normal) {
+                    Ok(()) => break,
+                    Err(e) if e.error == RingError::Full => {
+                        pending = e.loan;
+                        std::thread::yield_now();
+                    }
+                    Err(e) => panic!("child: send_loan {i}: {}", e.error),
+                }
+            }
+        } else {
+            fill(i, &mut buf[..len]);
+            tx.send_with_timeout(&buf[..len], DEADLINE)
+                .unwrap_or_else(|e| panic!("child: send {i}: {e}"));
+        }
+    }
+}
+
+/// In one process: `split` gives the two sides of a new ring, which stream
+/// between two threads.
+#[test]
+fn split_sides_stream_between_threads() {
+    let config = Config::new(64).arena_bytes(1 << 20).max_message(4096);
+    let (tx, rx) = FusionRing::split(&config).expect("split");
+    // Both sides are single: a second consumer is refused when made.
+    let fd = rx.as_fd().try_clone_to_owned().expect("dup");
+    let again = FusionRing::from_fd(fd).expect("from_fd");
+    assert!(matches!(
+        again.into_consumer(),
+        Err(RingError::RoleTaken {
+            role: "consumer",
+            ..
+        })
+    ));
+    let producer = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 4096];
+        for i in 0..MESSAGES {
+            let len = len_of(i);
+            fill(i, &mut buf[..len]);
+            tx.send_with_timeout(&buf[..len], DEADLINE).expect("send");
+        }
+    });
+    let mut buf = vec![0u8; 4096];
+    for i in 0..MESSAGES {
+        let n = rx.recv_with_timeout(&mut buf, DEADLINE).expect("recv");
+        assert!(n == len_of(i) && is_message(i, &buf[..n]), "message {i}");
+    }
+    producer.join().expect("producer thread");
 }

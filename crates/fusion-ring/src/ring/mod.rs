@@ -271,6 +271,15 @@ impl Ring {
 
     // ---- for the ring types built on this one ----
 
+    /// Takes `role` (`ROLE_*`) for this handle now, as its first send or
+    /// receive would: on a ring that allows one holder of it, `RoleTaken`
+    /// if another live handle has it.
+    pub(crate) fn take_role(&self, role: u32) -> Result<()> {
+        let core = self.shared.core();
+        self.reg.follow_fork(core);
+        self.reg.note_role(role, core)
+    }
+
     /// The calling process and its entry (first following a fork).
     #[inline(always)]
     pub(crate) fn caller(&self) -> Caller<'_> {
