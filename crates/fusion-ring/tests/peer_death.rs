@@ -18,7 +18,9 @@
 //! Both vary what is killed where: every 50 kills the ring is made anew
 //! (so the arena is carved from scratch again, where a kill once broke the
 //! walks over it), with a roomy or a tight arena (senders then wait for
-//! blocks, steal spares, reclaim); each child runs in one of three modes
+//! blocks, steal spares, reclaim), and every other pair of rings with one
+//! producer and one consumer at a time (each child takes its role over
+//! from the one killed before it); each child runs in one of three modes
 //! (producers: copies and loans mixed, loans only (every loan leaves a spare
 //! behind), copies only; consumers: copies and held payloads mixed, held
 //! payloads only, copies only); a quarter of the kills land within 100 µs
@@ -79,15 +81,20 @@ fn config() -> Config {
 }
 
 /// Kills per ring: each epoch makes the ring anew, alternating a roomy
-/// arena with a tight one (seven 4 KiB blocks).
+/// arena with a tight one (seven 4 KiB blocks), and every other pair of
+/// epochs a ring with one producer and one consumer at a time
+/// (`Config::single_producer` / `single_consumer`), where each new child
+/// takes its role over from the one killed before it.
 const EPOCH: u64 = 50;
 
 fn epoch_config(epoch: u64) -> Config {
-    if epoch.is_multiple_of(2) {
+    let arena = if epoch.is_multiple_of(2) {
         config()
     } else {
         config().arena_bytes(32 * 1024)
-    }
+    };
+    let single = (epoch / 2) % 2 == 1;
+    arena.single_producer(single).single_consumer(single)
 }
 
 /// How a child sends or receives (the `FRING_DEATH_MODE` variable): 0

@@ -197,10 +197,15 @@ impl Scribbler {
     }
 }
 
-/// Ring configurations of the live episodes.
+/// Ring configurations of the live episodes (the first with one producer
+/// and one consumer at a time, the rest many-to-many).
 fn live_config(k: u64) -> Config {
     match k % 4 {
-        0 => Config::new(64).arena_bytes(256 << 10).max_message(16 << 10),
+        0 => Config::new(64)
+            .arena_bytes(256 << 10)
+            .max_message(16 << 10)
+            .single_producer(true)
+            .single_consumer(true),
         1 => Config::new(32).arena_bytes(0).wakeups(false),
         2 => Config::new(2)
             .arena_bytes(16 << 10)

@@ -212,6 +212,9 @@ pub fn outcome_name(e: &RingError) -> &'static str {
         RingError::InvalidConfig { .. } => "no_arena",
         RingError::Corrupt(_) => "corrupt",
         RingError::VersionMismatch { .. } => "version",
+        // A single-producer / single-consumer ring whose holder word was
+        // scribbled to name a live handle's entry: refused, not lost.
+        RingError::RoleTaken { .. } | RingError::NoEntryForRole { .. } => "role",
         _ => "unexpected",
     }
 }
