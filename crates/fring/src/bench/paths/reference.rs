@@ -44,50 +44,20 @@ fn threads(messages: u64, consumer: impl FnOnce() + Send, producer: impl FnOnce(
     })
 }
 
-/// rtrb's single-producer single-consumer ring (4096 slots of 40 bytes),
-/// one push and one pop per message.
-pub fn rtrb_stream(messages: u64) -> R<Stream> {
-    let (mut tx, mut rx) = rtrb::RingBuffer::<[u8; 40]>::new(4096);
+/// 40-byte messages through a queue given by its `push` (which gives a
+/// message back when full) and `pop`, spinning while full or empty.
+fn queue_stream(
+    messages: u64,
+    mut push: impl FnMut([u8; 40]) -> Result<(), [u8; 40]>,
+    mut pop: impl FnMut() -> Option<[u8; 40]> + Send,
+) -> R<Stream> {
     threads(
         messages,
         move || {
             let mut sum = 0u64;
             for _ in 0..messages {
                 let m = loop {
-                    match rx.pop() {
-                        Ok(m) => break m,
-                        Err(_) => std::hint::spin_loop(),
-                    }
-                };
-                sum += u64::from(m[0]);
-            }
-            std::hint::black_box(sum);
-        },
-        move || {
-            for i in 0..messages {
-                let mut m = [1u8; 40];
-                m[0] = i as u8;
-                while let Err(rtrb::PushError::Full(back)) = tx.push(m) {
-                    m = back;
-                    std::hint::spin_loop();
-                }
-            }
-        },
-    )
-}
-
-/// crossbeam's bounded many-producer many-consumer `ArrayQueue` (4096
-/// slots of 40 bytes), one push and one pop per message.
-pub fn array_queue_stream(messages: u64) -> R<Stream> {
-    let queue = crossbeam_queue::ArrayQueue::<[u8; 40]>::new(4096);
-    let q = &queue;
-    threads(
-        messages,
-        move || {
-            let mut sum = 0u64;
-            for _ in 0..messages {
-                let m = loop {
-                    match q.pop() {
+                    match pop() {
                         Some(m) => break m,
                         None => std::hint::spin_loop(),
                     }
@@ -100,11 +70,30 @@ pub fn array_queue_stream(messages: u64) -> R<Stream> {
             for i in 0..messages {
                 let mut m = [1u8; 40];
                 m[0] = i as u8;
-                while let Err(back) = q.push(m) {
+                while let Err(back) = push(m) {
                     m = back;
                     std::hint::spin_loop();
                 }
             }
         },
     )
+}
+
+/// rtrb's single-producer single-consumer ring (4096 slots of 40 bytes),
+/// one push and one pop per message.
+pub fn rtrb_stream(messages: u64) -> R<Stream> {
+    let (mut tx, mut rx) = rtrb::RingBuffer::<[u8; 40]>::new(4096);
+    queue_stream(
+        messages,
+        move |m| tx.push(m).map_err(|rtrb::PushError::Full(back)| back),
+        move || rx.pop().ok(),
+    )
+}
+
+/// crossbeam's bounded many-producer many-consumer `ArrayQueue` (4096
+/// slots of 40 bytes), one push and one pop per message.
+pub fn array_queue_stream(messages: u64) -> R<Stream> {
+    let queue = crossbeam_queue::ArrayQueue::<[u8; 40]>::new(4096);
+    let q = &queue;
+    queue_stream(messages, |m| q.push(m), || q.pop())
 }

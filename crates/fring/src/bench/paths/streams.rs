@@ -225,23 +225,7 @@ pub fn zerocopy_stream(size: usize, loan: bool, messages: u64) -> R<Stream> {
             let data = vec![7u8; size];
             for _ in 0..messages {
                 if loan {
-                    let l = loop {
-                        match ring.loan(size) {
-                            Ok(l) => break l,
-                            Err(RingError::ArenaExhausted { .. }) => std::hint::spin_loop(),
-                            Err(e) => panic!("{e}"),
-                        }
-                    };
-                    let mut l = l;
-                    l[..64].fill(7);
-                    let mut pending = l;
-                    loop {
-                        match ring.send_loan(pending, PRIO) {
-                            Ok(()) => break,
-                            Err(e) if e.error == RingError::Full => pending = e.loan,
-                            Err(e) => panic!("{}", e.error),
-                        }
-                    }
+                    send_loan_spinning(&ring, size, |l| l[..64].fill(7));
                 } else {
                     ring.send_blocking(&data).expect("send");
                 }
@@ -268,25 +252,31 @@ pub fn full_loan_stream(size: usize, messages: u64) -> R<Stream> {
         },
         || {
             for i in 0..messages {
-                let mut l = loop {
-                    match ring.loan(size) {
-                        Ok(l) => break l,
-                        Err(RingError::ArenaExhausted { .. }) => std::hint::spin_loop(),
-                        Err(e) => panic!("{e}"),
-                    }
-                };
-                l.fill(i as u8);
-                let mut pending = l;
-                loop {
-                    match ring.send_loan(pending, PRIO) {
-                        Ok(()) => break,
-                        Err(e) if e.error == RingError::Full => pending = e.loan,
-                        Err(e) => panic!("{}", e.error),
-                    }
-                }
+                send_loan_spinning(&ring, size, |l| l.fill(i as u8));
             }
         },
     )
+}
+
+/// Loans `size` bytes (spinning while the arena is exhausted), lets
+/// `write` fill them, and sends the loan (spinning while the ring is full).
+fn send_loan_spinning(ring: &FusionRing, size: usize, write: impl FnOnce(&mut [u8])) {
+    let mut loan = loop {
+        match ring.loan(size) {
+            Ok(l) => break l,
+            Err(RingError::ArenaExhausted { .. }) => std::hint::spin_loop(),
+            Err(e) => panic!("{e}"),
+        }
+    };
+    write(&mut loan);
+    let mut pending = loan;
+    loop {
+        match ring.send_loan(pending, PRIO) {
+            Ok(()) => return,
+            Err(e) if e.error == RingError::Full => pending = e.loan,
+            Err(e) => panic!("{}", e.error),
+        }
+    }
 }
 
 /// One byte of every 64-byte line of `bytes`, summed: a read that brings
