@@ -65,6 +65,8 @@ fn new_control_block() -> ControlBlock {
         roles_seen: line(),
         consumer_head: line(),
         consumer_tail: line(),
+        producer_holder: line(),
+        consumer_holder: line(),
         reserved: core::array::from_fn(|_| line()),
     }
 }

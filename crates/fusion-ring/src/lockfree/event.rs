@@ -269,6 +269,8 @@ mod loom_model {
                     roles_seen: line(),
                     consumer_head: line(),
                     consumer_tail: line(),
+                    producer_holder: line(),
+                    consumer_holder: line(),
                     reserved: core::array::from_fn(|_| line()),
                 }),
                 slots: (0..capacity)

@@ -674,6 +674,8 @@ mod loom_model {
                     roles_seen: line(0),
                     consumer_head: line(1),
                     consumer_tail: line(0),
+                    producer_holder: line(0),
+                    consumer_holder: line(0),
                     reserved: core::array::from_fn(|_| line(0)),
                 }),
                 slots: vec![slot(2), slot(1)].into_boxed_slice(),
