@@ -51,10 +51,13 @@ fn blocking_calls_make_no_syscall_while_messages_are_there() {
         "the receiver made system calls"
     );
 
-    // The count does move when a call has to sleep.
-    assert_eq!(
-        ring.recv_with_timeout(&mut buf, Duration::from_millis(2)),
-        Err(RingError::Timeout)
+    // The count does move when a call has to sleep. The sender has exited:
+    // a sleep that overran the first peer check (5 ms, on a loaded machine)
+    // ends in `Disconnected` rather than `Timeout`; both come after a sleep.
+    let r = ring.recv_with_timeout(&mut buf, Duration::from_millis(2));
+    assert!(
+        matches!(r, Err(RingError::Timeout | RingError::Disconnected)),
+        "{r:?}"
     );
     assert!(RingSync::syscalls() > before, "a sleep was not counted");
 }
