@@ -53,12 +53,7 @@ pub enum Figure {
     /// Futex syscalls made by both sides during the inline and batch-32
     /// streams: rings running full, every call finding its message or room.
     StreamSyscalls,
-    /// A figure this bench does not take, and why.
-    Missing(&'static str),
 }
-
-/// Why the single-producer single-consumer targets are not measured.
-const NO_SPSC: &str = "no SPSC ring mode yet (DESIGN.md §11)";
 
 impl Figure {
     /// What the figure is, as named when it is shown or missing.
@@ -81,16 +76,12 @@ impl Figure {
             FullLoanBytesPerSec => "1 MiB loan stream using every line".into(),
             ShmBuffersBytesPerSec => "two-process 1 MiB shared-memory buffers".into(),
             StreamSyscalls => "syscall count of the inline and batch-32 streams".into(),
-            Missing(why) => why.into(),
         }
     }
 
     /// Why the figure is missing from a run.
     fn absent(self) -> String {
-        match self {
-            Missing(why) => why.into(),
-            f => format!("no {} in this run", f.name()),
-        }
+        format!("no {} in this run", self.name())
     }
 
     /// `value` as shown: its digits and its unit.
@@ -105,7 +96,6 @@ impl Figure {
                 (format!("{:.1}", value / 1e9), "GB/s")
             }
             StreamSyscalls => (format!("{value:.0}"), "syscalls"),
-            Missing(_) => ("-".into(), ""),
         }
     }
 }
@@ -192,13 +182,13 @@ const fn ratio(what: &'static str, reads: Figure, over: Figure, bound: Bound) ->
 pub const TARGETS: &[Target] = &[
     ratio(
         "SPSC inline streaming / bare line stream",
-        Missing(NO_SPSC),
+        TicksPerMsg(RowId::SpscInlineStream),
         LineStreamTicks { claimed: false },
         AtMost(1.3),
     ),
     ratio(
         "SPSC inline streaming / rtrb between two threads",
-        Missing(NO_SPSC),
+        TicksPerMsg(RowId::SpscInlineStream),
         TicksPerMsg(RowId::RtrbStream),
         AtMost(1.0),
     ),
@@ -212,7 +202,7 @@ pub const TARGETS: &[Target] = &[
     ),
     ratio(
         "SPSC inline one-way latency / ring floor",
-        Missing(NO_SPSC),
+        MedianNs(RowId::SpscInlineLatency),
         RingFloorNs,
         AtMost(1.15),
     ),
@@ -363,7 +353,6 @@ impl Report {
                 let n = syscalls(RowId::InlineStream)? + syscalls(RowId::BatchStream)?;
                 Reading::of(n as f64)
             }
-            Missing(_) => return None,
         })
     }
 }
@@ -721,8 +710,8 @@ mod tests {
         assert_eq!(status, Status::NotMeasured);
     }
 
-    /// The rtrb reference row is shown beside the SPSC target, which stays
-    /// unmeasured until the ring has a single-producer single-consumer mode.
+    /// The rtrb reference row is shown beside the SPSC target when the
+    /// single-producer single-consumer row is not in the run.
     #[test]
     fn the_rtrb_reference_is_shown_while_spsc_is_not_measured() {
         const RTRB: &str = "SPSC inline streaming / rtrb between two threads";
@@ -837,7 +826,7 @@ mod tests {
             shown("SPSC inline streaming / bare line stream"),
             (
                 "<= 1.3",
-                "not measured: no SPSC ring mode yet (DESIGN.md §11) \
+                "not measured: no inline-spsc streaming row in this run \
                  (measured: bare line stream 16.0 ticks/msg)"
             )
         );
@@ -845,7 +834,7 @@ mod tests {
             shown("SPSC inline streaming / rtrb between two threads"),
             (
                 "<= 1",
-                "not measured: no SPSC ring mode yet (DESIGN.md §11); \
+                "not measured: no inline-spsc streaming row in this run; \
                  no rtrb-threads streaming row in this run"
             )
         );
@@ -853,7 +842,7 @@ mod tests {
             shown("SPSC inline one-way latency / ring floor"),
             (
                 "<= 1.15",
-                "not measured: no SPSC ring mode yet (DESIGN.md §11) \
+                "not measured: no inline-spsc latency row in this run \
                  (measured: ping-pong through two rings of lines 184 ns)"
             )
         );
@@ -881,12 +870,14 @@ mod tests {
         r.memcpy = Some((1 << 20, 23.4e9));
         lat(&mut r, RowId::Floor, 83);
         lat(&mut r, RowId::InlineLatency, 293);
+        lat(&mut r, RowId::SpscInlineLatency, 200);
         lat(&mut r, RowId::LoanLatency(1024), 415);
         lat(&mut r, RowId::LoanLatency(1 << 20), 393);
         lat(&mut r, RowId::Blocking, 11_600);
         lat(&mut r, RowId::Eventfd, 12_700);
         lat(&mut r, RowId::PipeLatency, 5_489);
         stream(&mut r, RowId::InlineStream, 1_000_000, 0.089, 90);
+        stream(&mut r, RowId::SpscInlineStream, 1_000_000, 0.05, 40);
         stream(&mut r, RowId::BatchStream, 1_000_000, 0.028, 60);
         // 100 MiB in 6.5 ms: 16.1 GB/s.
         stream(&mut r, RowId::CopyStream(1 << 20), 100, 0.0065, 1);
@@ -906,24 +897,21 @@ mod tests {
                 (
                     "SPSC inline streaming / bare line stream",
                     "<= 1.3",
-                    "not measured: no SPSC ring mode yet (DESIGN.md §11) \
-                     (measured: bare line stream 15.8 ticks/msg)",
-                    NotMeasured
+                    "2.53 (40.0 / 15.8 ticks/msg)",
+                    Missed
                 ),
                 (
                     "SPSC inline streaming / rtrb between two threads",
                     "<= 1",
-                    "not measured: no SPSC ring mode yet (DESIGN.md §11) \
-                     (measured: rtrb-threads streaming row 32.0 ticks/msg)",
-                    NotMeasured
+                    "1.25 (40.0 / 32.0 ticks/msg)",
+                    Missed
                 ),
                 (STREAMING, "<= 1.5", "4.00 (90.0 / 22.5 ticks/msg)", Missed),
                 (
                     "SPSC inline one-way latency / ring floor",
                     "<= 1.15",
-                    "not measured: no SPSC ring mode yet (DESIGN.md §11) \
-                     (measured: ping-pong through two rings of lines 184 ns)",
-                    NotMeasured
+                    "1.09 (200 / 184 ns)",
+                    Met
                 ),
                 (LATENCY, "<= 1.4", "1.59 (293 / 184 ns)", Missed),
                 (BATCH, "<= 1.5", "2.48 (60.0 / 24.2 ticks/msg)", Missed),

@@ -135,6 +135,7 @@ pub fn run(opts: &Options) -> Result<Report, String> {
         probes: Vec::new(),
     };
     let (mut floor, mut ring, mut inline) = (new_row(), new_row(), new_row());
+    let mut spsc = new_row();
     let mut zc: Vec<(usize, bool, Row)> = opts
         .sizes
         .iter()
@@ -151,7 +152,11 @@ pub fn run(opts: &Options) -> Result<Report, String> {
         };
         take(&mut floor, paths::floor(rounds / QUARTERS)?)?;
         take(&mut ring, paths::ring_floor(rounds / QUARTERS)?)?;
-        take(&mut inline, paths::inline_latency(rounds / QUARTERS)?)?;
+        take(
+            &mut inline,
+            paths::inline_latency(rounds / QUARTERS, false)?,
+        )?;
+        take(&mut spsc, paths::inline_latency(rounds / QUARTERS, true)?)?;
         for (size, loan, row) in &mut zc {
             let s = paths::zerocopy_latency(*size, *loan, zc_rounds(*size) / QUARTERS)?;
             take(row, s)?;
@@ -170,6 +175,11 @@ pub fn run(opts: &Options) -> Result<Report, String> {
         RowId::InlineLatency,
         &inline.samples,
         stats::median(inline.probes),
+    );
+    report.latency(
+        RowId::SpscInlineLatency,
+        &spsc.samples,
+        stats::median(spsc.probes),
     );
     for (size, loan, row) in zc {
         let id = if loan {
@@ -209,6 +219,7 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     let part = opts.messages / QUARTERS as u64;
     let empty = paths::Stream::EMPTY;
     let (mut inline, mut batch) = ((empty, Vec::new()), (empty, Vec::new()));
+    let mut spsc = (empty, Vec::new());
     let (mut bare, mut claimed, mut packed) = (empty, empty, empty);
     let (mut rtrb, mut array_queue) = ((empty, Vec::new()), (empty, Vec::new()));
     for q in 1..=QUARTERS {
@@ -216,7 +227,9 @@ pub fn run(opts: &Options) -> Result<Report, String> {
             "streaming quarter {q}/{QUARTERS}: inline, batch, line floors, in-process queues"
         ));
         inline.1.push(probe()?);
-        inline.0.add(paths::inline_stream(part)?);
+        inline.0.add(paths::inline_stream(part, false)?);
+        spsc.1.push(probe()?);
+        spsc.0.add(paths::inline_stream(part, true)?);
         batch.1.push(probe()?);
         batch.0.add(paths::batch_stream(part, model::BATCH)?);
         bare.add(paths::line_stream(part, false)?);
@@ -228,6 +241,7 @@ pub fn run(opts: &Options) -> Result<Report, String> {
         array_queue.0.add(paths::array_queue_stream(part)?);
     }
     report.throughput(RowId::InlineStream, inline.0, stats::median(inline.1));
+    report.throughput(RowId::SpscInlineStream, spsc.0, stats::median(spsc.1));
     report.throughput(RowId::BatchStream, batch.0, stats::median(batch.1));
     report.throughput(RowId::RtrbStream, rtrb.0, stats::median(rtrb.1));
     report.throughput(

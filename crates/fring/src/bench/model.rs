@@ -23,6 +23,8 @@ pub enum RowId {
     Floor,
     /// Inline 40-byte messages through `UltraFastRing`.
     InlineLatency,
+    /// The same through rings with one producer and one consumer.
+    SpscInlineLatency,
     /// Zero-copy messages of this size written in place (loan API).
     LoanLatency(usize),
     /// Zero-copy messages of this size sent by copying a buffer.
@@ -37,6 +39,8 @@ pub enum RowId {
     UdsLatency,
     /// Inline 40-byte messages streamed through `UltraFastRing`.
     InlineStream,
+    /// The same through a ring with one producer and one consumer.
+    SpscInlineStream,
     /// The same, [`BATCH`] per publish and one claim per batch.
     BatchStream,
     /// Zero-copy messages of this size streamed through the loan API.
@@ -84,6 +88,7 @@ impl RowId {
         match self {
             Floor => "floor",
             InlineLatency | InlineStream => "inline",
+            SpscInlineLatency | SpscInlineStream => "inline-spsc",
             LoanLatency(_) | LoanStream(_) => "zerocopy-loan",
             CopyLatency(_) | CopyStream(_) => "zerocopy-copy",
             Blocking => "blocking",
@@ -101,10 +106,12 @@ impl RowId {
     pub fn kind(self) -> Kind {
         use RowId::*;
         match self {
-            Floor | InlineLatency | LoanLatency(_) | CopyLatency(_) | Blocking | Eventfd
-            | PipeLatency | UdsLatency => Kind::Latency,
-            InlineStream | BatchStream | LoanStream(_) | CopyStream(_) | PipeStream | UdsStream
-            | FullLoanStream(_) | RtrbStream | ArrayQueueStream => Kind::Throughput,
+            Floor | InlineLatency | SpscInlineLatency | LoanLatency(_) | CopyLatency(_)
+            | Blocking | Eventfd | PipeLatency | UdsLatency => Kind::Latency,
+            InlineStream | SpscInlineStream | BatchStream | LoanStream(_) | CopyStream(_)
+            | PipeStream | UdsStream | FullLoanStream(_) | RtrbStream | ArrayQueueStream => {
+                Kind::Throughput
+            }
         }
     }
 
@@ -117,8 +124,9 @@ impl RowId {
             Eventfd => 8, // the eventfd counter
             LoanLatency(size) | CopyLatency(size) | LoanStream(size) | CopyStream(size)
             | FullLoanStream(size) => size,
-            InlineLatency | PipeLatency | UdsLatency | InlineStream | BatchStream | PipeStream
-            | UdsStream | RtrbStream | ArrayQueueStream => 40,
+            InlineLatency | SpscInlineLatency | PipeLatency | UdsLatency | InlineStream
+            | SpscInlineStream | BatchStream | PipeStream | UdsStream | RtrbStream
+            | ArrayQueueStream => 40,
         }
     }
 
@@ -133,7 +141,12 @@ impl RowId {
         use RowId::*;
         matches!(
             self,
-            InlineStream | BatchStream | LoanStream(_) | CopyStream(_) | FullLoanStream(_)
+            InlineStream
+                | SpscInlineStream
+                | BatchStream
+                | LoanStream(_)
+                | CopyStream(_)
+                | FullLoanStream(_)
         )
     }
 

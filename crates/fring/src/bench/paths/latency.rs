@@ -193,9 +193,9 @@ pub fn clock_read_ticks() -> f64 {
 }
 
 /// Inline 40-byte messages through `UltraFastRing` (the hot path).
-pub fn inline_latency(rounds: usize) -> R<Samples> {
-    let ping = UltraFastRing::new(64).map_err(|e| e.to_string())?;
-    let pong = UltraFastRing::new(64).map_err(|e| e.to_string())?;
+pub fn inline_latency(rounds: usize, single: bool) -> R<Samples> {
+    let ping = inline_ring(64, single)?;
+    let pong = inline_ring(64, single)?;
     let warm = rounds / 10 + 1;
     with_peer(
         || {

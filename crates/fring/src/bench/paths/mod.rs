@@ -96,6 +96,16 @@ fn spin_recv(ring: &UltraFastRing, buf: &mut [u8]) -> usize {
     }
 }
 
+/// An inline ring as `UltraFastRing::new` makes it, with one producer and
+/// one consumer at a time if `single` (`Config::single_producer` /
+/// `single_consumer`: claims are stores, not CASes).
+fn inline_ring(capacity: usize, single: bool) -> R<UltraFastRing> {
+    let config = Config::inline_only(capacity)
+        .single_producer(single)
+        .single_consumer(single);
+    UltraFastRing::with_config(&config).map_err(|e| e.to_string())
+}
+
 fn fusion(capacity: usize, size: usize, wakeups: bool) -> R<FusionRing> {
     let arena = (size.next_power_of_two() + 64) * 8;
     let config = Config::new(capacity)

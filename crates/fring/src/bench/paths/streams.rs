@@ -51,9 +51,10 @@ fn stream(messages: u64, consumer: impl FnOnce(), producer: impl FnOnce()) -> R<
     Ok(totals)
 }
 
-/// 40-byte messages streamed through `UltraFastRing`.
-pub fn inline_stream(messages: u64) -> R<Stream> {
-    let ring = UltraFastRing::new(4096).map_err(|e| e.to_string())?;
+/// 40-byte messages streamed through `UltraFastRing` (with one producer
+/// and one consumer if `single`).
+pub fn inline_stream(messages: u64, single: bool) -> R<Stream> {
+    let ring = inline_ring(4096, single)?;
     stream(
         messages,
         || {
