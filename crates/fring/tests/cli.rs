@@ -1012,8 +1012,10 @@ fn bench_smoke_writes_json_and_svg() {
         t["status"].as_str().expect("status").to_string()
     };
     assert_eq!(status_of("copying 1 MiB send"), "not_measured");
-    assert_eq!(status_of("SPSC inline streaming / rtrb"), "not_measured");
     for judged in [
+        "SPSC inline streaming / bare line",
+        "SPSC inline streaming / rtrb",
+        "SPSC inline one-way latency",
         "MPMC inline streaming",
         "MPMC inline one-way latency",
         "batch-32 streaming",
