@@ -10,9 +10,8 @@ pub use fusion_ring_testkit::shared_page::SharedPage;
 /// `parent` runs pinned to the first; returns the parent's result, or an
 /// error if the child failed.
 pub fn with_peer<T>(child: impl FnOnce(), parent: impl FnOnce() -> T) -> Result<T, String> {
-    // SAFETY: `fring bench` forks only while it has one thread (no ticker
-    // thread; the in-process reference rows join theirs before they
-    // return), so the child inherits no lock another thread held; it runs only `child` (on
-    // memory and fds set up before the fork) and leaves with _exit.
+    // SAFETY: `fring bench` forks only single-threaded (reference rows join
+    // their thread first): the child inherits no held lock; it runs `child`
+    // (on memory and fds set up before the fork) and leaves with _exit.
     unsafe { fusion_ring_testkit::fork::with_peer(child, parent) }
 }
