@@ -47,10 +47,6 @@ use core::ptr::NonNull;
 use crate::atomic::{fence, Ordering};
 use crate::shm::layout::{ClaimRecord, ControlBlock, Slot, SLOT_PAYLOAD};
 
-/// How far past its claim a producer prefetches (see `prefetch_for_write`);
-/// rings of fewer than 8 slots (mask below twice this) do not prefetch.
-const PREFETCH_AHEAD: u64 = 3;
-
 /// Words of a slot payload.
 pub(crate) const PAYLOAD_WORDS: usize = SLOT_PAYLOAD / 8;
 
@@ -132,23 +128,25 @@ impl RingCore {
         unsafe { &*self.slots.as_ptr().add((pos & self.mask) as usize) }
     }
 
-    /// Asks for the slot at `pos` in exclusive state ahead of writing it:
-    /// a producer's coming slots were last written by a consumer (its
-    /// release), so fetching them for writing early takes that transfer off
-    /// a later send's critical path. (`prefetchw`; a plain read prefetch
-    /// would fetch it shared and the write would pay a second round trip.)
-    ///
-    /// Producers prefetch [`PREFETCH_AHEAD`] slots past their claim, not
-    /// the very next one: a consumer that keeps up polls the next slot, and
-    /// taking that line from it only to have it taken back by its next poll
-    /// cost 50-80 ns of one-way latency (inline 325-396 ns with the next
-    /// slot, 273-311 ns with 3 ahead or none, in side-by-side `fring bench
-    /// --quick` runs; streaming unchanged at 72-142 ns/msg).
+    /// Asks for the slot at `pos` in exclusive state ahead of writing it
+    /// (`prefetchw`; a plain read prefetch would fetch it shared and the
+    /// write would pay a second round trip).
     ///
     /// Consumers prefetch the slot they are about to claim (already written:
     /// they saw its sequence), never the next one: pulling that while the
     /// producer is about to write it would cost the producer an extra
-    /// invalidation.
+    /// invalidation. Without it, one-way latency and streaming were 1.03x
+    /// (8 paired `fring bench --quick` runs, AMD EPYC guest, session 8).
+    ///
+    /// Producers do not prefetch. They did, 3 slots past their claim (the
+    /// next slot cost 50-80 ns of latency: a consumer that keeps up polls
+    /// it; on the Intel host of session 4, 3 ahead and none measured the
+    /// same). On the AMD EPYC host of session 8 it cost 40% of inline
+    /// streaming: in a full ring the slots ahead are the ones the consumer
+    /// is reading and releasing, and the prefetch takes their lines from
+    /// it. Dropping it: inline streaming 139.9 -> 83.6 ticks/msg (paired
+    /// median ratio 0.60), batch-32 0.86, one-way latency 1.00, in 8
+    /// paired `fring bench --quick` runs.
     #[inline(always)]
     fn prefetch_for_write(&self, pos: u64) {
         crate::atomic::prefetch_for_write(self.slot(pos));
@@ -196,12 +194,7 @@ impl RingCore {
                     Ordering::Release,
                     Ordering::Relaxed,
                 ) {
-                    Ok(_) => {
-                        if self.mask >= 2 * PREFETCH_AHEAD {
-                            self.prefetch_for_write(pos.wrapping_add(count + PREFETCH_AHEAD));
-                        }
-                        return Ok(Claim { pos, count });
-                    }
+                    Ok(_) => return Ok(Claim { pos, count }),
                     Err(current) => pos = current,
                 }
             } else if diff < 0 {
