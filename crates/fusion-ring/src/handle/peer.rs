@@ -26,6 +26,11 @@
 //!   (`Arena::reclaim`, pass 2). A carver killed before writing its block's
 //!   header cannot make later blocks unreachable: the bump word names the
 //!   class of the last block carved.
+//! - On a single-producer single-consumer ring (`lockfree::single`) there
+//!   are no claims to record: neither head moves before its side is done.
+//!   A dead consumer's run stays queued for the next one; the producer
+//!   that takes over from a dead one fills the holes it left
+//!   (`RingCore::adopt_single_producer`, called by `handle::roles`).
 //! - **Its participant entry**: freed (counters folded into the shared
 //!   entry) once its claims are settled, so the table does not fill up.
 //!
@@ -191,6 +196,10 @@ fn settled(core: &RingCore, id: &ParticipantId) -> bool {
 /// left unpublished, and releases those dead consumers claimed and left
 /// unreleased. Returns `(unpublished, unreleased)` slots put right.
 pub(crate) fn recover_slots(ring: &SharedRing, me: Caller<'_>) -> (u64, u64) {
+    if ring.single() {
+        // No claims to recover (module docs).
+        return (0, 0);
+    }
     let entries = ring.participants();
     let core = ring.core();
     let (stuck_publish, stuck_release) = (core.stalled_publish(), core.stalled_release());
@@ -358,9 +367,23 @@ pub(crate) fn reclaim_blocks(ring: &SharedRing, me: Caller<'_>, sweep: bool) -> 
     // sequence words (SYNC POINT "block taken": a receiver records itself
     // as holder before releasing the slot), then the holders.
     let mut queued = HashSet::new();
+    // On a single-producer single-consumer ring a consumed slot keeps its
+    // sequence word: it holds a message if that is at or past the
+    // consumer's head. Acquire: SYNC POINT "run free" (the consumer records
+    // itself as holder before its head passes the slot), read before the
+    // sequence words, so a run consumed meanwhile counts as queued.
+    let consumed = ring
+        .single()
+        .then(|| core.ctrl().consumer_head.value.load(Ordering::Acquire));
     for i in 0..core.capacity() {
         let seq = core.slot(i).seq.load(Ordering::Acquire);
-        let holds_message = seq & RECLAIMING != 0 || seq.wrapping_sub(1) % core.capacity() == i;
+        let holds_message = match consumed {
+            Some(tail) => {
+                seq.wrapping_sub(1) % core.capacity() == i
+                    && seq.wrapping_sub(1).wrapping_sub(tail) < core.capacity()
+            }
+            None => seq & RECLAIMING != 0 || seq.wrapping_sub(1) % core.capacity() == i,
+        };
         let content = core.read(i);
         let (_, kind, _) = unpack_meta(content.meta);
         if holds_message && kind == SlotKind::ZeroCopy as u8 {

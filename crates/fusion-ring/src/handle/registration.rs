@@ -7,13 +7,14 @@ use std::sync::Arc;
 
 use crate::shm::process;
 use crate::atomic::Ordering;
-use crate::handle::participant::{self, Caller};
+use crate::handle::participant::{self, Caller, ROLE_RECEIVER, ROLE_SENDER};
 use crate::error::Result;
 use crate::handle::peer;
 use crate::handle::roles;
 use crate::handle::stats::StatsWriter;
 use crate::lockfree::protocol::RingCore;
-use crate::shm::layout::ParticipantEntry;
+use crate::priority::PriorityClass;
+use crate::shm::layout::{pack_meta, ParticipantEntry, SlotKind};
 use crate::shm::liveness::EntryLock;
 use crate::shm::segment::Segment;
 
@@ -175,11 +176,21 @@ impl Registration {
                 self.shared_stats.get(),
                 role,
             );
-            if let Err(e) = claimed {
-                if !self.shared_stats.get() {
-                    entry.role.fetch_and(!role, Ordering::Relaxed);
+            match claimed {
+                Err(e) => {
+                    if !self.shared_stats.get() {
+                        entry.role.fetch_and(!role, Ordering::Relaxed);
+                    }
+                    return Err(e);
                 }
-                return Err(e);
+                // A producer that did not give the role back may have died
+                // halfway through publishing a run (`lockfree::single`).
+                Ok(true) if role == ROLE_SENDER && roles::is_single(&self.segment, ROLE_RECEIVER) => {
+                    let tombstone =
+                        pack_meta(0, SlotKind::Tombstone, PriorityClass::Background as u8);
+                    core.adopt_single_producer(tombstone);
+                }
+                Ok(_) => {}
             }
         }
         self.roles.set(self.roles.get() | role);

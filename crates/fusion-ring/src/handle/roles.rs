@@ -70,13 +70,15 @@ pub(crate) fn holder_pid(segment: &Segment, core: &RingCore, role: u32) -> Optio
 
 /// Takes `role` for the handle of entry `me` (`shared`: the shared entry 0,
 /// which cannot hold it), which has noted the role in its entry already.
+/// `Ok(true)` if it took the role over from a holder that did not give it
+/// back (dead, or a stale or scribbled word).
 pub(crate) fn claim(
     segment: &Segment,
     core: &RingCore,
     me: usize,
     shared: bool,
     role: u32,
-) -> Result<()> {
+) -> Result<bool> {
     if shared {
         return Err(RingError::NoEntryForRole {
             ring: segment.label().to_string(),
@@ -90,7 +92,7 @@ pub(crate) fn claim(
     let mut seen = holder.load(Ordering::Acquire);
     loop {
         if seen == mine {
-            return Ok(());
+            return Ok(false);
         }
         if let Some(index) = live_holder(segment, role, seen) {
             return Err(RingError::RoleTaken {
@@ -105,7 +107,7 @@ pub(crate) fn claim(
         // None or stale: take it. AcqRel: Release publishes our noted role
         // to the next reader of the word; Acquire as the load above.
         match holder.compare_exchange(seen, mine, Ordering::AcqRel, Ordering::Acquire) {
-            Ok(_) => return Ok(()),
+            Ok(_) => return Ok(seen != 0),
             Err(now) => seen = now,
         }
     }

@@ -7,7 +7,10 @@ use crate::error::{CorruptError, RingError};
 use crate::lockfree::arena::Arena;
 use crate::lockfree::event;
 use crate::lockfree::protocol::RingCore;
-use crate::shm::layout::{ParticipantEntry, SyncBlock, FLAG_NO_TIMESTAMPS, FLAG_WAKEUPS};
+use crate::shm::layout::{
+    ParticipantEntry, SyncBlock, FLAG_NO_TIMESTAMPS, FLAG_SINGLE_CONSUMER, FLAG_SINGLE_PRODUCER,
+    FLAG_WAKEUPS,
+};
 use crate::shm::segment::Segment;
 
 /// The parts of a mapped segment that no handle owns: the slot protocol
@@ -22,6 +25,9 @@ pub(crate) struct SharedRing {
     timestamps: bool,
     /// Senders and receivers wake blocked peers (header flag).
     wakeups: bool,
+    /// One producer and one consumer at a time (both header flags): the
+    /// ring runs the protocol of `lockfree::single`.
+    single: bool,
     /// Largest message (40 without an arena), from the validated geometry.
     max_message: usize,
     segment: Arc<Segment>,
@@ -52,6 +58,8 @@ impl SharedRing {
             arena,
             timestamps: segment.flags() & FLAG_NO_TIMESTAMPS == 0,
             wakeups,
+            single: segment.flags() & (FLAG_SINGLE_PRODUCER | FLAG_SINGLE_CONSUMER)
+                == FLAG_SINGLE_PRODUCER | FLAG_SINGLE_CONSUMER,
             max_message: g.max_message,
             segment,
         }
@@ -84,6 +92,14 @@ impl SharedRing {
     #[inline(always)]
     pub(crate) fn wakeups(&self) -> bool {
         self.wakeups
+    }
+
+    /// Whether the ring has one producer and one consumer at a time and
+    /// runs the protocol of `lockfree::single` (else the shared one of
+    /// `lockfree::protocol`, whichever side is many).
+    #[inline(always)]
+    pub(crate) fn single(&self) -> bool {
+        self.single
     }
 
     /// Largest message this ring carries (40 without an arena).

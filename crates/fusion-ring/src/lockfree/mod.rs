@@ -7,3 +7,4 @@
 pub(crate) mod arena;
 pub(crate) mod event;
 pub(crate) mod protocol;
+pub(crate) mod single;

@@ -552,7 +552,7 @@ fn record_claim(record: Option<&ClaimRecord>, pos: u64, count: u64) {
 /// loom models `SeqCst` read-modify-writes only as `AcqRel`, which would
 /// make it report wake-ups lost that the real orderings cannot lose.
 #[inline(always)]
-fn store_seq(seq: &crate::atomic::AtomicU64, value: u64, seqcst: bool) {
+pub(super) fn store_seq(seq: &crate::atomic::AtomicU64, value: u64, seqcst: bool) {
     if !seqcst {
         seq.store(value, Ordering::Release);
     } else if cfg!(fusion_ring_loom) {
@@ -631,7 +631,7 @@ mod tests {
 /// bound 2. The heavier models (several messages per thread, batches) are
 /// in `loom_tests`.
 #[cfg(all(test, fusion_ring_loom))]
-mod loom_model {
+pub(crate) mod loom_model {
     use core::ptr::NonNull;
 
     use loom::sync::Arc;
@@ -640,7 +640,7 @@ mod loom_model {
     use crate::atomic::{AtomicU64, Ordering};
     use crate::shm::layout::{CacheLine, ControlBlock, Slot};
 
-    struct Model {
+    pub(crate) struct Model {
         ctrl: Box<ControlBlock>,
         slots: Box<[Slot]>,
     }
@@ -654,7 +654,7 @@ mod loom_model {
     impl Model {
         /// A capacity-2 ring after one message went through: heads at 1,
         /// slot 1 free for position 1, slot 0 released for position 2.
-        fn one_lap_in() -> Self {
+        pub(crate) fn one_lap_in() -> Self {
             let slot = |seq| Slot {
                 seq: AtomicU64::new(seq),
                 stamp: AtomicU64::new(0),
@@ -675,7 +675,7 @@ mod loom_model {
             }
         }
 
-        fn core(&self) -> RingCore {
+        pub(crate) fn core(&self) -> RingCore {
             // SAFETY: the model outlives every thread using the core (they
             // hold an Arc of it); capacity 2 is a power of two.
             unsafe { RingCore::new(NonNull::from(&*self.ctrl), NonNull::from(&self.slots[0]), 2) }

@@ -39,9 +39,13 @@ impl Ring {
         } else {
             0
         };
-        let claim = core
-            .claim_send_as(n as u64, Some(&self.reg.entry_followed().id.send_claim))
-            .map_err(|e| self.claim_error(e))?;
+        let single = self.shared.single();
+        let claim = if single {
+            core.claim_send_single(n as u64, &self.room_end)
+        } else {
+            core.claim_send_as(n as u64, Some(&self.reg.entry_followed().id.send_claim))
+        }
+        .map_err(|e| self.claim_error(e))?;
         let stats = self.reg.stats_writer();
         let mut tally = SendTally::default();
         let wakeups = self.shared.wakeups();
@@ -79,6 +83,9 @@ impl Ring {
                     stats.tally_send(&mut tally, priority.lane(), desc.len as u64, true);
                 }
             }
+        }
+        if single {
+            core.commit_send_single(claim.pos.wrapping_add(claim.count));
         }
         stats.flush_send(&mut tally);
         if seqcst {
@@ -125,14 +132,18 @@ impl Ring {
         let core = self.shared.core();
         self.reg.follow_fork(core);
         self.reg.note_role(ROLE_RECEIVER, core)?;
+        let single = self.shared.single();
         loop {
-            let claim = core
-                .claim_recv_as(
+            let claim = if single {
+                core.claim_recv_single(max as u64, limit)
+            } else {
+                core.claim_recv_as(
                     max as u64,
                     limit,
                     Some(&self.reg.entry_followed().id.recv_claim),
                 )
-                .map_err(|e| self.recv_claim_error(e, limit))?;
+            }
+            .map_err(|e| self.recv_claim_error(e, limit))?;
             let now = if claim.count > 1 && self.shared.timestamps() {
                 Some(Clock::now())
             } else {
@@ -176,8 +187,12 @@ impl Ring {
             // taking slot after slot as they are released and pulling each
             // line back from us in between (every block was taken, as
             // `Arena::take` requires, while decoding).
-            for k in (0..claim.count).rev() {
-                core.release(claim.pos.wrapping_add(k), seqcst);
+            if single {
+                core.release_single(claim.pos.wrapping_add(claim.count), seqcst);
+            } else {
+                for k in (0..claim.count).rev() {
+                    core.release(claim.pos.wrapping_add(k), seqcst);
+                }
             }
             stats.flush_recv(&mut tally);
             if seqcst {
@@ -201,15 +216,23 @@ impl Ring {
         self.reg.follow_fork(core);
         self.reg.note_role(ROLE_RECEIVER, core)?;
         let wakeups = self.shared.wakeups();
+        let single = self.shared.single();
         loop {
-            let claim = core
-                .claim_recv_as(1, limit, Some(&self.reg.entry_followed().id.recv_claim))
-                .map_err(|e| self.recv_claim_error(e, limit))?;
+            let claim = if single {
+                core.claim_recv_single(1, limit)
+            } else {
+                core.claim_recv_as(1, limit, Some(&self.reg.entry_followed().id.recv_claim))
+            }
+            .map_err(|e| self.recv_claim_error(e, limit))?;
             let content = core.read(claim.pos);
             let decoded = decode(&self.shared, &content, &self.reg);
             // A single release doubles as the handshake's fence (see
             // `lockfree::event`).
-            core.release(claim.pos, wakeups);
+            if single {
+                core.release_single(claim.pos.wrapping_add(1), wakeups);
+            } else {
+                core.release(claim.pos, wakeups);
+            }
             if wakeups {
                 event::notify_after_seqcst(&self.shared.sync_block().not_full.value);
             }

@@ -67,6 +67,9 @@ pub struct Ring {
     /// `Full`/`Empty` results and exhausted allocations so far; every
     /// `STALL_CHECK_EVERY`th / `BLOCK_CHECK_EVERY`th looks after dead peers.
     misses: Cell<u32>,
+    /// On a single-producer single-consumer ring, the producer's cache of
+    /// the first position it may not write yet (`lockfree::single`).
+    room_end: Cell<u64>,
     _not_sync: PhantomData<Cell<()>>,
 }
 
@@ -180,6 +183,7 @@ impl Ring {
             reg,
             alloc: BlockAllocator::new(),
             misses: Cell::new(0),
+            room_end: Cell::new(0),
             _not_sync: PhantomData,
         }
     }
@@ -330,7 +334,11 @@ impl Ring {
     /// Whether the next slot to send into is free.
     #[inline]
     pub(crate) fn writable(&self) -> bool {
-        self.shared.core().writable()
+        if self.shared.single() {
+            self.shared.core().writable_single()
+        } else {
+            self.shared.core().writable()
+        }
     }
 
     pub(crate) fn corrupt(&self, what: String) -> RingError {

@@ -28,8 +28,9 @@ use crate::atomic::{AtomicU32, AtomicU64};
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"FRING\0v\x01");
 /// Bumped on every incompatible change of the structures below, or of
 /// what they mean to the processes sharing them (4: a participant's life
-/// is its liveness mark, not its pid; see `shm::liveness`).
-pub(crate) const LAYOUT_VERSION: u32 = 4;
+/// is its liveness mark, not its pid, see `shm::liveness`; 5: a ring with
+/// one producer and one consumer runs the protocol of `lockfree::single`).
+pub(crate) const LAYOUT_VERSION: u32 = 5;
 /// Header flag: producers do not timestamp messages (see `Config::timestamps`).
 pub(crate) const FLAG_NO_TIMESTAMPS: u32 = 1;
 /// Every flag this build knows.
