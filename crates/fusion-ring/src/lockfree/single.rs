@@ -113,8 +113,11 @@ impl RingCore {
         let too_long = |p: u64| {
             limit.is_some_and(|l| self.slot(p).meta.load(Ordering::Relaxed) as u32 as usize > l)
         };
-        if !published(pos) {
-            let seq = self.slot(pos).seq.load(Ordering::Relaxed);
+        // SYNC POINT "message visible" (Acquire; pairs with `publish`).
+        let seq = self.slot(pos).seq.load(Ordering::Acquire);
+        if seq != pos.wrapping_add(1) {
+            // One load decides: a second one could see the message
+            // published meanwhile and call that corruption.
             // Behind: the previous lap's message (consumed) or a free slot.
             // Ahead: only a scribbler writes a lap the producer cannot
             // have reached while this head is at `pos`.
