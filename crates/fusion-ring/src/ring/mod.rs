@@ -70,12 +70,18 @@ pub struct Ring {
     /// On a single-producer single-consumer ring, the producer's cache of
     /// the first position it may not write yet (`lockfree::single`).
     room_end: Cell<u64>,
+    /// `Full` results in a row (see `back_off_full`).
+    full_streak: Cell<u32>,
     _not_sync: PhantomData<Cell<()>>,
 }
 
 /// How many `Full`/`Empty` results pass between two looks for a dead
 /// peer's claim (each look is two loads when there is none).
 const STALL_CHECK_EVERY: u32 = 1 << 12;
+/// Spin hints before a `Full` is returned, doubled at each `Full` in a row
+/// up to `FULL_BACKOFF_MIN << FULL_BACKOFF_MAX_SHIFT` (`engine::back_off_full`).
+const FULL_BACKOFF_MIN: u32 = 8;
+const FULL_BACKOFF_MAX_SHIFT: u32 = 2;
 /// How many exhausted allocations pass between two walks over the arena
 /// for blocks of dead processes.
 const BLOCK_CHECK_EVERY: u32 = 1 << 8;
@@ -184,6 +190,7 @@ impl Ring {
             alloc: BlockAllocator::new(),
             misses: Cell::new(0),
             room_end: Cell::new(0),
+            full_streak: Cell::new(0),
             _not_sync: PhantomData,
         }
     }
