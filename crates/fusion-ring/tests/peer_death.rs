@@ -356,6 +356,9 @@ fn killed_producers() {
                 Err(e) => panic!("iteration {iteration}: recv while running: {e}"),
             }
         }
+        // A child that failed on its own (a panic is not a kill) fails
+        // the test, with its output.
+        child.assert_running();
         child.kill();
         let sent = page.word(PROGRESS).load(Ordering::Acquire);
         // Drain: everything it sent arrives, in order, then Disconnected
@@ -439,6 +442,9 @@ fn killed_consumers() {
                 Err(e) => panic!("iteration {iteration}: send while running: {e}"),
             }
         }
+        // A child that failed on its own (a panic is not a kill) fails
+        // the test, with its output.
+        child.assert_running();
         child.kill();
         let expected = page.word(PROGRESS).load(Ordering::Acquire);
         child_got += expected - base;

@@ -22,7 +22,7 @@ const MIB: usize = 1 << 20;
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Figure {
     /// Ticks of one `send_fast` + `recv_fast` on one thread.
-    SingleThreadTicks { stamped: bool },
+    SingleThreadTicks { stamped: bool, single: bool },
     /// Ticks of one send + receive through the trivial single-thread ring
     /// (`Machine::trivial_ring_ticks`).
     TrivialRingTicks,
@@ -59,9 +59,10 @@ impl Figure {
     /// What the figure is, as named when it is shown or missing.
     fn name(self) -> String {
         match self {
-            SingleThreadTicks { stamped } => format!(
-                "one thread's send_fast + recv_fast ({})",
-                if stamped { "stamped" } else { "unstamped" }
+            SingleThreadTicks { stamped, single } => format!(
+                "one thread's send_fast + recv_fast ({}, {})",
+                if stamped { "stamped" } else { "unstamped" },
+                if single { "single/single" } else { "many/many" }
             ),
             TrivialRingTicks => "trivial single-thread ring".into(),
             MedianNs(id) => format!("{} latency row", id.name()),
@@ -219,10 +220,19 @@ pub const TARGETS: &[Target] = &[
         AtMost(1.5),
     ),
     Target {
-        note: Note::Also(SingleThreadTicks { stamped: true }, "stamped"),
+        note: Note::Also(
+            SingleThreadTicks {
+                stamped: false,
+                single: false,
+            },
+            "many-to-many",
+        ),
         ..ratio(
-            "one thread send + receive, unstamped / trivial ring",
-            SingleThreadTicks { stamped: false },
+            "one thread send + receive, unstamped, SPSC ring / trivial ring",
+            SingleThreadTicks {
+                stamped: false,
+                single: true,
+            },
             TrivialRingTicks,
             AtMost(2.0),
         )
@@ -299,9 +309,13 @@ impl Report {
         let median = |id| self.latency_of(id).map(|l| l.median_ns);
         let syscalls = |id| self.stream_of(id)?.syscalls.map(Syscalls::total);
         Some(match figure {
-            SingleThreadTicks { stamped } => {
+            SingleThreadTicks { stamped, single } => {
                 let st = self.single_thread_ticks?;
-                Reading::of(if stamped { st.stamped } else { st.unstamped })
+                Reading::of(match (stamped, single) {
+                    (true, _) => st.stamped,
+                    (false, false) => st.unstamped,
+                    (false, true) => st.single_unstamped,
+                })
             }
             TrivialRingTicks => Reading::of(m.trivial_ring_ticks?),
             MedianNs(id) => Reading::of(median(id)?),
@@ -514,7 +528,7 @@ mod tests {
     const LATENCY: &str = "MPMC inline one-way latency / ring floor";
     const STREAMING: &str = "MPMC inline streaming / claimed-line stream";
     const BATCH: &str = "batch-32 streaming / packed records";
-    const ONE_THREAD: &str = "one thread send + receive, unstamped / trivial ring";
+    const ONE_THREAD: &str = "one thread send + receive, unstamped, SPSC ring / trivial ring";
     const LOAN: &str = "zero-copy one-way (loan), slowest size <= 1 MiB / inline";
     const COPY: &str = "copying 1 MiB send, streaming / memcpy into two buffers";
     const SYSCALLS: &str = "futex syscalls while streaming (inline, batch-32)";
@@ -592,14 +606,15 @@ mod tests {
         let mut r = report();
         r.single_thread_ticks = Some(SingleThread {
             stamped: 190.0,
-            unstamped: 100.0,
+            unstamped: 150.0,
+            single_unstamped: 100.0,
         });
         r.machine.trivial_ring_ticks = Some(50.0);
         assert_eq!(
             judged(&mut r, ONE_THREAD),
             (
                 "<= 2".into(),
-                "2.00 (100 / 50 ticks); 190 ticks stamped".into(),
+                "2.00 (100 / 50 ticks); 150 ticks many-to-many".into(),
                 Status::Met
             )
         );
@@ -612,7 +627,7 @@ mod tests {
         assert_eq!(
             measured,
             "not measured: no trivial single-thread ring in this run \
-             (measured: one thread's send_fast + recv_fast (unstamped) 100 ticks)"
+             (measured: one thread's send_fast + recv_fast (unstamped, single/single) 100 ticks)"
         );
     }
 
@@ -859,6 +874,7 @@ mod tests {
         r.single_thread_ticks = Some(SingleThread {
             stamped: 213.0,
             unstamped: 107.0,
+            single_unstamped: 60.0,
         });
         r.machine.trivial_ring_ticks = Some(10.0);
         r.machine.ring_floor_ns = Some(184.0);
@@ -918,7 +934,7 @@ mod tests {
                 (
                     ONE_THREAD,
                     "<= 2",
-                    "10.70 (107 / 10 ticks); 213 ticks stamped",
+                    "6.00 (60 / 10 ticks); 107 ticks many-to-many",
                     Missed
                 ),
                 (LOAN, "<= 1.5", "1.42 (1 KiB: 415 / 293 ns)", Met),

@@ -167,8 +167,9 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     report.machine.clock_read_ticks = Some(paths::clock_read_ticks());
     let pairs = (opts.messages / 25).max(1000);
     report.single_thread_ticks = Some(model::SingleThread {
-        stamped: paths::single_thread(pairs, true)?,
-        unstamped: paths::single_thread(pairs, false)?,
+        stamped: paths::single_thread(pairs, true, false)?,
+        unstamped: paths::single_thread(pairs, false, false)?,
+        single_unstamped: paths::single_thread(pairs, false, true)?,
     });
     report.machine.trivial_ring_ticks = Some(paths::trivial_ring(pairs));
     report.latency(

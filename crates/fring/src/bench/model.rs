@@ -288,6 +288,10 @@ pub struct SingleThread {
     pub stamped: f64,
     /// With timestamps off.
     pub unstamped: f64,
+    /// With timestamps off, on a ring with one producer and one consumer
+    /// (`Config::single_producer` / `single_consumer`; one handle holds
+    /// both roles): no locked instruction at all.
+    pub single_unstamped: f64,
 }
 
 /// Everything a run produced.

@@ -230,7 +230,9 @@ impl Report {
                  written and read back) {trivial:.1} ticks per send + receive{}\n",
                 self.single_thread_ticks
                     .map(|st| format!(
-                        "; one thread's unstamped send_fast + recv_fast is {:.2}x that",
+                        "; one thread's unstamped send_fast + recv_fast is {:.2}x that on a \
+                         single-producer single-consumer ring, {:.2}x on a many-to-many one",
+                        st.single_unstamped / trivial,
                         st.unstamped / trivial
                     ))
                     .unwrap_or_default(),
@@ -272,7 +274,8 @@ impl Report {
                 2.0 * c / self.ticks_per_ns,
                 self.single_thread_ticks
                     .map(|st| format!(
-                        "; one thread's send_fast + recv_fast is {:.0} ticks stamped, {:.0} unstamped",
+                        "; one thread's send_fast + recv_fast on a many-to-many ring is {:.0} \
+                         ticks stamped, {:.0} unstamped",
                         st.stamped, st.unstamped
                     ))
                     .unwrap_or_default(),

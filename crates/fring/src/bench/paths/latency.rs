@@ -85,12 +85,15 @@ pub fn ring_floor(rounds: usize) -> R<Samples> {
 
 /// Ticks of one `send_fast` + `recv_fast` of 40 bytes on this thread
 /// (median of 7 runs of `pairs`): the single-thread cost of the hot path,
-/// MPMC-safe (two locked claims), with or without the ring's timestamps.
-pub fn single_thread(pairs: u64, timestamps: bool) -> R<f64> {
+/// with or without the ring's timestamps; many-to-many (two locked claims)
+/// or, with `single`, one producer and one consumer (no locked instruction).
+pub fn single_thread(pairs: u64, timestamps: bool, single: bool) -> R<f64> {
     let config = Config::new(1024)
         .arena_bytes(0)
         .wakeups(false)
-        .timestamps(timestamps);
+        .timestamps(timestamps)
+        .single_producer(single)
+        .single_consumer(single);
     let ring = UltraFastRing::with_config(&config).map_err(|e| e.to_string())?;
     let msg = [7u8; 40];
     let mut buf = [0u8; 40];
