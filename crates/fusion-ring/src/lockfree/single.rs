@@ -92,7 +92,10 @@ impl RingCore {
     pub(crate) fn commit_send_single(&self, end: u64) {
         // Release: a producer taking the role over (`adopt_single_producer`)
         // and tools that read the head see the slots written before it.
-        self.ctrl().producer_head.value.store(end, Ordering::Release);
+        self.ctrl()
+            .producer_head
+            .value
+            .store(end, Ordering::Release);
     }
 
     /// Claims up to `max` (>= 1) published messages for the lone consumer;
@@ -134,7 +137,9 @@ impl RingCore {
             return Err(ClaimError::TooSmall { needed });
         }
         let mut count = 1;
-        while count < max && published(pos.wrapping_add(count)) && !too_long(pos.wrapping_add(count))
+        while count < max
+            && published(pos.wrapping_add(count))
+            && !too_long(pos.wrapping_add(count))
         {
             count += 1;
         }
@@ -196,7 +201,13 @@ impl RingCore {
         let mut pos = start;
         while pos != end {
             if !published(pos) {
-                self.publish(pos, 0, tombstone_meta, &[0; super::protocol::PAYLOAD_WORDS], false);
+                self.publish(
+                    pos,
+                    0,
+                    tombstone_meta,
+                    &[0; super::protocol::PAYLOAD_WORDS],
+                    false,
+                );
                 filled += 1;
             }
             pos = pos.wrapping_add(1);
@@ -279,7 +290,13 @@ mod loom_model {
             producer.join().unwrap();
             assert_eq!(got, [10, 20, 30, 40], "every message once, in order");
             let ring = m.core();
-            assert_eq!(ring.ctrl().consumer_head.value.load(crate::atomic::Ordering::Relaxed), 5);
+            assert_eq!(
+                ring.ctrl()
+                    .consumer_head
+                    .value
+                    .load(crate::atomic::Ordering::Relaxed),
+                5
+            );
             assert!(ring.writable_single());
         });
     }

@@ -4,7 +4,9 @@
 //! - [`mpmc`]: `UltraFastRing`, 4 x 4 threads one message at a time and
 //!   2 x 2 with batches;
 //! - [`fusion`]: `FusionRing`, 3 x 3 threads, inline and zero-copy messages
-//!   of every size, loans and batches.
+//!   of every size, loans and batches;
+//! - [`single`]: one producer and one consumer thread on a
+//!   single-producer single-consumer ring (its own protocol), 8 slots.
 //!
 //! One process only (no fork, no child process): this is the target
 //! ThreadSanitizer runs (`.ci/sanitizers`, docs/SANITIZERS.md). Run in
@@ -15,3 +17,4 @@
 
 mod fusion;
 mod mpmc;
+mod single;
