@@ -156,6 +156,32 @@ fn id_of(bytes: &[u8]) -> u64 {
 /// child expects (consumer child). Word 1: 1 once the child is running.
 const PROGRESS: usize = 0;
 const STARTED: usize = 8;
+/// Word 2: 1 once the child has panicked (its panic hook sets it first:
+/// a child killed while it prints a panic must not pass for a killed one).
+const FAILED: usize = 16;
+
+/// The child's page, for the rest of its life, with a panic hook that
+/// flags the failure in it before the usual report.
+fn child_page() -> &'static SharedPage {
+    let page: &'static SharedPage =
+        Box::leak(Box::new(SharedPage::open_file(Path::new(&var(PAGE_VAR)))));
+    let failed = page.word(FAILED);
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        failed.store(1, Ordering::Release);
+        report(info);
+    }));
+    page
+}
+
+/// Fails the test if the child (just killed) had panicked.
+fn assert_child_did_not_fail(page: &SharedPage, iteration: u64) {
+    assert_eq!(
+        page.word(FAILED).load(Ordering::Acquire),
+        0,
+        "iteration {iteration}: the child panicked before it was killed (its output is above)"
+    );
+}
 
 // ---------------------------------------------------------------------------
 // Children
@@ -167,7 +193,7 @@ fn child_producer() {
         return;
     }
     let ring = FusionRing::open(&var(RING_VAR)).expect("child: open ring");
-    let page = SharedPage::open_file(Path::new(&var(PAGE_VAR)));
+    let page = child_page();
     let base: u64 = var(BASE_VAR).parse().expect("base");
     let mode = mode();
     let mut buf = vec![0u8; MAX_MESSAGE];
@@ -217,7 +243,7 @@ fn child_consumer() {
         return;
     }
     let ring = FusionRing::open(&var(RING_VAR)).expect("child: open ring");
-    let page = SharedPage::open_file(Path::new(&var(PAGE_VAR)));
+    let page = child_page();
     let mut next: u64 = var(BASE_VAR).parse().expect("base");
     let mode = mode();
     let mut held: VecDeque<Payload> = VecDeque::new();
@@ -257,7 +283,7 @@ fn child_creator() {
         return;
     }
     let _ring = FusionRing::create(&var(RING_VAR), &config()).expect("child: create");
-    let page = SharedPage::open_file(Path::new(&var(PAGE_VAR)));
+    let page = child_page();
     page.word(STARTED).store(1, Ordering::Release);
     loop {
         std::thread::sleep(Duration::from_secs(1));
@@ -358,8 +384,8 @@ fn killed_producers() {
         }
         // A child that failed on its own (a panic is not a kill) fails
         // the test, with its output.
-        child.assert_running();
-        child.kill();
+        child.kill_running();
+        assert_child_did_not_fail(&page, iteration);
         let sent = page.word(PROGRESS).load(Ordering::Acquire);
         // Drain: everything it sent arrives, in order, then Disconnected
         // (its claimed-but-unpublished slot, if any, is skipped on the way).
@@ -444,8 +470,8 @@ fn killed_consumers() {
         }
         // A child that failed on its own (a panic is not a kill) fails
         // the test, with its output.
-        child.assert_running();
-        child.kill();
+        child.kill_running();
+        assert_child_did_not_fail(&page, iteration);
         let expected = page.word(PROGRESS).load(Ordering::Acquire);
         child_got += expected - base;
         // With nobody left to receive, a sender waiting on a full ring is

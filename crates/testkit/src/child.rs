@@ -281,6 +281,22 @@ impl ChildGuard {
         }
     }
 
+    /// SIGKILL, then reap; panics (with the child's output) if the child
+    /// had already failed on its own: a child that panicked just before
+    /// the kill is not taken for a killed one.
+    pub fn kill_running(&mut self) {
+        use std::os::unix::process::ExitStatusExt;
+        if self.reaped {
+            return self.assert_running();
+        }
+        let _ = self.child.kill();
+        let status = self.child.wait().expect("wait");
+        self.reaped = true;
+        if status.signal() != Some(libc::SIGKILL) && !status.success() {
+            self.fail(format!("failed on its own before the kill: {status}"));
+        }
+    }
+
     /// SIGKILL, then reap (so its pid is not a zombie's any more).
     pub fn kill(&mut self) {
         if !self.reaped {
