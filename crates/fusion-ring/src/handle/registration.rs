@@ -102,6 +102,9 @@ impl Registration {
     #[inline(never)]
     fn register_after_fork(&self, core: &RingCore) {
         mark_this_process(&self.segment);
+        // Whether a forked child inherits its parent's registration is the
+        // kernel's business: it registers itself.
+        crate::lockfree::event::register_light_wakers(process::current_pid());
         // A description of its own: the inherited one is the parent's, and
         // closing this process's copy of it leaves the parent's mark alone.
         let lock = self.segment.entry_lock();

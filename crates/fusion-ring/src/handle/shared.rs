@@ -45,6 +45,9 @@ impl SharedRing {
         // segment's mapping, which `segment` (kept in self) keeps alive.
         let core = unsafe { RingCore::new(segment.control(), segment.slots(), g.capacity as u64) };
         let wakeups = segment.flags() & FLAG_WAKEUPS != 0;
+        // Once per process: its wakers on any ring may then skip the fence
+        // (`lockfree::event`, "wakers without a fence").
+        event::register_light_wakers(crate::shm::process::current_pid());
         let arena = segment.arena_parts().map(|(ctrl, blocks)| {
             let waker = wakeups.then(|| NonNull::from(&segment.sync_block().not_full.value));
             // SAFETY: control block, block area and event count all lie in

@@ -33,6 +33,25 @@
 //! TSC ticks here), see [`notify_after_seqcst`]; batches store with
 //! `Release` and pay one fence for the whole batch.
 //!
+//! # Wakers without a fence (asymmetric barriers)
+//! A stream that never sleeps still paid step b on every message. Where the
+//! kernel has `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)` (Linux 4.16+),
+//! every process that maps a ring registers for it
+//! ([`register_light_wakers`]); its wakers then make step b a compiler
+//! fence only ([`notify_light`]: a plain store, then a plain load), and
+//! each waiter, between steps 4 and 5, makes the kernel run a full barrier
+//! on every CPU that runs a thread of a registered process
+//! ([`heavy_barrier`], ~0.4 us, paid only on the way to sleep). For each
+//! waker, that barrier falls either after its publish (which step 5 then
+//! sees) or before its load of `waiters` (which then sees step 3): the
+//! store-buffering pair again, the fence moved from the fast side to the
+//! slow one (as liburcu and folly's `asymmetricHeavyBarrier` do). A thread
+//! not running at that moment passed a full barrier when it was switched
+//! out. A process whose registration fails keeps fencing
+//! ([`light_wakers`] is false there); a waiter whose `membarrier` call
+//! fails (a seccomp filter in its process alone) may sleep one slice
+//! ([`SLEEP_SLICE`]) past a wake-up. Loom and Miri run the fenced path.
+//!
 //! Futex words are used without `FUTEX_PRIVATE_FLAG`, so waiters and wakers
 //! may be in different processes mapping the same segment. Sleeps are cut
 //! into slices of at most [`SLEEP_SLICE`]: a waiter re-checks its condition
@@ -110,8 +129,10 @@ pub(crate) fn wait_until(
         // this key after any bump that the key reflects.
         let key = ec.seq.load(Ordering::Acquire);
         ec.waiters.fetch_add(1, Ordering::Relaxed);
-        // Step 4: the SeqCst fence of the store-buffering pair (module docs).
+        // Step 4: the SeqCst fence of the store-buffering pair (module docs),
+        // and the barrier that stands in for the light wakers' fences.
         fence(Ordering::SeqCst);
+        heavy_barrier();
         if ready() {
             ec.waiters.fetch_sub(1, Ordering::Relaxed);
             return Ok(());
@@ -135,6 +156,67 @@ pub(crate) fn wait_until(
         if deadline.passed() {
             return Err(RingError::Timeout);
         }
+    }
+}
+
+/// Whether this process registered for [`heavy_barrier`]s (see the module
+/// docs): its wakers may then use [`notify_light`]. Relaxed: a flag this
+/// process sets once (again in a forked child), read on every send.
+#[cfg(not(any(fusion_ring_loom, miri)))]
+static LIGHT_WAKERS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// The process that registered (a forked child registers again).
+#[cfg(not(any(fusion_ring_loom, miri)))]
+static REGISTERED_PID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// Registers this process for the waiters' [`heavy_barrier`]s, once per
+/// process (`pid`: the caller's, to tell a forked child, which registers
+/// again), and says whether its wakers may use [`notify_light`].
+pub(crate) fn register_light_wakers(pid: u32) -> bool {
+    #[cfg(not(any(fusion_ring_loom, miri)))]
+    {
+        use std::sync::atomic::Ordering as O;
+        if REGISTERED_PID.load(O::Relaxed) != pid {
+            use rustix::thread::{membarrier, MembarrierCommand};
+            let ok = membarrier(MembarrierCommand::RegisterGlobalExpedited).is_ok();
+            LIGHT_WAKERS.store(ok, O::Relaxed);
+            REGISTERED_PID.store(pid, O::Relaxed);
+        }
+    }
+    let _ = pid;
+    light_wakers()
+}
+
+/// Whether this process's wakers skip the fence ([`notify_light`]).
+#[inline(always)]
+pub(crate) fn light_wakers() -> bool {
+    #[cfg(not(any(fusion_ring_loom, miri)))]
+    return LIGHT_WAKERS.load(std::sync::atomic::Ordering::Relaxed);
+    #[cfg(any(fusion_ring_loom, miri))]
+    false
+}
+
+/// The waiter's half of the asymmetric pair: a full barrier on every CPU
+/// running a thread of a registered process (module docs). Without the
+/// call (Loom, Miri, or a kernel or filter that refuses it), wakers in
+/// processes where it works may be one sleep slice late.
+fn heavy_barrier() {
+    #[cfg(not(any(fusion_ring_loom, miri)))]
+    {
+        use rustix::thread::{membarrier, MembarrierCommand};
+        let _ = membarrier(MembarrierCommand::GlobalExpedited);
+    }
+}
+
+/// The waker's side (steps b and c) in a process registered for the
+/// waiters' heavy barriers (module docs): no fence, a plain load.
+#[inline(always)]
+pub(crate) fn notify_light(ec: &EventCount) {
+    // The compiler must not move the load above the caller's publish; the
+    // CPU may, and the waiter's heavy barrier covers that.
+    core::sync::atomic::compiler_fence(Ordering::SeqCst);
+    // Relaxed: ordered by the waiter's heavy barrier (module docs).
+    if ec.waiters.load(Ordering::Relaxed) != 0 {
+        wake_all(ec);
     }
 }
 

@@ -50,9 +50,12 @@ impl Ring {
         let stats = self.reg.stats_writer();
         let mut tally = SendTally::default();
         let wakeups = self.shared.wakeups();
-        // A single message on a ring with wake-ups publishes with a SeqCst
-        // swap, which doubles as the handshake's fence (see `lockfree::event`).
-        let seqcst = wakeups && claim.count == 1;
+        // In a process registered for the waiters' heavy barriers, no fence
+        // (`event::notify_light`). Otherwise a single message on a ring with
+        // wake-ups publishes with a SeqCst swap, which doubles as the
+        // handshake's fence (see `lockfree::event`).
+        let light = wakeups && event::light_wakers();
+        let seqcst = wakeups && !light && claim.count == 1;
         // A run is published last slot first: a consumer waiting at its
         // first slot sees the whole run at once and claims it whole, rather
         // than chasing the producer slot by slot and pulling each line away
@@ -89,7 +92,9 @@ impl Ring {
             core.commit_send_single(claim.pos.wrapping_add(claim.count));
         }
         stats.flush_send(&mut tally);
-        if seqcst {
+        if light {
+            event::notify_light(&self.shared.sync_block().not_empty.value);
+        } else if seqcst {
             event::notify_after_seqcst(&self.shared.sync_block().not_empty.value);
         } else if wakeups {
             event::notify(&self.shared.sync_block().not_empty.value);
@@ -154,8 +159,9 @@ impl Ring {
             let mut tally = RecvTally::default();
             let (mut taken, mut bad) = (0, None);
             let wakeups = self.shared.wakeups();
-            // As in `send_with`: a single release doubles as the fence.
-            let seqcst = wakeups && claim.count == 1;
+            // As in `send_with`.
+            let light = wakeups && event::light_wakers();
+            let seqcst = wakeups && !light && claim.count == 1;
             for k in 0..claim.count {
                 let pos = claim.pos.wrapping_add(k);
                 let content = core.read(pos);
@@ -196,7 +202,9 @@ impl Ring {
                 }
             }
             stats.flush_recv(&mut tally);
-            if seqcst {
+            if light {
+                event::notify_light(&self.shared.sync_block().not_full.value);
+            } else if seqcst {
                 event::notify_after_seqcst(&self.shared.sync_block().not_full.value);
             } else if wakeups {
                 event::notify(&self.shared.sync_block().not_full.value);
@@ -228,13 +236,17 @@ impl Ring {
             let content = core.read(claim.pos);
             let decoded = decode(&self.shared, &content, &self.reg);
             // A single release doubles as the handshake's fence (see
-            // `lockfree::event`).
+            // `lockfree::event`), unless this process's wakers are light.
+            let light = wakeups && event::light_wakers();
+            let seqcst = wakeups && !light;
             if single {
-                core.release_single(claim.pos.wrapping_add(1), wakeups);
+                core.release_single(claim.pos.wrapping_add(1), seqcst);
             } else {
-                core.release(claim.pos, wakeups);
+                core.release(claim.pos, seqcst);
             }
-            if wakeups {
+            if light {
+                event::notify_light(&self.shared.sync_block().not_full.value);
+            } else if seqcst {
                 event::notify_after_seqcst(&self.shared.sync_block().not_full.value);
             }
             let (body, len, priority) = match decoded {
