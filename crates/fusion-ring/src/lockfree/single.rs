@@ -193,9 +193,9 @@ impl RingCore {
             self.slot(p).seq.load(Ordering::Acquire) == p.wrapping_add(1)
         };
         let end = (0..tail.wrapping_add(capacity).wrapping_sub(start))
+            .rev()
             .map(|k| start.wrapping_add(k))
-            .filter(|&p| published(p))
-            .last()
+            .find(|&p| published(p))
             .map_or(start, |p| p.wrapping_add(1));
         let mut filled = 0;
         let mut pos = start;
