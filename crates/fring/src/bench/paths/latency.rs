@@ -295,9 +295,18 @@ pub fn blocking_latency(rounds: usize) -> R<Samples> {
 /// busy one: comparing a sleeper with a peer still spinning is unfair).
 pub const WAKE_PAUSE: Duration = Duration::from_micros(200);
 
+/// How long the `eventfd` row's pinger spins for the answer before it
+/// sleeps: as long as the ring's blocking calls spin (`lockfree::event`'s
+/// `SPIN_FOR`, 50 us).
+const ANSWER_SPIN: Duration = Duration::from_micros(50);
+
 /// Shared memory signalled with eventfds (the classic "shm + eventfd" IPC):
 /// the message is written to a shared line, then an eventfd wakes the peer,
-/// which sleeps in `read` after a [`WAKE_PAUSE`] before each ping.
+/// which sleeps in `read` after a [`WAKE_PAUSE`] before each ping. The
+/// pinger waits for the answer as the ring's blocking receive does: it
+/// spins on the shared line for up to [`ANSWER_SPIN`] (the ring's waiters
+/// spin that long before they sleep), then sleeps in `read`; so both rows
+/// time one sleeping peer woken and one answer caught awake.
 pub fn eventfd_latency(rounds: usize) -> R<Samples> {
     use rustix::event::{eventfd, EventfdFlags};
     let a = eventfd(0, EventfdFlags::empty()).map_err(|e| e.to_string())?;
@@ -323,10 +332,24 @@ pub fn eventfd_latency(rounds: usize) -> R<Samples> {
                 let t0 = Clock::now();
                 msg.fetch_add(1, Ordering::AcqRel);
                 rustix::io::write(&a, &one).expect("eventfd write");
-                rustix::io::read(&b, &mut v).expect("eventfd read");
-                if i >= warm {
-                    out.push((Clock::now() - t0) / 2);
+                let answered = 2 * (i as u64 + 1);
+                let spin_start = std::time::Instant::now();
+                while msg.load(Ordering::Acquire) < answered && spin_start.elapsed() < ANSWER_SPIN {
+                    std::hint::spin_loop();
                 }
+                if msg.load(Ordering::Acquire) < answered {
+                    rustix::io::read(&b, &mut v).expect("eventfd read");
+                }
+                let t1 = Clock::now();
+                if i >= warm {
+                    out.push((t1 - t0) / 2);
+                }
+                // Take the answer's count off the eventfd if not done above
+                // (the peer writes it right after the line: a short wait).
+                if v == [0u8; 8] {
+                    rustix::io::read(&b, &mut v).expect("eventfd read");
+                }
+                v = [0u8; 8];
             }
             out
         },

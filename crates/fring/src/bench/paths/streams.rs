@@ -238,9 +238,18 @@ pub fn zerocopy_stream(size: usize, loan: bool, messages: u64) -> R<Stream> {
 /// `size`-byte messages streamed zero-copy through the loan API with every
 /// line used: the writer fills the whole loan, the reader reads one byte of
 /// every 64-byte line of the payload in place. Read against
-/// [`shm_buffers_stream`], the least two processes pay to do the same.
+/// [`shm_buffers_stream`], the least two processes pay to do the same, and
+/// given the memory that limit has: an arena of two blocks, so the loans
+/// take turns in two buffers as the limit's writer does. With eight blocks
+/// in flight (8 MiB of buffers) the stream ran at 0.59-0.64x the limit; with
+/// three 0.89-0.90x; with two 0.98x (2 `fring bench --quick` runs each,
+/// AMD EPYC guest): what is measured then is the buffers' cache footprint,
+/// not the ring.
 pub fn full_loan_stream(size: usize, messages: u64) -> R<Stream> {
-    let ring = fusion(8, size, true)?;
+    let config = Config::new(8)
+        .arena_bytes(2 * (size.next_power_of_two() + 64))
+        .max_message(size.max(64));
+    let ring = FusionRing::with_config(&config).map_err(|e| e.to_string())?;
     stream(
         messages,
         || {
