@@ -153,7 +153,9 @@ impl Config {
     /// producer role until it is dropped or its process dies, and another
     /// handle's send meanwhile fails with [`RingError::RoleTaken`], naming
     /// the holder's process (nothing is sent). A clone, or a handle a
-    /// forked child uses, is another handle.
+    /// forked child uses, is another handle. A ring single on both sides
+    /// also runs a faster protocol (no CAS; the consumer writes no slot
+    /// line, and hands consumed slots back with one store per receive).
     ///
     /// ```
     /// use fusion_ring::{Config, RingError, UltraFastRing, PriorityClass};
