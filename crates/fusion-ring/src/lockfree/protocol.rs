@@ -645,6 +645,16 @@ pub(crate) mod loom_model {
         slots: Box<[Slot]>,
     }
 
+    /// A loom checker bounded to `preemptions` (unless `LOOM_MAX_PREEMPTIONS`
+    /// says otherwise), the bound that keeps a model CI-sized.
+    pub(crate) fn builder(preemptions: usize) -> loom::model::Builder {
+        let mut b = loom::model::Builder::new();
+        if std::env::var_os("LOOM_MAX_PREEMPTIONS").is_none() {
+            b.preemption_bound = Some(preemptions);
+        }
+        b
+    }
+
     fn line(v: u64) -> CacheLine<AtomicU64> {
         CacheLine {
             value: AtomicU64::new(v),
@@ -719,11 +729,7 @@ pub(crate) mod loom_model {
 
     #[test]
     fn two_producers_two_consumers_wrap_around() {
-        let mut b = loom::model::Builder::new();
-        if std::env::var_os("LOOM_MAX_PREEMPTIONS").is_none() {
-            b.preemption_bound = Some(2);
-        }
-        b.check(|| {
+        builder(2).check(|| {
             let m = Arc::new(Model::one_lap_in());
             let producers: Vec<_> = [10u64, 20]
                 .into_iter()
@@ -765,11 +771,7 @@ pub(crate) mod loom_model {
     #[test]
     fn a_live_claim_is_never_taken_for_a_dead_one() {
         use crate::shm::layout::{pack_meta, ClaimRecord, SlotKind};
-        let mut b = loom::model::Builder::new();
-        if std::env::var_os("LOOM_MAX_PREEMPTIONS").is_none() {
-            b.preemption_bound = Some(3);
-        }
-        b.check(|| {
+        builder(3).check(|| {
             let m = Arc::new(Model::one_lap_in());
             let record = Arc::new(ClaimRecord {
                 start: AtomicU64::new(0),
@@ -814,11 +816,7 @@ pub(crate) mod loom_model {
     #[test]
     fn a_live_receive_claim_is_never_taken_for_a_dead_one() {
         use crate::shm::layout::ClaimRecord;
-        let mut b = loom::model::Builder::new();
-        if std::env::var_os("LOOM_MAX_PREEMPTIONS").is_none() {
-            b.preemption_bound = Some(3);
-        }
-        b.check(|| {
+        builder(3).check(|| {
             let m = Arc::new(Model::one_lap_in());
             // A full ring: positions 1 and 2 published, producers wait at 3.
             send(&m, 10);

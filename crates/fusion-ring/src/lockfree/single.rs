@@ -226,7 +226,7 @@ mod loom_model {
 
     use loom::sync::Arc;
 
-    use crate::lockfree::protocol::loom_model::Model;
+    use crate::lockfree::protocol::loom_model::{builder, Model};
     use crate::lockfree::protocol::{ClaimError, RingCore};
     use crate::shm::layout::{pack_meta, SlotKind};
 
@@ -276,11 +276,7 @@ mod loom_model {
     }
 
     fn stream(run: u64) {
-        let mut b = loom::model::Builder::new();
-        if std::env::var_os("LOOM_MAX_PREEMPTIONS").is_none() {
-            b.preemption_bound = Some(2);
-        }
-        b.check(move || {
+        builder(2).check(move || {
             let m = Arc::new(Model::one_lap_in());
             let producer = {
                 let m = Arc::clone(&m);
@@ -323,11 +319,7 @@ mod loom_model {
     /// goes on after the published message.
     #[test]
     fn a_new_producer_fills_the_hole_a_dead_one_left() {
-        let mut b = loom::model::Builder::new();
-        if std::env::var_os("LOOM_MAX_PREEMPTIONS").is_none() {
-            b.preemption_bound = Some(3);
-        }
-        b.check(|| {
+        builder(3).check(|| {
             let m = Arc::new(Model::one_lap_in());
             {
                 let ring = m.core();
