@@ -7,9 +7,9 @@ use crate::handle::participant::{ROLE_RECEIVER, ROLE_SENDER};
 use crate::handle::peer;
 use crate::handle::stats::{RecvTally, SendTally};
 use crate::lockfree::event;
-use crate::lockfree::protocol::{pack_payload, unpack_payload_into, ClaimError};
+use crate::lockfree::protocol::{pack_payload, unpack_payload_into, Claim, ClaimError};
 use crate::priority::PriorityClass;
-use crate::shm::layout::{pack_meta, SlotKind, INLINE_MAX};
+use crate::shm::layout::{pack_meta, EventCount, SlotKind, INLINE_MAX};
 
 use super::decode::{decode, Decoded};
 use super::message::{latency_since, Body, InlineMessage, Outgoing, Received};
@@ -49,13 +49,8 @@ impl Ring {
         self.full_streak.set(0);
         let stats = self.reg.stats_writer();
         let mut tally = SendTally::default();
-        let wakeups = self.shared.wakeups();
-        // In a process registered for the waiters' heavy barriers, no fence
-        // (`event::notify_light`). Otherwise a single message on a ring with
-        // wake-ups publishes with a SeqCst swap, which doubles as the
-        // handshake's fence (see `lockfree::event`).
-        let light = wakeups && event::light_wakers();
-        let seqcst = wakeups && !light && claim.count == 1;
+        let wake = self.wake_for(claim.count);
+        let seqcst = wake == Wake::SeqCst;
         // A run is published last slot first: a consumer waiting at its
         // first slot sees the whole run at once and claims it whole, rather
         // than chasing the producer slot by slot and pulling each line away
@@ -92,13 +87,7 @@ impl Ring {
             core.commit_send_single(claim.pos.wrapping_add(claim.count));
         }
         stats.flush_send(&mut tally);
-        if light {
-            event::notify_light(&self.shared.sync_block().not_empty.value);
-        } else if seqcst {
-            event::notify_after_seqcst(&self.shared.sync_block().not_empty.value);
-        } else if wakeups {
-            event::notify(&self.shared.sync_block().not_empty.value);
-        }
+        wake.notify(&self.shared.sync_block().not_empty.value);
         Ok(claim.count as usize)
     }
 
@@ -138,18 +127,8 @@ impl Ring {
         let core = self.shared.core();
         self.reg.follow_fork(core);
         self.reg.note_role(ROLE_RECEIVER, core)?;
-        let single = self.shared.single();
         loop {
-            let claim = if single {
-                core.claim_recv_single(max as u64, limit)
-            } else {
-                core.claim_recv_as(
-                    max as u64,
-                    limit,
-                    Some(&self.reg.entry_followed().id.recv_claim),
-                )
-            }
-            .map_err(|e| self.recv_claim_error(e, limit))?;
+            let claim = self.claim_recv(max as u64, limit)?;
             let now = if claim.count > 1 && self.shared.timestamps() {
                 Some(Clock::now())
             } else {
@@ -158,10 +137,7 @@ impl Ring {
             let stats = self.reg.stats_writer();
             let mut tally = RecvTally::default();
             let (mut taken, mut bad) = (0, None);
-            let wakeups = self.shared.wakeups();
-            // As in `send_with`.
-            let light = wakeups && event::light_wakers();
-            let seqcst = wakeups && !light && claim.count == 1;
+            let wake = self.wake_for(claim.count);
             for k in 0..claim.count {
                 let pos = claim.pos.wrapping_add(k);
                 let content = core.read(pos);
@@ -194,21 +170,9 @@ impl Ring {
             // taking slot after slot as they are released and pulling each
             // line back from us in between (every block was taken, as
             // `Arena::take` requires, while decoding).
-            if single {
-                core.release_single(claim.pos.wrapping_add(claim.count), seqcst);
-            } else {
-                for k in (0..claim.count).rev() {
-                    core.release(claim.pos.wrapping_add(k), seqcst);
-                }
-            }
+            self.release_run(claim, wake);
             stats.flush_recv(&mut tally);
-            if light {
-                event::notify_light(&self.shared.sync_block().not_full.value);
-            } else if seqcst {
-                event::notify_after_seqcst(&self.shared.sync_block().not_full.value);
-            } else if wakeups {
-                event::notify(&self.shared.sync_block().not_full.value);
-            }
+            wake.notify(&self.shared.sync_block().not_full.value);
             match (taken, bad) {
                 (0, Some(what)) => return Err(self.corrupt(what)),
                 (0, None) => continue, // only tombstones: look again
@@ -224,31 +188,20 @@ impl Ring {
         let core = self.shared.core();
         self.reg.follow_fork(core);
         self.reg.note_role(ROLE_RECEIVER, core)?;
-        let wakeups = self.shared.wakeups();
-        let single = self.shared.single();
         loop {
-            let claim = if single {
-                core.claim_recv_single(1, limit)
-            } else {
-                core.claim_recv_as(1, limit, Some(&self.reg.entry_followed().id.recv_claim))
-            }
-            .map_err(|e| self.recv_claim_error(e, limit))?;
+            let claim = self.claim_recv(1, limit)?;
             let content = core.read(claim.pos);
             let decoded = decode(&self.shared, &content, &self.reg);
-            // A single release doubles as the handshake's fence (see
-            // `lockfree::event`), unless this process's wakers are light.
-            let light = wakeups && event::light_wakers();
-            let seqcst = wakeups && !light;
-            if single {
+            let wake = self.wake_for(1);
+            // One slot: no loop over the run (10-26 instructions a message
+            // more otherwise, callgrind).
+            let seqcst = wake == Wake::SeqCst;
+            if self.shared.single() {
                 core.release_single(claim.pos.wrapping_add(1), seqcst);
             } else {
                 core.release(claim.pos, seqcst);
             }
-            if light {
-                event::notify_light(&self.shared.sync_block().not_full.value);
-            } else if seqcst {
-                event::notify_after_seqcst(&self.shared.sync_block().not_full.value);
-            }
+            wake.notify(&self.shared.sync_block().not_full.value);
             let (body, len, priority) = match decoded {
                 Decoded::Inline { len, priority } => (Body::Inline(content.payload), len, priority),
                 Decoded::Block { desc, priority } => {
@@ -364,17 +317,64 @@ impl Ring {
         }
     }
 
+    /// Claims up to `max` messages to receive, with the protocol of this
+    /// ring (`lockfree::single` or the shared one).
+    #[inline(always)]
+    fn claim_recv(&self, max: u64, limit: Option<usize>) -> Result<Claim> {
+        let core = self.shared.core();
+        if self.shared.single() {
+            core.claim_recv_single(max, limit)
+        } else {
+            core.claim_recv_as(max, limit, Some(&self.reg.entry_followed().id.recv_claim))
+        }
+        .map_err(|e| self.recv_claim_error(e, limit))
+    }
+
+    /// Hands a received run back to producers: one store of the consumer's
+    /// head on a single/single ring, else each slot, last first (see
+    /// `recv_with`).
+    #[inline(always)]
+    fn release_run(&self, claim: Claim, wake: Wake) {
+        let core = self.shared.core();
+        let seqcst = wake == Wake::SeqCst;
+        if self.shared.single() {
+            core.release_single(claim.pos.wrapping_add(claim.count), seqcst);
+        } else {
+            for k in (0..claim.count).rev() {
+                core.release(claim.pos.wrapping_add(k), seqcst);
+            }
+        }
+    }
+
+    /// How a publish or release of `count` slots takes part in the wake-up
+    /// handshake (`lockfree::event`).
+    #[inline(always)]
+    fn wake_for(&self, count: u64) -> Wake {
+        if !self.shared.wakeups() {
+            Wake::Off
+        } else if event::light_wakers() {
+            // Registered for the waiters' heavy barriers: no fence.
+            Wake::Light
+        } else if count == 1 {
+            // The store is a SeqCst swap, which doubles as the fence.
+            Wake::SeqCst
+        } else {
+            Wake::Fence
+        }
+    }
+
     /// Pauses before a `Full` is returned, longer at each `Full` in a row
-    /// (1, 2, 4, 8, then 16 spin hints; reset by a send that gets room).
+    /// (8, 16, then 32 spin hints; reset by a send that gets room).
     ///
     /// A producer that retries at once keeps reading the line the consumer
     /// is writing to hand slots back (its head, or the slot's sequence
     /// word), and each read takes that line from the consumer in the
     /// middle of its work. Streaming 40-byte messages into a full ring
     /// (2 M messages, 9 runs, two pinned processes): one producer and one
-    /// consumer 84 -> 47 ticks/msg with 8 hints, many-to-many 89 -> 70.
-    /// A `Full` thus costs one spin hint (~27 ns on the AMD EPYC host)
-    /// after a success, at most 16 (~430 ns) when the ring stays full.
+    /// consumer 84 -> 47 ticks/msg with 8 hints, many-to-many 89 -> 70;
+    /// with 8 doubling to 32, 84 -> 49 and 89 -> 67. A `Full` thus costs
+    /// 8 spin hints (~0.2 us on the AMD EPYC host) after a success, 32
+    /// (~0.9 us) each when the ring stays full.
     #[cold]
     #[inline(never)]
     fn back_off_full(&self) {
@@ -426,6 +426,31 @@ impl Ring {
                 got: limit.unwrap_or(0),
             },
             e => self.claim_error(e),
+        }
+    }
+}
+
+/// How a publish or release takes part in the wake-up handshake (see
+/// `lockfree::event`): not at all (a ring without wake-ups), with no fence
+/// (a process registered for the waiters' heavy barriers), with the store
+/// made a `SeqCst` swap (one slot), or with a fence after the run.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Wake {
+    Off,
+    Light,
+    SeqCst,
+    Fence,
+}
+
+impl Wake {
+    /// Wakes the sleepers on `ec` if any (after the publish or release).
+    #[inline(always)]
+    fn notify(self, ec: &EventCount) {
+        match self {
+            Wake::Off => {}
+            Wake::Light => event::notify_light(ec),
+            Wake::SeqCst => event::notify_after_seqcst(ec),
+            Wake::Fence => event::notify(ec),
         }
     }
 }
