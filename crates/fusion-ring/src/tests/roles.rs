@@ -127,6 +127,54 @@ fn a_dead_or_stale_holder_is_taken_over() {
     }
 }
 
+/// On a single/single ring (`lockfree::single`), a producer that died
+/// having published the second slot of a run but not the first, nor its
+/// head, leaves the consumer stuck at the hole. The producer that takes
+/// the role over fills the hole with a tombstone and goes on after the
+/// published message: the consumer gets that message, then the new one.
+#[test]
+fn a_producer_taking_over_fills_the_hole_a_dead_one_left() {
+    use crate::lockfree::protocol::pack_payload;
+    use crate::shm::layout::{pack_meta, SlotKind};
+
+    let keeper = ring(Config::new(8).single_producer(true).single_consumer(true));
+    let segment = keeper.as_ring().segment();
+    let entries = segment.participants();
+    let core = keeper.as_ring().core();
+    // The dead producer: registered without a mark, holding the role.
+    let (dead, _) = participant::register(entries, &EntryLock::Pids);
+    entries[dead].id.role.store(ROLE_SENDER, Ordering::Relaxed);
+    if cfg!(miri) {
+        let other = crate::shm::process::current_pid() + 1;
+        entries[dead].id.pid.store(other, Ordering::Relaxed);
+    }
+    core.ctrl()
+        .producer_holder
+        .value
+        .store(dead as u64 + 1, Ordering::Relaxed);
+    // Its run of two at positions 0 and 1: only position 1 published.
+    let meta = pack_meta(4, SlotKind::Inline, PriorityClass::High as u8);
+    core.publish(1, 0, meta, &pack_payload(b"late"), false);
+
+    let consumer = keeper.clone();
+    let mut buf = [0u8; 64];
+    assert_eq!(consumer.recv(&mut buf), Err(RingError::Empty), "the hole");
+    let producer = keeper.clone();
+    producer.send(b"next").expect("a dead holder holds nothing");
+    assert_eq!(producer.stats().head, 3, "past the dead one's run");
+    let n = consumer.recv(&mut buf).expect("the dead one's message");
+    assert_eq!(&buf[..n], b"late");
+    let n = consumer.recv(&mut buf).expect("the new one's");
+    assert_eq!(&buf[..n], b"next");
+    assert_eq!(consumer.recv(&mut buf), Err(RingError::Empty));
+    // The ring goes on round its laps.
+    for k in 0..20u8 {
+        producer.send(&[k; 3]).unwrap();
+        assert_eq!(consumer.recv(&mut buf).unwrap(), 3);
+        assert_eq!(buf[..3], [k; 3]);
+    }
+}
+
 /// A handle that found the participant table full (the shared entry 0)
 /// cannot hold a single role: it is told so, and the ring is unchanged.
 #[cfg(not(miri))] // marks: heap segments have no file to lock
