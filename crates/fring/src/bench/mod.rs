@@ -220,7 +220,7 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     let part = opts.messages / QUARTERS as u64;
     let empty = paths::Stream::EMPTY;
     let (mut inline, mut batch) = ((empty, Vec::new()), (empty, Vec::new()));
-    let mut spsc = (empty, Vec::new());
+    let (mut spsc, mut unstamped) = ((empty, Vec::new()), (empty, Vec::new()));
     let (mut bare, mut claimed, mut packed) = (empty, empty, empty);
     let (mut rtrb, mut array_queue) = ((empty, Vec::new()), (empty, Vec::new()));
     for q in 1..=QUARTERS {
@@ -228,9 +228,11 @@ pub fn run(opts: &Options) -> Result<Report, String> {
             "streaming quarter {q}/{QUARTERS}: inline, batch, line floors, in-process queues"
         ));
         inline.1.push(probe()?);
-        inline.0.add(paths::inline_stream(part, false)?);
+        inline.0.add(paths::inline_stream(part, false, true)?);
         spsc.1.push(probe()?);
-        spsc.0.add(paths::inline_stream(part, true)?);
+        spsc.0.add(paths::inline_stream(part, true, true)?);
+        unstamped.1.push(probe()?);
+        unstamped.0.add(paths::inline_stream(part, true, false)?);
         batch.1.push(probe()?);
         batch.0.add(paths::batch_stream(part, model::BATCH)?);
         bare.add(paths::line_stream(part, false)?);
@@ -243,6 +245,11 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     }
     report.throughput(RowId::InlineStream, inline.0, stats::median(inline.1));
     report.throughput(RowId::SpscInlineStream, spsc.0, stats::median(spsc.1));
+    report.throughput(
+        RowId::SpscUnstampedStream,
+        unstamped.0,
+        stats::median(unstamped.1),
+    );
     report.throughput(RowId::BatchStream, batch.0, stats::median(batch.1));
     report.throughput(RowId::RtrbStream, rtrb.0, stats::median(rtrb.1));
     report.throughput(

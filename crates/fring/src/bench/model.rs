@@ -41,6 +41,9 @@ pub enum RowId {
     InlineStream,
     /// The same through a ring with one producer and one consumer.
     SpscInlineStream,
+    /// The same, unstamped (`Config::timestamps(false)`): what the two
+    /// clock reads of a stamped message cost a stream.
+    SpscUnstampedStream,
     /// The same, [`BATCH`] per publish and one claim per batch.
     BatchStream,
     /// Zero-copy messages of this size streamed through the loan API.
@@ -89,6 +92,7 @@ impl RowId {
             Floor => "floor",
             InlineLatency | InlineStream => "inline",
             SpscInlineLatency | SpscInlineStream => "inline-spsc",
+            SpscUnstampedStream => "inline-spsc-unstamped",
             LoanLatency(_) | LoanStream(_) => "zerocopy-loan",
             CopyLatency(_) | CopyStream(_) => "zerocopy-copy",
             Blocking => "blocking",
@@ -108,10 +112,9 @@ impl RowId {
         match self {
             Floor | InlineLatency | SpscInlineLatency | LoanLatency(_) | CopyLatency(_)
             | Blocking | Eventfd | PipeLatency | UdsLatency => Kind::Latency,
-            InlineStream | SpscInlineStream | BatchStream | LoanStream(_) | CopyStream(_)
-            | PipeStream | UdsStream | FullLoanStream(_) | RtrbStream | ArrayQueueStream => {
-                Kind::Throughput
-            }
+            InlineStream | SpscInlineStream | SpscUnstampedStream | BatchStream | LoanStream(_)
+            | CopyStream(_) | PipeStream | UdsStream | FullLoanStream(_) | RtrbStream
+            | ArrayQueueStream => Kind::Throughput,
         }
     }
 
@@ -125,8 +128,8 @@ impl RowId {
             LoanLatency(size) | CopyLatency(size) | LoanStream(size) | CopyStream(size)
             | FullLoanStream(size) => size,
             InlineLatency | SpscInlineLatency | PipeLatency | UdsLatency | InlineStream
-            | SpscInlineStream | BatchStream | PipeStream | UdsStream | RtrbStream
-            | ArrayQueueStream => 40,
+            | SpscInlineStream | SpscUnstampedStream | BatchStream | PipeStream | UdsStream
+            | RtrbStream | ArrayQueueStream => 40,
         }
     }
 
@@ -143,6 +146,7 @@ impl RowId {
             self,
             InlineStream
                 | SpscInlineStream
+                | SpscUnstampedStream
                 | BatchStream
                 | LoanStream(_)
                 | CopyStream(_)
