@@ -135,7 +135,7 @@ pub fn run(opts: &Options) -> Result<Report, String> {
         probes: Vec::new(),
     };
     let (mut floor, mut ring, mut inline) = (new_row(), new_row(), new_row());
-    let mut spsc = new_row();
+    let (mut spsc, mut unstamped) = (new_row(), new_row());
     let mut zc: Vec<(usize, bool, Row)> = opts
         .sizes
         .iter()
@@ -154,9 +154,16 @@ pub fn run(opts: &Options) -> Result<Report, String> {
         take(&mut ring, paths::ring_floor(rounds / QUARTERS)?)?;
         take(
             &mut inline,
-            paths::inline_latency(rounds / QUARTERS, false)?,
+            paths::inline_latency(rounds / QUARTERS, false, true)?,
         )?;
-        take(&mut spsc, paths::inline_latency(rounds / QUARTERS, true)?)?;
+        take(
+            &mut spsc,
+            paths::inline_latency(rounds / QUARTERS, true, true)?,
+        )?;
+        take(
+            &mut unstamped,
+            paths::inline_latency(rounds / QUARTERS, true, false)?,
+        )?;
         for (size, loan, row) in &mut zc {
             let s = paths::zerocopy_latency(*size, *loan, zc_rounds(*size) / QUARTERS)?;
             take(row, s)?;
@@ -181,6 +188,11 @@ pub fn run(opts: &Options) -> Result<Report, String> {
         RowId::SpscInlineLatency,
         &spsc.samples,
         stats::median(spsc.probes),
+    );
+    report.latency(
+        RowId::SpscUnstampedLatency,
+        &unstamped.samples,
+        stats::median(unstamped.probes),
     );
     for (size, loan, row) in zc {
         let id = if loan {

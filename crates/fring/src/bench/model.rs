@@ -41,6 +41,10 @@ pub enum RowId {
     InlineStream,
     /// The same through a ring with one producer and one consumer.
     SpscInlineStream,
+    /// One-way latency of unstamped 40-byte messages through rings with
+    /// one producer and one consumer: what the two clock reads of a
+    /// stamped message cost each hop.
+    SpscUnstampedLatency,
     /// The same, unstamped (`Config::timestamps(false)`): what the two
     /// clock reads of a stamped message cost a stream.
     SpscUnstampedStream,
@@ -92,7 +96,7 @@ impl RowId {
             Floor => "floor",
             InlineLatency | InlineStream => "inline",
             SpscInlineLatency | SpscInlineStream => "inline-spsc",
-            SpscUnstampedStream => "inline-spsc-unstamped",
+            SpscUnstampedStream | SpscUnstampedLatency => "inline-spsc-unstamped",
             LoanLatency(_) | LoanStream(_) => "zerocopy-loan",
             CopyLatency(_) | CopyStream(_) => "zerocopy-copy",
             Blocking => "blocking",
@@ -110,8 +114,8 @@ impl RowId {
     pub fn kind(self) -> Kind {
         use RowId::*;
         match self {
-            Floor | InlineLatency | SpscInlineLatency | LoanLatency(_) | CopyLatency(_)
-            | Blocking | Eventfd | PipeLatency | UdsLatency => Kind::Latency,
+            Floor | InlineLatency | SpscInlineLatency | SpscUnstampedLatency | LoanLatency(_)
+            | CopyLatency(_) | Blocking | Eventfd | PipeLatency | UdsLatency => Kind::Latency,
             InlineStream | SpscInlineStream | SpscUnstampedStream | BatchStream | LoanStream(_)
             | CopyStream(_) | PipeStream | UdsStream | FullLoanStream(_) | RtrbStream
             | ArrayQueueStream => Kind::Throughput,
@@ -127,9 +131,9 @@ impl RowId {
             Eventfd => 8, // the eventfd counter
             LoanLatency(size) | CopyLatency(size) | LoanStream(size) | CopyStream(size)
             | FullLoanStream(size) => size,
-            InlineLatency | SpscInlineLatency | PipeLatency | UdsLatency | InlineStream
-            | SpscInlineStream | SpscUnstampedStream | BatchStream | PipeStream | UdsStream
-            | RtrbStream | ArrayQueueStream => 40,
+            InlineLatency | SpscInlineLatency | SpscUnstampedLatency | PipeLatency | UdsLatency
+            | InlineStream | SpscInlineStream | SpscUnstampedStream | BatchStream | PipeStream
+            | UdsStream | RtrbStream | ArrayQueueStream => 40,
         }
     }
 

@@ -196,9 +196,9 @@ pub fn clock_read_ticks() -> f64 {
 }
 
 /// Inline 40-byte messages through `UltraFastRing` (the hot path).
-pub fn inline_latency(rounds: usize, single: bool) -> R<Samples> {
-    let ping = inline_ring(64, single)?;
-    let pong = inline_ring(64, single)?;
+pub fn inline_latency(rounds: usize, single: bool, stamps: bool) -> R<Samples> {
+    let ping = inline_ring(64, single, stamps)?;
+    let pong = inline_ring(64, single, stamps)?;
     let warm = rounds / 10 + 1;
     with_peer(
         || {

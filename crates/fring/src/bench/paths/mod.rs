@@ -98,13 +98,9 @@ fn spin_recv(ring: &UltraFastRing, buf: &mut [u8]) -> usize {
 
 /// An inline ring as `UltraFastRing::new` makes it, with one producer and
 /// one consumer at a time if `single` (`Config::single_producer` /
-/// `single_consumer`: the protocol of `lockfree::single`).
-fn inline_ring(capacity: usize, single: bool) -> R<UltraFastRing> {
-    stamped_inline_ring(capacity, single, true)
-}
-
-/// [`inline_ring`], with or without timestamps.
-fn stamped_inline_ring(capacity: usize, single: bool, stamps: bool) -> R<UltraFastRing> {
+/// `single_consumer`: the protocol of `lockfree::single`), unstamped
+/// unless `stamps`.
+fn inline_ring(capacity: usize, single: bool, stamps: bool) -> R<UltraFastRing> {
     let config = Config::inline_only(capacity)
         .timestamps(stamps)
         .single_producer(single)

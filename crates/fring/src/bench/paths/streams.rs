@@ -54,7 +54,7 @@ fn stream(messages: u64, consumer: impl FnOnce(), producer: impl FnOnce()) -> R<
 /// 40-byte messages streamed through `UltraFastRing` (with one producer
 /// and one consumer if `single`; unstamped unless `stamps`).
 pub fn inline_stream(messages: u64, single: bool, stamps: bool) -> R<Stream> {
-    let ring = stamped_inline_ring(4096, single, stamps)?;
+    let ring = inline_ring(4096, single, stamps)?;
     stream(
         messages,
         || {
