@@ -166,6 +166,16 @@ pub struct Target {
 
 /// A ratio target of DESIGN.md section 9: `reads / over` within `bound`,
 /// shown with two decimals.
+impl Target {
+    /// The target with `figure` shown after its measurement, labelled.
+    const fn also(self, figure: Figure, label: &'static str) -> Target {
+        Target {
+            note: Note::Also(figure, label),
+            ..self
+        }
+    }
+}
+
 const fn ratio(what: &'static str, reads: Figure, over: Figure, bound: Bound) -> Target {
     Target {
         what,
@@ -183,24 +193,20 @@ const fn ratio(what: &'static str, reads: Figure, over: Figure, bound: Bound) ->
 pub const TARGETS: &[Target] = &[
     // The stamped row is judged (the ring's default); the unstamped one,
     // beside it, shows what the two clock reads of each message cost.
-    Target {
-        note: Note::Also(TicksPerMsg(RowId::SpscUnstampedStream), "unstamped"),
-        ..ratio(
-            "SPSC inline streaming / bare line stream",
-            TicksPerMsg(RowId::SpscInlineStream),
-            LineStreamTicks { claimed: false },
-            AtMost(1.3),
-        )
-    },
-    Target {
-        note: Note::Also(TicksPerMsg(RowId::SpscUnstampedStream), "unstamped"),
-        ..ratio(
-            "SPSC inline streaming / rtrb between two threads",
-            TicksPerMsg(RowId::SpscInlineStream),
-            TicksPerMsg(RowId::RtrbStream),
-            AtMost(1.0),
-        )
-    },
+    ratio(
+        "SPSC inline streaming / bare line stream",
+        TicksPerMsg(RowId::SpscInlineStream),
+        LineStreamTicks { claimed: false },
+        AtMost(1.3),
+    )
+    .also(TicksPerMsg(RowId::SpscUnstampedStream), "unstamped"),
+    ratio(
+        "SPSC inline streaming / rtrb between two threads",
+        TicksPerMsg(RowId::SpscInlineStream),
+        TicksPerMsg(RowId::RtrbStream),
+        AtMost(1.0),
+    )
+    .also(TicksPerMsg(RowId::SpscUnstampedStream), "unstamped"),
     // Ticks on both sides: the line stream is kept in ns converted from
     // ticks (see `Report::read`), the row's `ns_per_msg` is wall clock.
     ratio(
@@ -209,15 +215,13 @@ pub const TARGETS: &[Target] = &[
         LineStreamTicks { claimed: true },
         AtMost(1.5),
     ),
-    Target {
-        note: Note::Also(MedianNs(RowId::SpscUnstampedLatency), "unstamped"),
-        ..ratio(
-            "SPSC inline one-way latency / ring floor",
-            MedianNs(RowId::SpscInlineLatency),
-            RingFloorNs,
-            AtMost(1.15),
-        )
-    },
+    ratio(
+        "SPSC inline one-way latency / ring floor",
+        MedianNs(RowId::SpscInlineLatency),
+        RingFloorNs,
+        AtMost(1.15),
+    )
+    .also(MedianNs(RowId::SpscUnstampedLatency), "unstamped"),
     ratio(
         "MPMC inline one-way latency / ring floor",
         MedianNs(RowId::InlineLatency),
@@ -230,24 +234,22 @@ pub const TARGETS: &[Target] = &[
         PackedStreamTicks,
         AtMost(1.5),
     ),
-    Target {
-        note: Note::Also(
-            SingleThreadTicks {
-                stamped: false,
-                single: false,
-            },
-            "many-to-many",
-        ),
-        ..ratio(
-            "one thread send + receive, unstamped, SPSC ring / trivial ring",
-            SingleThreadTicks {
-                stamped: false,
-                single: true,
-            },
-            TrivialRingTicks,
-            AtMost(2.0),
-        )
-    },
+    ratio(
+        "one thread send + receive, unstamped, SPSC ring / trivial ring",
+        SingleThreadTicks {
+            stamped: false,
+            single: true,
+        },
+        TrivialRingTicks,
+        AtMost(2.0),
+    )
+    .also(
+        SingleThreadTicks {
+            stamped: false,
+            single: false,
+        },
+        "many-to-many",
+    ),
     ratio(
         "zero-copy one-way (loan), slowest size <= 1 MiB / inline",
         SlowestLoanMedianNs,

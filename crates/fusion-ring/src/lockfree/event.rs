@@ -190,8 +190,8 @@ static REGISTERED_PID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU
 
 /// Registers this process for the waiters' [`heavy_barrier`]s, once per
 /// process (`pid`: the caller's, to tell a forked child, which registers
-/// again), and says whether its wakers may use [`notify_light`].
-pub(crate) fn register_light_wakers(pid: u32) -> bool {
+/// again); [`light_wakers`] then says whether its wakers skip the fence.
+pub(crate) fn register_light_wakers(pid: u32) {
     #[cfg(not(any(fusion_ring_loom, miri)))]
     {
         use std::sync::atomic::Ordering as O;
@@ -202,8 +202,8 @@ pub(crate) fn register_light_wakers(pid: u32) -> bool {
             REGISTERED_PID.store(pid, O::Relaxed);
         }
     }
+    #[cfg(any(fusion_ring_loom, miri))]
     let _ = pid;
-    light_wakers()
 }
 
 /// Whether this process's wakers skip the fence ([`notify_light`]).
