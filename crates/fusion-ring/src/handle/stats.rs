@@ -186,6 +186,18 @@ impl StatsWriter<'_> {
         t.zerocopy += zerocopy as u64;
     }
 
+    /// Adds `count` inline messages of `bytes` bytes in all (a packed
+    /// slot) to `t`, as [`StatsWriter::tally_send`].
+    #[inline(always)]
+    pub(crate) fn tally_send_many(&self, t: &mut SendTally, lane: usize, count: u64, bytes: u64) {
+        if t.lane != lane && t.count != 0 {
+            self.flush_send(t);
+        }
+        t.lane = lane;
+        t.count += count;
+        t.bytes = t.bytes.wrapping_add(bytes);
+    }
+
     /// Writes `t` to the entry and empties it.
     #[inline(always)]
     pub(crate) fn flush_send(&self, t: &mut SendTally) {

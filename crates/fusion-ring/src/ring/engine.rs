@@ -15,6 +15,7 @@ use crate::priority::PriorityClass;
 use crate::shm::layout::{pack_meta, EventCount, SlotKind, INLINE_MAX};
 
 use super::decode::{decode, inline_message, Decoded};
+use super::packed::{self, Records, PACKED_RECORD_MAX};
 use super::message::{latency_since, Body, InlineMessage, Outgoing, Received};
 use super::{Ring, FULL_BACKOFF_MAX_SHIFT, FULL_BACKOFF_MIN, STALL_CHECK_EVERY};
 
@@ -84,6 +85,16 @@ impl Ring {
                     );
                     stats.tally_send(&mut tally, priority.lane(), desc.len as u64, true);
                 }
+                Outgoing::Packed {
+                    words,
+                    longest,
+                    count,
+                    bytes,
+                } => {
+                    let meta = pack_meta(longest as u32, SlotKind::Packed, priority as u8);
+                    core.publish(claim.pos.wrapping_add(k), stamp, meta, &words, seqcst);
+                    stats.tally_send_many(&mut tally, priority.lane(), count as u64, bytes as u64);
+                }
             }
         }
         if single {
@@ -101,19 +112,53 @@ impl Ring {
         n: usize,
         msg: impl Fn(usize) -> (&'m [u8], PriorityClass),
     ) -> Result<usize> {
+        let (mut longest, mut one_class) = (0, true);
         for i in 0..n {
-            let len = msg(i).0.len();
-            if len > INLINE_MAX {
+            let (data, priority) = msg(i);
+            if data.len() > INLINE_MAX {
                 return Err(RingError::TooLarge {
-                    len,
+                    len: data.len(),
                     max: INLINE_MAX,
                 });
             }
+            longest = longest.max(data.len());
+            one_class &= priority == msg(0).1;
+        }
+        if n >= 2 && one_class && packed::per_slot(longest) >= 2 {
+            return self.send_packed(n, longest, msg);
         }
         self.send_with(n, |k| {
             let (data, priority) = msg(k);
             (Outgoing::Inline(data), priority)
         })
+    }
+
+    /// Sends `n` messages of one class, none longer than `longest` (at
+    /// most `PACKED_RECORD_MAX`), packed `per_slot(longest)` to a slot with
+    /// one claim; returns how many were sent (those of the slots claimed).
+    #[inline(never)]
+    fn send_packed<'m>(
+        &self,
+        n: usize,
+        longest: usize,
+        msg: impl Fn(usize) -> (&'m [u8], PriorityClass),
+    ) -> Result<usize> {
+        debug_assert!(longest <= PACKED_RECORD_MAX);
+        let per_slot = packed::per_slot(longest);
+        let slots = self.send_with(n.div_ceil(per_slot), |k| {
+            let records = k * per_slot..((k + 1) * per_slot).min(n);
+            let count = records.len();
+            let bytes = records.clone().map(|i| msg(i).0.len()).sum::<usize>();
+            let words = packed::pack(records.map(|i| msg(i).0));
+            let packed = Outgoing::Packed {
+                words,
+                longest: longest as u8,
+                count: count as u8,
+                bytes: bytes as u32,
+            };
+            (packed, msg(0).1)
+        })?;
+        Ok((slots * per_slot).min(n))
     }
 
     /// Claims up to `max` messages; `limit`: the first must be at most that
@@ -130,6 +175,11 @@ impl Ring {
         let core = self.shared.core();
         self.reg.follow_fork(core);
         self.reg.note_role(ROLE_RECEIVER, core)?;
+        if !self.carry.is_empty() {
+            if let Some(n) = self.recv_carried(max, limit, &mut each)? {
+                return Ok(n);
+            }
+        }
         loop {
             let claim = self.claim_recv(max as u64, limit)?;
             let now = if claim.count > 1 && self.shared.timestamps() {
@@ -151,6 +201,21 @@ impl Ring {
                     Decoded::Block { desc, priority } => {
                         (Body::Block(desc), desc.len as usize, priority)
                     }
+                    Decoded::Packed { records, priority } => {
+                        let latency = latency_since(content.stamp, now);
+                        for r in unpacked(records, priority, latency) {
+                            stats.tally_recv(&mut tally, priority.lane(), r.len as u64, latency);
+                            // The slot is taken whole: what this call has
+                            // no room for waits in the handle.
+                            if taken < max {
+                                each(r);
+                                taken += 1;
+                            } else {
+                                self.carry.push(r);
+                            }
+                        }
+                        continue;
+                    }
                     Decoded::Tombstone => continue,
                     Decoded::Bad(what) => {
                         bad = Some(format!("at position {pos}: {what}"));
@@ -159,13 +224,19 @@ impl Ring {
                 };
                 let latency = latency_since(content.stamp, now);
                 stats.tally_recv(&mut tally, priority.lane(), len as u64, latency);
-                each(Received {
+                let r = Received {
                     body,
                     len,
                     priority,
                     latency,
-                });
-                taken += 1;
+                };
+                // Past `max` only after a packed slot gave more than one.
+                if taken < max {
+                    each(r);
+                    taken += 1;
+                } else {
+                    self.carry.push(r);
+                }
             }
             // The run is released after it is read, last slot first: a
             // producer waiting at its first slot (the ring was full) then
@@ -192,6 +263,11 @@ impl Ring {
         let core = self.shared.core();
         self.reg.follow_fork(core);
         self.reg.note_role(ROLE_RECEIVER, core)?;
+        if !self.carry.is_empty() {
+            if let Some(r) = self.pop_carried(limit)? {
+                return Ok(r);
+            }
+        }
         loop {
             let claim = self.claim_recv(1, limit)?;
             if let Some(r) = self.take_one(claim)? {
@@ -211,6 +287,9 @@ impl Ring {
         let (body, len, priority) = match decoded {
             Decoded::Inline { len, priority } => (Body::Inline(content.payload), len, priority),
             Decoded::Block { desc, priority } => (Body::Block(desc), desc.len as usize, priority),
+            Decoded::Packed { records, priority } => {
+                return Ok(Some(self.take_packed(records, priority, content.stamp)))
+            }
             Decoded::Tombstone => return Ok(None),
             Decoded::Bad(what) => {
                 return Err(self.corrupt(format!("at position {}: {what}", claim.pos)))
@@ -226,6 +305,62 @@ impl Ring {
             priority,
             latency,
         }))
+    }
+
+    /// The first message of a packed slot just taken; the others wait in
+    /// the handle for the next receives. All are counted as received now.
+    #[cold]
+    #[inline(never)]
+    fn take_packed(&self, records: Records, priority: PriorityClass, stamp: u64) -> Received {
+        let latency = latency_since(stamp, None);
+        let stats = self.reg.stats_writer();
+        let mut all = unpacked(records, priority, latency);
+        let first = all.next().expect("a checked packed slot holds a record");
+        stats.record_recv(priority.lane(), first.len as u64, latency);
+        for r in all {
+            stats.record_recv(priority.lane(), r.len as u64, latency);
+            self.carry.push(r);
+        }
+        first
+    }
+
+    /// The oldest message waiting in the handle if any and if it is at most
+    /// `limit` bytes long (else `BufferTooSmall`; it keeps waiting).
+    #[cold]
+    #[inline(never)]
+    fn pop_carried(&self, limit: Option<usize>) -> Result<Option<Received>> {
+        self.carry
+            .pop(limit)
+            .map_err(|needed| RingError::BufferTooSmall {
+                needed,
+                got: limit.unwrap_or(0),
+            })
+    }
+
+    /// Up to `max` of the messages waiting in the handle, stopping before
+    /// one longer than `limit` (`BufferTooSmall` if that is the first);
+    /// `None` if none waits.
+    #[cold]
+    #[inline(never)]
+    fn recv_carried(
+        &self,
+        max: usize,
+        limit: Option<usize>,
+        each: &mut impl FnMut(Received),
+    ) -> Result<Option<usize>> {
+        let mut n = 0;
+        while n < max {
+            match self.pop_carried(limit) {
+                Ok(Some(r)) => {
+                    each(r);
+                    n += 1;
+                }
+                Ok(None) => break,
+                Err(e) if n == 0 => return Err(e),
+                Err(_) => break,
+            }
+        }
+        Ok((n > 0).then_some(n))
     }
 
     /// Hands the one slot at `pos` back to producers and wakes them if
@@ -264,7 +399,13 @@ impl Ring {
         let core = self.shared.core();
         self.reg.follow_fork(core);
         self.reg.note_role(ROLE_RECEIVER, core)?;
-        let r = loop {
+        let r = 'taken: {
+            if !self.carry.is_empty() {
+                if let Some(r) = self.pop_carried(limit)? {
+                    break 'taken r;
+                }
+            }
+            loop {
             let claim = self.claim_recv(1, limit)?;
             let slot = core.slot(claim.pos);
             // One read of the meta decides; the rest of the slot is read
@@ -286,7 +427,8 @@ impl Ring {
                 return Ok((len, priority, latency.unwrap_or(0)));
             }
             if let Some(r) = self.take_one(claim)? {
-                break r;
+                break 'taken r;
+            }
             }
         };
         let result = (r.len, r.priority, r.latency.unwrap_or(0));
@@ -484,6 +626,20 @@ impl Ring {
             e => self.claim_error(e),
         }
     }
+}
+
+/// The messages of a checked packed slot, as received messages.
+fn unpacked(
+    records: Records,
+    priority: PriorityClass,
+    latency: Option<u64>,
+) -> impl Iterator<Item = Received> {
+    records.map(move |(bytes, len)| Received {
+        body: Body::Inline(pack_payload(&bytes[..len])),
+        len,
+        priority,
+        latency,
+    })
 }
 
 /// How a publish or release takes part in the wake-up handshake (see

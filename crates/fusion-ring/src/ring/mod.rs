@@ -3,9 +3,11 @@
 //! handle's registration, its side of the arena); the send and receive
 //! engine over them is in [`engine`], slot decoding in [`decode`].
 
+mod carry;
 mod decode;
 mod engine;
 pub(crate) mod message;
+mod packed;
 
 use core::cell::Cell;
 use core::marker::PhantomData;
@@ -31,6 +33,8 @@ use crate::shm::layout::ParticipantEntry;
 use crate::shm::layout::SyncBlock;
 use crate::shm::segment::Segment;
 
+use carry::Carry;
+use message::Body;
 pub use message::InlineMessage;
 
 /// The low-level view of a ring: one handle on a shared segment.
@@ -72,6 +76,8 @@ pub struct Ring {
     room_end: Cell<u64>,
     /// `Full` results in a row (see `back_off_full`).
     full_streak: Cell<u32>,
+    /// Messages taken from the ring that a receive had no room for.
+    carry: Carry,
     _not_sync: PhantomData<Cell<()>>,
 }
 
@@ -91,8 +97,10 @@ const BLOCK_CHECK_EVERY: u32 = 1 << 8;
 /// [`crate::FusionRing`]).
 ///
 /// `head` is the next position producers will claim, `tail` the next one
-/// consumers will claim: `head - tail` messages are queued. Counters are
-/// summed over every handle, in every process, that ever used the ring.
+/// consumers will claim: `head - tail` slots are queued (a slot holds one
+/// message, or several small ones of a batch, see
+/// [`crate::UltraFastRing::send_batch`]). Counters are summed over every
+/// handle, in every process, that ever used the ring.
 ///
 /// ```
 /// use fusion_ring::{FusionRing, PriorityClass};
@@ -111,9 +119,9 @@ const BLOCK_CHECK_EVERY: u32 = 1 << 8;
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RingStats {
-    /// Next position a producer will claim (= messages ever claimed for send).
+    /// Next position a producer will claim (= slots ever claimed for send).
     pub head: u64,
-    /// Next position a consumer will claim (= messages ever claimed for receive).
+    /// Next position a consumer will claim (= slots ever claimed for receive).
     pub tail: u64,
     /// Slots in the ring.
     pub capacity: u64,
@@ -191,6 +199,7 @@ impl Ring {
             misses: Cell::new(0),
             room_end: Cell::new(0),
             full_streak: Cell::new(0),
+            carry: Carry::default(),
             _not_sync: PhantomData,
         }
     }
@@ -210,7 +219,8 @@ impl Ring {
         self.shared.segment().geometry().capacity
     }
 
-    /// Messages queued (a snapshot).
+    /// Slots queued (a snapshot): messages, but for small messages of a
+    /// batch, which share slots (see [`crate::UltraFastRing::send_batch`]).
     pub fn len(&self) -> usize {
         self.shared.core().len() as usize
     }
@@ -440,6 +450,11 @@ impl Drop for Ring {
         if !self.reg.is_current_process() {
             return;
         }
+        self.carry.drain(|r| {
+            if let Body::Block(d) = r.body {
+                self.release_block(d.offset);
+            }
+        });
         if let Some(arena) = self.shared.arena() {
             self.alloc.give_back(arena, self.caller());
         }

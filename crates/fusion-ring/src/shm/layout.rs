@@ -29,8 +29,9 @@ pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"FRING\0v\x01");
 /// Bumped on every incompatible change of the structures below, or of
 /// what they mean to the processes sharing them (4: a participant's life
 /// is its liveness mark, not its pid, see `shm::liveness`; 5: a ring with
-/// one producer and one consumer runs the protocol of `lockfree::single`).
-pub(crate) const LAYOUT_VERSION: u32 = 5;
+/// one producer and one consumer runs the protocol of `lockfree::single`;
+/// 6: a slot may hold several small messages packed, `ring::packed`).
+pub(crate) const LAYOUT_VERSION: u32 = 6;
 /// Header flag: producers do not timestamp messages (see `Config::timestamps`).
 pub(crate) const FLAG_NO_TIMESTAMPS: u32 = 1;
 /// Every flag this build knows.
@@ -143,6 +144,8 @@ pub(crate) enum SlotKind {
     ZeroCopy = 2,
     /// A skipped slot (e.g. reclaimed from a dead producer).
     Tombstone = 3,
+    /// Several small messages of one batch end to end (`ring::packed`).
+    Packed = 4,
 }
 
 impl SlotKind {
@@ -151,6 +154,7 @@ impl SlotKind {
             1 => Some(Self::Inline),
             2 => Some(Self::ZeroCopy),
             3 => Some(Self::Tombstone),
+            4 => Some(Self::Packed),
             _ => None,
         }
     }

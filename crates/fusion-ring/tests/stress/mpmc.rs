@@ -223,7 +223,9 @@ fn check_stats(ring: &UltraFastRing, priorities: &[PriorityClass], per_producer:
         }
     }
     let rs = ring.as_ring().stats();
-    assert_eq!((rs.head, rs.tail), (total, total), "{rs:?}");
+    // Positions count slots: small messages of a batch share them.
+    assert_eq!(rs.head, rs.tail, "{rs:?}");
+    assert!(rs.head <= total, "{rs:?}");
     assert!(ring.as_ring().is_empty());
 }
 
