@@ -46,6 +46,10 @@ pub struct Machine {
     /// end to end, 32 per publish (the least a batch format pays).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub packed_stream_ticks: Option<f64>,
+    /// The same with 8-byte records: the limit for
+    /// `RowId::SmallBatchStream`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub packed_small_stream_ticks: Option<f64>,
     /// Ticks per send + receive of 40 bytes through `paths::trivial_ring`:
     /// a single-thread ring of 64-byte slots with plain head and tail
     /// counters, timed as `single_thread_ticks` is.
@@ -82,6 +86,7 @@ impl Machine {
             line_stream_ns: None,
             line_stream_claimed_ns: None,
             packed_stream_ticks: None,
+            packed_small_stream_ticks: None,
             trivial_ring_ticks: None,
         }
     }
@@ -103,6 +108,7 @@ impl Machine {
             line_stream_ns: None,
             line_stream_claimed_ns: None,
             packed_stream_ticks: None,
+            packed_small_stream_ticks: None,
             trivial_ring_ticks: None,
         }
     }

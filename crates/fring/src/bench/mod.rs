@@ -234,6 +234,7 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     let (mut inline, mut batch) = ((empty, Vec::new()), (empty, Vec::new()));
     let (mut spsc, mut unstamped) = ((empty, Vec::new()), (empty, Vec::new()));
     let (mut bare, mut claimed, mut packed) = (empty, empty, empty);
+    let (mut small_batch, mut packed_small) = ((empty, Vec::new()), empty);
     let (mut rtrb, mut array_queue) = ((empty, Vec::new()), (empty, Vec::new()));
     for q in 1..=QUARTERS {
         p.step(&format!(
@@ -246,10 +247,15 @@ pub fn run(opts: &Options) -> Result<Report, String> {
         unstamped.1.push(probe()?);
         unstamped.0.add(paths::inline_stream(part, true, false)?);
         batch.1.push(probe()?);
-        batch.0.add(paths::batch_stream(part, model::BATCH)?);
+        batch.0.add(paths::batch_stream(part, model::BATCH, 40)?);
+        small_batch.1.push(probe()?);
+        small_batch
+            .0
+            .add(paths::batch_stream(part, model::BATCH, model::SMALL)?);
         bare.add(paths::line_stream(part, false)?);
         claimed.add(paths::line_stream(part, true)?);
-        packed.add(paths::packed_stream(part)?);
+        packed.add(paths::packed_stream(part, 5)?);
+        packed_small.add(paths::packed_stream(part, model::SMALL as u64 / 8)?);
         rtrb.1.push(probe()?);
         rtrb.0.add(paths::rtrb_stream(part)?);
         array_queue.1.push(probe()?);
@@ -263,6 +269,11 @@ pub fn run(opts: &Options) -> Result<Report, String> {
         stats::median(unstamped.1),
     );
     report.throughput(RowId::BatchStream, batch.0, stats::median(batch.1));
+    report.throughput(
+        RowId::SmallBatchStream,
+        small_batch.0,
+        stats::median(small_batch.1),
+    );
     report.throughput(RowId::RtrbStream, rtrb.0, stats::median(rtrb.1));
     report.throughput(
         RowId::ArrayQueueStream,
@@ -273,6 +284,7 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     report.machine.line_stream_ns = Some(ns_per_msg(bare));
     report.machine.line_stream_claimed_ns = Some(ns_per_msg(claimed));
     report.machine.packed_stream_ticks = Some(packed.ticks_per_msg());
+    report.machine.packed_small_stream_ticks = Some(packed_small.ticks_per_msg());
 
     // The copying stream of the largest size is read against memcpy (a
     // target is their ratio), and memory bandwidth swings with the host:

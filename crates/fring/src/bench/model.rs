@@ -15,6 +15,10 @@ use super::machine::Machine;
 /// Messages per publish in the `batch` streaming row.
 pub const BATCH: usize = 32;
 
+/// Bytes per message in the `batch-packed` row: small enough to pack four
+/// to a slot line (market ticks, sensor samples, ids).
+pub const SMALL: usize = 8;
+
 /// Every row the bench produces. The zero-copy rows carry their message
 /// size (one row per size asked for); every other path has one size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +54,9 @@ pub enum RowId {
     SpscUnstampedStream,
     /// The same, [`BATCH`] per publish and one claim per batch.
     BatchStream,
+    /// [`BATCH`] messages of [`SMALL`] bytes per publish: packed several
+    /// to a slot line (`UltraFastRing::send_batch`).
+    SmallBatchStream,
     /// Zero-copy messages of this size streamed through the loan API.
     LoanStream(usize),
     /// Zero-copy messages of this size streamed with a copying send.
@@ -104,6 +111,7 @@ impl RowId {
             PipeLatency | PipeStream => "pipe",
             UdsLatency | UdsStream => "uds",
             BatchStream => "batch",
+            SmallBatchStream => "batch-packed",
             FullLoanStream(_) => "zerocopy-full",
             RtrbStream => "rtrb-threads",
             ArrayQueueStream => "arrayqueue-threads",
@@ -116,9 +124,9 @@ impl RowId {
         match self {
             Floor | InlineLatency | SpscInlineLatency | SpscUnstampedLatency | LoanLatency(_)
             | CopyLatency(_) | Blocking | Eventfd | PipeLatency | UdsLatency => Kind::Latency,
-            InlineStream | SpscInlineStream | SpscUnstampedStream | BatchStream | LoanStream(_)
-            | CopyStream(_) | PipeStream | UdsStream | FullLoanStream(_) | RtrbStream
-            | ArrayQueueStream => Kind::Throughput,
+            InlineStream | SpscInlineStream | SpscUnstampedStream | BatchStream
+            | SmallBatchStream | LoanStream(_) | CopyStream(_) | PipeStream | UdsStream
+            | FullLoanStream(_) | RtrbStream | ArrayQueueStream => Kind::Throughput,
         }
     }
 
@@ -129,6 +137,7 @@ impl RowId {
             Floor => 64, // the line bounced, though only a word of it is written
             Blocking => 1,
             Eventfd => 8, // the eventfd counter
+            SmallBatchStream => SMALL,
             LoanLatency(size) | CopyLatency(size) | LoanStream(size) | CopyStream(size)
             | FullLoanStream(size) => size,
             InlineLatency | SpscInlineLatency | SpscUnstampedLatency | PipeLatency | UdsLatency
@@ -139,7 +148,7 @@ impl RowId {
 
     /// Messages per publish, for the rows that publish several at once.
     pub fn batch_size(self) -> Option<usize> {
-        (self == RowId::BatchStream).then_some(BATCH)
+        matches!(self, RowId::BatchStream | RowId::SmallBatchStream).then_some(BATCH)
     }
 
     /// Whether the row streams through one of our rings, so that the futex
@@ -152,6 +161,7 @@ impl RowId {
                 | SpscInlineStream
                 | SpscUnstampedStream
                 | BatchStream
+                | SmallBatchStream
                 | LoanStream(_)
                 | CopyStream(_)
                 | FullLoanStream(_)

@@ -3,7 +3,7 @@
 
 use comfy_table::{presets::ASCII_MARKDOWN, Table};
 
-use super::model::{human, Measure, Report, RowId, Status};
+use super::model::{human, Measure, Report, RowId, Status, SMALL};
 
 impl Report {
     /// The main table, the seeds' table and the targets, as text.
@@ -221,6 +221,24 @@ impl Report {
                  {packed:.1} ticks/msg (the least any batch format pays here){}\n",
                 self.stream_of(RowId::BatchStream)
                     .map(|t| format!("; batch-32 is {:.2}x that", t.ticks_per_msg / packed))
+                    .unwrap_or_default(),
+            );
+        }
+        if let Some(packed) = m.packed_small_stream_ticks {
+            out += &format!(
+                "limits: {SMALL}-byte records packed end to end, 32 per publish: {packed:.1}                  ticks/msg{}\n",
+                self.stream_of(RowId::SmallBatchStream)
+                    .map(|t| format!(
+                        "; batch-32 of {SMALL}-byte messages (packed four to a slot line) is                          {:.1} ticks/msg, {:.2}x that{}",
+                        t.ticks_per_msg,
+                        t.ticks_per_msg / packed,
+                        self.stream_of(RowId::BatchStream)
+                            .map(|b| format!(
+                                ", {:.2}x the 40-byte batch (a line a message)",
+                                t.ticks_per_msg / b.ticks_per_msg
+                            ))
+                            .unwrap_or_default()
+                    ))
                     .unwrap_or_default(),
             );
         }

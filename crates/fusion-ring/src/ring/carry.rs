@@ -1,84 +1,102 @@
-//! Messages a receive took from the ring but had no room to return.
+//! The messages of a packed slot that a receive took but had no room for.
 //!
 //! A packed slot (`ring::packed`) holds several messages, and a receive
-//! takes a slot whole: the records a call has no room for (and the slots it
-//! claimed after them) wait here, in the handle, and the next receive on
-//! the handle returns them first, in order. They have left the ring: the
-//! ring's `head - tail` no longer counts them, and its stats counted them
-//! as received when they were taken.
+//! takes a slot whole. Its claim takes no more messages than the caller
+//! asked for, except from the first slot, which it takes whatever it
+//! holds: the records of that slot the call has no room for wait here, in
+//! the handle, and the next receive on the handle returns them first, in
+//! order. They have left the ring (its `head - tail` no longer counts
+//! them, and its stats counted them as received when they were taken).
 //!
-//! They belong to the process that took them. A forked child's copy of the
-//! handle drops them unread (its parent delivers them), and a block among
-//! them is released by the handle's drop, or by the peer-death machinery if
-//! the process dies (the block was taken in its name).
+//! They belong to the process that took them: a forked child's copy of
+//! the handle drops them unread (its parent delivers them).
 
-use core::cell::{Cell, RefCell};
-use std::collections::VecDeque;
+use core::cell::Cell;
 
+use crate::priority::PriorityClass;
 use crate::shm::process::current_pid;
 
-use super::message::Received;
+use super::message::{Body, Received};
+use super::packed::Records;
 
-/// The handle's queue of taken, undelivered messages.
+/// What is left of one packed slot, in the handle that took it.
 #[derive(Default)]
 pub(crate) struct Carry {
-    items: RefCell<VecDeque<Received>>,
-    /// How many wait: a plain load on the receive fast path.
-    len: Cell<usize>,
+    /// Whether records wait: one byte to test on every receive.
+    waiting: Cell<bool>,
+    /// The slot's remaining records.
+    slot: Cell<Option<Carried>>,
+}
+
+#[derive(Clone, Copy)]
+struct Carried {
+    records: Records,
+    priority: PriorityClass,
+    latency: Option<u64>,
     /// The process that took them.
-    pid: Cell<u32>,
+    pid: u32,
 }
 
 impl Carry {
     /// Whether messages wait (they come before the ring's).
     #[inline(always)]
     pub(crate) fn is_empty(&self) -> bool {
-        self.len.get() == 0
+        !self.waiting.get()
     }
 
-    /// Keeps `r` for a later receive, after those already kept.
-    pub(crate) fn push(&self, r: Received) {
-        if self.is_empty() {
-            self.pid.set(current_pid());
+    /// Keeps the rest of a packed slot's records; `false` (nothing kept)
+    /// if records already wait, which only a peer scribbling a slot's
+    /// count while it is received can cause.
+    pub(crate) fn keep(
+        &self,
+        records: Records,
+        priority: PriorityClass,
+        latency: Option<u64>,
+    ) -> bool {
+        if records.is_empty() {
+            return true;
         }
-        self.items.borrow_mut().push_back(r);
-        self.len.set(self.len.get() + 1);
+        if !self.is_empty() {
+            return false;
+        }
+        self.slot.set(Some(Carried {
+            records,
+            priority,
+            latency,
+            pid: current_pid(),
+        }));
+        self.waiting.set(true);
+        true
     }
 
-    /// The oldest kept message if it is at most `limit` bytes long
-    /// (`Err(needed)` if longer: it stays), `Ok(None)` if none is kept for
+    /// The oldest waiting message if it is at most `limit` bytes long
+    /// (`Err(needed)` if longer: it stays), `Ok(None)` if none waits for
     /// this process.
     pub(crate) fn pop(&self, limit: Option<usize>) -> Result<Option<Received>, usize> {
-        if self.is_empty() {
+        let Some(mut c) = self.slot.take() else {
             return Ok(None);
-        }
-        if self.pid.get() != current_pid() {
+        };
+        self.waiting.set(false);
+        if c.pid != current_pid() {
             // A forked child: these are its parent's to deliver.
-            self.items.borrow_mut().clear();
-            self.len.set(0);
             return Ok(None);
         }
-        let mut items = self.items.borrow_mut();
-        let front = items.front().expect("len counts the items");
-        if limit.is_some_and(|l| front.len > l) {
-            return Err(front.len);
+        let needed = c.records.peek_len();
+        if limit.is_some_and(|l| needed > l) {
+            self.slot.set(Some(c));
+            self.waiting.set(true);
+            return Err(needed);
         }
-        self.len.set(self.len.get() - 1);
-        Ok(items.pop_front())
-    }
-
-    /// Empties the queue, giving each message that the current process
-    /// took to `each` (the handle's drop releases their blocks).
-    pub(crate) fn drain(&self, mut each: impl FnMut(Received)) {
-        if self.is_empty() {
-            return;
+        let (words, len) = c.records.next_words().expect("a kept slot has records left");
+        if !c.records.is_empty() {
+            self.slot.set(Some(c));
+            self.waiting.set(true);
         }
-        let mine = self.pid.get() == current_pid();
-        self.len.set(0);
-        for r in self.items.borrow_mut().drain(..) {
-            if mine {
-                each(r);
-            }
-        }
+        Ok(Some(Received {
+            body: Body::Inline(words),
+            len,
+            priority: c.priority,
+            latency: c.latency,
+        }))
     }
 }

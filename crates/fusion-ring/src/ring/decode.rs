@@ -5,7 +5,7 @@ use crate::handle::shared::SharedRing;
 use crate::lockfree::arena::Descriptor;
 use crate::lockfree::protocol::SlotContent;
 use crate::priority::PriorityClass;
-use crate::shm::layout::{unpack_meta, SlotKind, INLINE_MAX};
+use crate::shm::layout::{packed_count, unpack_meta, SlotKind, INLINE_MAX};
 
 use super::packed::Records;
 
@@ -77,7 +77,7 @@ fn decode_unusual(ring: &SharedRing, c: &SlotContent, reg: &Registration) -> Dec
             if len as usize > INLINE_MAX {
                 return Decoded::Bad(format!("packed slot length {len} exceeds {INLINE_MAX}"));
             }
-            match Records::check(&c.payload, len as usize) {
+            match Records::check(&c.payload, len as usize, packed_count(c.meta)) {
                 Ok(records) => Decoded::Packed { records, priority },
                 Err(what) => Decoded::Bad(what),
             }

@@ -5,14 +5,15 @@ use crate::clock::Clock;
 use crate::error::{Result, RingError};
 use crate::handle::participant::{ROLE_RECEIVER, ROLE_SENDER};
 use crate::handle::peer;
-use crate::handle::stats::{RecvTally, SendTally};
+use crate::handle::stats::{RecvTally, SendTally, StatsWriter};
+use crate::lockfree::arena::Descriptor;
 use crate::lockfree::event;
 use crate::atomic::Ordering;
 use crate::lockfree::protocol::{
     pack_payload, unpack_payload_into, Claim, ClaimError, PAYLOAD_WORDS,
 };
 use crate::priority::PriorityClass;
-use crate::shm::layout::{pack_meta, EventCount, SlotKind, INLINE_MAX};
+use crate::shm::layout::{pack_meta, pack_packed_meta, EventCount, SlotKind, INLINE_MAX};
 
 use super::decode::{decode, inline_message, Decoded};
 use super::packed::{self, Records, PACKED_RECORD_MAX};
@@ -34,23 +35,8 @@ impl Ring {
             return Ok(0);
         }
         let core = self.shared.core();
-        self.reg.follow_fork(core);
-        self.reg.note_role(ROLE_SENDER, core)?;
-        // Read the clock before the claim: the TSC read then overlaps the
-        // locked CAS instead of waiting behind it.
-        let stamp = if self.shared.timestamps() {
-            Clock::now()
-        } else {
-            0
-        };
+        let (claim, stamp) = self.claim_send(n as u64)?;
         let single = self.shared.single();
-        let claim = if single {
-            core.claim_send_single(n as u64, &self.room_end)
-        } else {
-            core.claim_send_as(n as u64, Some(&self.reg.entry_followed().id.send_claim))
-        }
-        .map_err(|e| self.claim_error(e))?;
-        self.full_streak.set(0);
         let stats = self.reg.stats_writer();
         let mut tally = SendTally::default();
         let wake = self.wake_for(claim.count);
@@ -84,16 +70,6 @@ impl Ring {
                         seqcst,
                     );
                     stats.tally_send(&mut tally, priority.lane(), desc.len as u64, true);
-                }
-                Outgoing::Packed {
-                    words,
-                    longest,
-                    count,
-                    bytes,
-                } => {
-                    let meta = pack_meta(longest as u32, SlotKind::Packed, priority as u8);
-                    core.publish(claim.pos.wrapping_add(k), stamp, meta, &words, seqcst);
-                    stats.tally_send_many(&mut tally, priority.lane(), count as u64, bytes as u64);
                 }
             }
         }
@@ -143,22 +119,62 @@ impl Ring {
         longest: usize,
         msg: impl Fn(usize) -> (&'m [u8], PriorityClass),
     ) -> Result<usize> {
-        debug_assert!(longest <= PACKED_RECORD_MAX);
+        debug_assert!(n >= 1 && longest <= PACKED_RECORD_MAX);
+        let core = self.shared.core();
         let per_slot = packed::per_slot(longest);
-        let slots = self.send_with(n.div_ceil(per_slot), |k| {
+        let (claim, stamp) = self.claim_send(n.div_ceil(per_slot) as u64)?;
+        let priority = msg(0).1;
+        let wake = self.wake_for(claim.count);
+        let (mut sent, mut bytes) = (0, 0);
+        // Last slot first, as `send_with` publishes.
+        for k in (0..claim.count as usize).rev() {
             let records = k * per_slot..((k + 1) * per_slot).min(n);
             let count = records.len();
-            let bytes = records.clone().map(|i| msg(i).0.len()).sum::<usize>();
+            sent += count;
+            bytes += records.clone().map(|i| msg(i).0.len()).sum::<usize>();
             let words = packed::pack(records.map(|i| msg(i).0));
-            let packed = Outgoing::Packed {
-                words,
-                longest: longest as u8,
-                count: count as u8,
-                bytes: bytes as u32,
-            };
-            (packed, msg(0).1)
-        })?;
-        Ok((slots * per_slot).min(n))
+            let meta = pack_packed_meta(longest as u32, count as u8, priority as u8);
+            core.publish(
+                claim.pos.wrapping_add(k as u64),
+                stamp,
+                meta,
+                &words,
+                wake == Wake::SeqCst,
+            );
+        }
+        if self.shared.single() {
+            core.commit_send_single(claim.pos.wrapping_add(claim.count));
+        }
+        let stats = self.reg.stats_writer();
+        let mut tally = SendTally::default();
+        stats.tally_send_many(&mut tally, priority.lane(), sent as u64, bytes as u64);
+        stats.flush_send(&mut tally);
+        wake.notify(&self.shared.sync_block().not_empty.value);
+        Ok(sent)
+    }
+
+    /// Claims `n` slots to send on, with the protocol of this ring, and
+    /// reads the clock for their stamp (0 on a ring without timestamps).
+    #[inline(always)]
+    fn claim_send(&self, n: u64) -> Result<(Claim, u64)> {
+        let core = self.shared.core();
+        self.reg.follow_fork(core);
+        self.reg.note_role(ROLE_SENDER, core)?;
+        // Read the clock before the claim: the TSC read then overlaps the
+        // locked CAS instead of waiting behind it.
+        let stamp = if self.shared.timestamps() {
+            Clock::now()
+        } else {
+            0
+        };
+        let claim = if self.shared.single() {
+            core.claim_send_single(n, &self.room_end)
+        } else {
+            core.claim_send_as(n, Some(&self.reg.entry_followed().id.send_claim))
+        }
+        .map_err(|e| self.claim_error(e))?;
+        self.full_streak.set(0);
+        Ok((claim, stamp))
     }
 
     /// Claims up to `max` messages; `limit`: the first must be at most that
@@ -176,7 +192,9 @@ impl Ring {
         self.reg.follow_fork(core);
         self.reg.note_role(ROLE_RECEIVER, core)?;
         if !self.carry.is_empty() {
-            if let Some(n) = self.recv_carried(max, limit, &mut each)? {
+            // Through `dyn`: a second direct call site of `each` would keep
+            // the compiler from inlining it into the loop below.
+            if let Some(n) = self.recv_carried(max, limit, &mut each as &mut dyn FnMut(Received))? {
                 return Ok(n);
             }
         }
@@ -203,17 +221,15 @@ impl Ring {
                     }
                     Decoded::Packed { records, priority } => {
                         let latency = latency_since(content.stamp, now);
-                        for r in unpacked(records, priority, latency) {
-                            stats.tally_recv(&mut tally, priority.lane(), r.len as u64, latency);
-                            // The slot is taken whole: what this call has
-                            // no room for waits in the handle.
-                            if taken < max {
-                                each(r);
-                                taken += 1;
-                            } else {
-                                self.carry.push(r);
-                            }
-                        }
+                        // Through `dyn`, out of line: the plain path below
+                        // keeps `each` inlined.
+                        taken += self.take_packed_run(
+                            records,
+                            (priority, latency),
+                            max.saturating_sub(taken),
+                            (&stats, &mut tally, &mut bad),
+                            &mut each as &mut dyn FnMut(Received),
+                        );
                         continue;
                     }
                     Decoded::Tombstone => continue,
@@ -224,19 +240,13 @@ impl Ring {
                 };
                 let latency = latency_since(content.stamp, now);
                 stats.tally_recv(&mut tally, priority.lane(), len as u64, latency);
-                let r = Received {
+                each(Received {
                     body,
                     len,
                     priority,
                     latency,
-                };
-                // Past `max` only after a packed slot gave more than one.
-                if taken < max {
-                    each(r);
-                    taken += 1;
-                } else {
-                    self.carry.push(r);
-                }
+                });
+                taken += 1;
             }
             // The run is released after it is read, last slot first: a
             // producer waiting at its first slot (the ring was full) then
@@ -311,17 +321,81 @@ impl Ring {
     /// the handle for the next receives. All are counted as received now.
     #[cold]
     #[inline(never)]
-    fn take_packed(&self, records: Records, priority: PriorityClass, stamp: u64) -> Received {
+    fn take_packed(&self, mut records: Records, priority: PriorityClass, stamp: u64) -> Received {
         let latency = latency_since(stamp, None);
+        let (words, len) = records
+            .next_words()
+            .expect("a checked packed slot holds a record");
         let stats = self.reg.stats_writer();
-        let mut all = unpacked(records, priority, latency);
-        let first = all.next().expect("a checked packed slot holds a record");
-        stats.record_recv(priority.lane(), first.len as u64, latency);
-        for r in all {
-            stats.record_recv(priority.lane(), r.len as u64, latency);
-            self.carry.push(r);
+        stats.record_recv(priority.lane(), len as u64, latency);
+        // Nothing waits: this receive looked in the handle first.
+        let mut bad = None;
+        self.keep_rest(records, priority, latency, &stats, &mut bad);
+        debug_assert!(bad.is_none());
+        Received {
+            body: Body::Inline(words),
+            len,
+            priority,
+            latency,
         }
-        first
+    }
+
+    /// Gives up to `room` messages of a packed slot taken by a batch
+    /// receive to `each`, keeps the rest in the handle; returns how many
+    /// it gave.
+    #[cold]
+    #[inline(never)]
+    fn take_packed_run(
+        &self,
+        mut records: Records,
+        (priority, latency): (PriorityClass, Option<u64>),
+        room: usize,
+        (stats, tally, bad): (&StatsWriter<'_>, &mut RecvTally, &mut Option<String>),
+        each: &mut dyn FnMut(Received),
+    ) -> usize {
+        let mut given = 0;
+        while given < room {
+            let Some((words, len)) = records.next_words() else {
+                break;
+            };
+            stats.tally_recv(tally, priority.lane(), len as u64, latency);
+            each(Received {
+                body: Body::Inline(words),
+                len,
+                priority,
+                latency,
+            });
+            given += 1;
+        }
+        // The slot is taken whole: what this call has no room for waits in
+        // the handle (the claim took no more than `max` beyond the first
+        // slot's).
+        self.keep_rest(records, priority, latency, stats, bad);
+        given
+    }
+
+    /// Keeps the records of a packed slot that a receive took but had no
+    /// room for, counting them as received. Records already wait only if
+    /// a peer changed a slot's count while it was received: the new ones
+    /// are then dropped and `bad` says so.
+    fn keep_rest(
+        &self,
+        records: Records,
+        priority: PriorityClass,
+        latency: Option<u64>,
+        stats: &StatsWriter<'_>,
+        bad: &mut Option<String>,
+    ) {
+        if records.is_empty() {
+            return;
+        }
+        let mut counted = records;
+        while let Some((_, len)) = counted.next_words() {
+            stats.record_recv(priority.lane(), len as u64, latency);
+        }
+        if !self.carry.keep(records, priority, latency) {
+            *bad = Some("a packed slot's record count changed while it was received".into());
+        }
     }
 
     /// The oldest message waiting in the handle if any and if it is at most
@@ -346,7 +420,7 @@ impl Ring {
         &self,
         max: usize,
         limit: Option<usize>,
-        each: &mut impl FnMut(Received),
+        each: &mut dyn FnMut(Received),
     ) -> Result<Option<usize>> {
         let mut n = 0;
         while n < max {
@@ -479,28 +553,35 @@ impl Ring {
             let m = &mut out[n];
             match r.body {
                 Body::Inline(words) => unpack_payload_into(&words, &mut m.data),
-                Body::Block(d) => {
-                    let arena = self.arena().expect("checked block implies an arena");
-                    let len = r.len.min(INLINE_MAX);
-                    // SAFETY: as in `recv_copy`; at most `len` <= block bytes.
-                    unsafe {
-                        core::ptr::copy_nonoverlapping(
-                            arena.payload_ptr(d.offset).as_ptr(),
-                            m.data.as_mut_ptr(),
-                            len,
-                        )
-                    };
-                    // Zero padding, as an inline slot's (no stale bytes of
-                    // the entry's previous message past `len`).
-                    m.data[len..].fill(0);
-                    self.release_block(d.offset);
-                }
+                // Out of line: a small closure is inlined into the loop.
+                Body::Block(d) => self.copy_block_into(d, r.len, m),
             }
             m.len = r.len.min(INLINE_MAX) as u8;
             m.priority = r.priority;
             m.latency_cycles = r.latency.unwrap_or(0);
             n += 1;
         })
+    }
+
+    /// Copies the first `len` (<= 40) bytes of a received block into `m`
+    /// and drops the block's reference.
+    #[cold]
+    #[inline(never)]
+    fn copy_block_into(&self, d: Descriptor, len: usize, m: &mut InlineMessage) {
+        let arena = self.arena().expect("checked block implies an arena");
+        let len = len.min(INLINE_MAX);
+        // SAFETY: as in `recv_copy`; at most `len` <= block bytes.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                arena.payload_ptr(d.offset).as_ptr(),
+                m.data.as_mut_ptr(),
+                len,
+            )
+        };
+        // Zero padding, as an inline slot's (no stale bytes of the entry's
+        // previous message past `len`).
+        m.data[len..].fill(0);
+        self.release_block(d.offset);
     }
 
     /// Counts a `Full`/`Empty`; now and then, looks for a claim of a dead
@@ -626,20 +707,6 @@ impl Ring {
             e => self.claim_error(e),
         }
     }
-}
-
-/// The messages of a checked packed slot, as received messages.
-fn unpacked(
-    records: Records,
-    priority: PriorityClass,
-    latency: Option<u64>,
-) -> impl Iterator<Item = Received> {
-    records.map(move |(bytes, len)| Received {
-        body: Body::Inline(pack_payload(&bytes[..len])),
-        len,
-        priority,
-        latency,
-    })
 }
 
 /// How a publish or release takes part in the wake-up handshake (see

@@ -66,14 +66,6 @@ impl InlineMessage {
 pub(crate) enum Outgoing<'m> {
     Inline(&'m [u8]),
     Block(Descriptor),
-    /// `count` messages of `bytes` bytes in all, none longer than
-    /// `longest`, packed into one slot's payload (`ring::packed`).
-    Packed {
-        words: [u64; PAYLOAD_WORDS],
-        longest: u8,
-        count: u8,
-        bytes: u32,
-    },
 }
 
 impl<'m> Outgoing<'m> {

@@ -34,7 +34,6 @@ use crate::shm::layout::SyncBlock;
 use crate::shm::segment::Segment;
 
 use carry::Carry;
-use message::Body;
 pub use message::InlineMessage;
 
 /// The low-level view of a ring: one handle on a shared segment.
@@ -450,11 +449,6 @@ impl Drop for Ring {
         if !self.reg.is_current_process() {
             return;
         }
-        self.carry.drain(|r| {
-            if let Body::Block(d) = r.body {
-                self.release_block(d.offset);
-            }
-        });
         if let Some(arena) = self.shared.arena() {
             self.alloc.give_back(arena, self.caller());
         }

@@ -62,25 +62,34 @@ pub(crate) fn pack<'m>(records: impl Iterator<Item = &'m [u8]>) -> [u64; PAYLOAD
     words
 }
 
-/// The records of a packed slot, checked: iterate to get each one's bytes.
-#[derive(Clone)]
+/// The records of a packed slot, checked; taken one by one with
+/// [`Records::next_words`].
+#[derive(Clone, Copy)]
 pub(crate) struct Records {
     bytes: [u8; SLOT_PAYLOAD],
     left: u8,
-    at: usize,
+    at: u8,
 }
 
 impl Records {
-    /// Checks a packed slot's payload against the length its meta states
-    /// (`longest`): a description of what is wrong if a peer scribbled it.
-    pub(crate) fn check(words: &[u64; PAYLOAD_WORDS], longest: usize) -> Result<Self, String> {
+    /// Checks a packed slot's payload against what its meta states: the
+    /// longest record (`longest`) and the record count (`count`, which a
+    /// receive claim budgeted with). A description of what is wrong if a
+    /// peer scribbled it.
+    pub(crate) fn check(
+        words: &[u64; PAYLOAD_WORDS],
+        longest: usize,
+        count: u8,
+    ) -> Result<Self, String> {
         let mut bytes = [0u8; SLOT_PAYLOAD];
         for (chunk, w) in bytes.chunks_exact_mut(8).zip(words) {
             chunk.copy_from_slice(&w.to_le_bytes());
         }
-        let count = bytes[0];
-        if count == 0 {
-            return Err("packed slot holds 0 records".into());
+        if bytes[0] != count || count == 0 {
+            return Err(format!(
+                "packed slot holds {} records, its meta says {count}",
+                bytes[0]
+            ));
         }
         let mut at = 1;
         for k in 0..count {
@@ -109,23 +118,38 @@ impl Records {
             at: 1,
         })
     }
-}
 
-impl Iterator for Records {
-    /// A record's bytes, at most 40 long, in a copy of the slot.
-    type Item = ([u8; SLOT_PAYLOAD], usize);
+    /// Whether every record was taken.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.left == 0
+    }
 
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.left == 0 {
+    /// The length of the next record (0 if none is left).
+    pub(crate) fn peek_len(&self) -> usize {
+        if self.is_empty() {
+            return 0;
+        }
+        self.bytes[self.at as usize] as usize
+    }
+
+    /// Takes the next record: its bytes as a slot's payload words (zero
+    /// past its length, as an inline slot's) and its length.
+    pub(crate) fn next_words(&mut self) -> Option<([u64; PAYLOAD_WORDS], usize)> {
+        if self.is_empty() {
             return None;
         }
         // Bounds were checked by `check`; indexing stays checked anyway.
-        let len = self.bytes[self.at] as usize;
+        let at = self.at as usize;
+        let len = self.bytes[at] as usize;
         let mut record = [0u8; SLOT_PAYLOAD];
-        record[..len].copy_from_slice(&self.bytes[self.at + 1..self.at + 1 + len]);
-        self.at += 1 + len;
+        record[..len].copy_from_slice(&self.bytes[at + 1..at + 1 + len]);
+        self.at += 1 + len as u8;
         self.left -= 1;
-        Some((record, len))
+        let mut words = [0u64; PAYLOAD_WORDS];
+        for (w, chunk) in words.iter_mut().zip(record.chunks_exact(8)) {
+            *w = u64::from_le_bytes(chunk.try_into().expect("8-byte chunk"));
+        }
+        Some((words, len))
     }
 }
 
@@ -134,9 +158,15 @@ mod tests {
     use super::*;
 
     fn unpack(words: &[u64; PAYLOAD_WORDS], longest: usize) -> Result<Vec<Vec<u8>>, String> {
-        Ok(Records::check(words, longest)?
-            .map(|(r, len)| r[..len].to_vec())
-            .collect())
+        let count = words[0] as u8;
+        let mut records = Records::check(words, longest, count)?;
+        let mut out = Vec::new();
+        while let Some((words, len)) = records.next_words() {
+            let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+            assert!(bytes[len..].iter().all(|&b| b == 0), "zero past the record");
+            out.push(bytes[..len].to_vec());
+        }
+        Ok(out)
     }
 
     #[test]
@@ -162,7 +192,10 @@ mod tests {
         let to_words = |b: &[u8; SLOT_PAYLOAD]| -> [u64; PAYLOAD_WORDS] {
             core::array::from_fn(|i| u64::from_le_bytes(b[8 * i..8 * i + 8].try_into().unwrap()))
         };
-        assert!(unpack(&to_words(&bytes), 40).unwrap_err().contains("0 records"));
+        assert!(unpack(&to_words(&bytes), 40).unwrap_err().contains("holds 0 records"));
+        let two = pack([b"ab".as_slice(), b"c"].into_iter());
+        let err = Records::check(&two, 2, 3).err().unwrap();
+        assert!(err.contains("holds 2 records, its meta says 3"), "{err}");
         bytes[0] = 2;
         bytes[1] = 38; // one record of 38 fills the line; the second has no room
         assert!(unpack(&to_words(&bytes), 40).unwrap_err().contains("past the slot's 40"));

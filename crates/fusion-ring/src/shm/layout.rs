@@ -165,6 +165,32 @@ pub(crate) const fn pack_meta(len: u32, kind: SlotKind, priority: u8) -> u64 {
     len as u64 | (kind as u64) << 32 | (priority as u64) << 40
 }
 
+/// The `meta` of a packed slot (`ring::packed`): `count` messages, the
+/// longest `longest` bytes. The count sits in bits 48..56, where a receive
+/// claim reads it to take no more messages than its caller asked for.
+#[inline(always)]
+pub(crate) const fn pack_packed_meta(longest: u32, count: u8, priority: u8) -> u64 {
+    pack_meta(longest, SlotKind::Packed, priority) | (count as u64) << 48
+}
+
+/// How many messages a slot with this `meta` claims to hold: a packed
+/// slot's count, else 1 (other kinds leave the count bits 0).
+/// Unvalidated: a receive claim only budgets with it (a peer that sets
+/// the bits on another kind makes claims shorter, nothing else), and
+/// decoding rejects a packed slot whose records disagree with it.
+/// Branch-free: a batch receive reads it for every slot it claims.
+#[inline(always)]
+pub(crate) const fn messages_in(meta: u64) -> u64 {
+    let count = (meta >> 48) as u8 as u64;
+    count + (count == 0) as u64
+}
+
+/// The message count of a packed slot's `meta` (see [`pack_packed_meta`]).
+#[inline(always)]
+pub(crate) const fn packed_count(meta: u64) -> u8 {
+    (meta >> 48) as u8
+}
+
 /// `(len, kind byte, priority byte)`: unvalidated, straight from the slot.
 #[inline(always)]
 pub(crate) const fn unpack_meta(meta: u64) -> (u32, u8, u8) {
@@ -548,6 +574,12 @@ mod tests {
         }
         assert_eq!(SlotKind::from_u8(0), None);
         assert_eq!(SlotKind::from_u8(3), Some(SlotKind::Tombstone));
+        assert_eq!(SlotKind::from_u8(4), Some(SlotKind::Packed));
+        let packed = pack_packed_meta(18, 2, 4);
+        assert_eq!(unpack_meta(packed), (18, SlotKind::Packed as u8, 4));
+        assert_eq!((packed_count(packed), messages_in(packed)), (2, 2));
+        assert_eq!(messages_in(pack_meta(40, SlotKind::Inline, 0)), 1);
+        assert_eq!(messages_in(pack_packed_meta(0, 39, 0)), 39);
     }
 
     #[test]

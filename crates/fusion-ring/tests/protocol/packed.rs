@@ -147,27 +147,41 @@ fn a_waiting_message_too_long_for_the_buffer_stays() {
 }
 
 #[test]
-fn a_handle_dropped_with_messages_waiting_releases_their_blocks() {
+fn a_claim_takes_no_more_messages_than_asked_beyond_the_first_slot() {
     let config = Config::new(8).arena_bytes(1 << 16).max_message(4096);
     let ring = FusionRing::with_config(&config).unwrap();
-    let small = messages(4, |_| 8);
+    let small = messages(8, |_| 8);
     let ultra = UltraFastRing::from(ring.as_ring().clone());
     assert_eq!(
-        ultra.send_batch(&refs(&small), PriorityClass::Normal),
+        ultra.send_batch(&refs(&small[..4]), PriorityClass::Normal),
         Ok(4)
     );
     ring.send_batch(&[BatchMessage::new(&[5u8; 1000], PriorityClass::Normal)])
         .unwrap();
-    assert_eq!(ring.stats().arena.blocks_in_use, 1);
+    assert_eq!(
+        ultra.send_batch(&refs(&small[4..]), PriorityClass::Normal),
+        Ok(4)
+    );
+    assert_eq!(ring.as_ring().len(), 3);
 
     let receiver = FusionRing::from(ring.as_ring().clone());
     let mut out = Vec::new();
-    // Two slots claimed (the packed one and the block): two messages
-    // returned, three wait in the handle, the block among them.
+    // Two asked for: the first slot is taken whole (two returned, two wait
+    // in the handle); the block stays in the ring.
     assert_eq!(receiver.recv_batch(&mut out, 2), Ok(2));
-    assert_eq!(out[1][..], small[1][..]);
-    assert!(ring.as_ring().is_empty());
-    drop(receiver);
+    assert_eq!(ring.as_ring().len(), 2);
+    // What waits in the handle comes first, alone.
+    out.clear();
+    assert_eq!(receiver.recv_batch(&mut out, 4), Ok(2));
+    // Four asked for: the block, one message; the packed slot after it
+    // (four more) would go past four.
+    out.clear();
+    assert_eq!(receiver.recv_batch(&mut out, 4), Ok(1));
+    assert!(out[0].is_zerocopy());
+    assert_eq!(ring.as_ring().len(), 1);
+    out.clear();
+    assert_eq!(receiver.recv_batch(&mut out, 5), Ok(4));
+    assert_eq!(out[3][..], small[7][..]);
+    drop(out);
     assert_eq!(ring.stats().arena.blocks_in_use, 0);
-    assert_eq!(ring.recv_zerocopy().unwrap_err(), RingError::Empty);
 }

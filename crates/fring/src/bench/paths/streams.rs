@@ -73,7 +73,7 @@ pub fn inline_stream(messages: u64, single: bool, stamps: bool) -> R<Stream> {
 }
 
 /// Batches of `batch` 40-byte messages: one claim per batch on each side.
-pub fn batch_stream(messages: u64, batch: usize) -> R<Stream> {
+pub fn batch_stream(messages: u64, batch: usize, size: usize) -> R<Stream> {
     let ring = UltraFastRing::new(4096).map_err(|e| e.to_string())?;
     stream(
         messages,
@@ -89,7 +89,7 @@ pub fn batch_stream(messages: u64, batch: usize) -> R<Stream> {
             }
         },
         || {
-            let msg = [1u8; 40];
+            let msg = vec![1u8; size];
             let msgs: Vec<&[u8]> = vec![&msg[..]; batch];
             let mut sent = 0u64;
             while sent < messages {
@@ -159,14 +159,15 @@ pub fn line_stream(messages: u64, claimed: bool) -> R<Stream> {
     )
 }
 
-/// The least any batch format pays to stream 40-byte messages here: records
-/// packed end to end (no per-message header, no claims, no clock), 32
-/// published with one store of an index, the consumer handing space back
-/// once per batch. `messages` is rounded down to whole batches.
-pub fn packed_stream(messages: u64) -> R<Stream> {
+/// The least any batch format pays to stream messages of `words` 8-byte
+/// words (5: 40 bytes) here: records packed end to end (no per-message
+/// header, no claims, no clock), 32 published with one store of an index,
+/// the consumer handing space back once per batch. `messages` is rounded
+/// down to whole batches.
+pub fn packed_stream(messages: u64, words: u64) -> R<Stream> {
     const WORDS: u64 = 8192; // 64 KiB of records
-    const BATCH_WORDS: u64 = 32 * 5;
-    let total = messages / 32 * BATCH_WORDS;
+    let batch_words: u64 = 32 * words;
+    let total = messages / 32 * batch_words;
     let mem = SharedPage::with_len(8 * WORDS as usize + 128);
     let word = |w: u64| mem.word(8 * (w % WORDS) as usize);
     let (published, consumed) = (
@@ -196,14 +197,14 @@ pub fn packed_stream(messages: u64) -> R<Stream> {
         || {
             let (mut w, mut limit) = (0u64, WORDS);
             while w < total {
-                while w + BATCH_WORDS > limit {
+                while w + batch_words > limit {
                     limit = consumed.load(Ordering::Acquire) + WORDS;
                     std::hint::spin_loop();
                 }
-                for k in w..w + BATCH_WORDS {
+                for k in w..w + batch_words {
                     word(k).store(k, Ordering::Relaxed);
                 }
-                w += BATCH_WORDS;
+                w += batch_words;
                 published.store(w, Ordering::Release);
             }
         },
