@@ -243,6 +243,37 @@ impl StatsWriter<'_> {
         }
     }
 
+    /// Adds `count` received messages of `bytes` bytes in all and one
+    /// latency (a packed slot's) to `t`, as [`StatsWriter::tally_recv`].
+    #[inline]
+    pub(crate) fn tally_recv_many(
+        &self,
+        t: &mut RecvTally,
+        lane: usize,
+        (count, bytes): (u64, u64),
+        latency: Option<u64>,
+    ) {
+        if count == 0 {
+            return;
+        }
+        if t.lane != lane && t.count != 0 {
+            self.flush_recv(t);
+        }
+        t.lane = lane;
+        t.count += count;
+        t.bytes = t.bytes.wrapping_add(bytes);
+        if let Some(latency) = latency {
+            bump(
+                &self.entry.lanes[lane].latency_hist[bucket(latency)],
+                count,
+                self.shared,
+            );
+            t.latency_sum = t.latency_sum.wrapping_add(latency.wrapping_mul(count));
+            t.latency_min = t.latency_min.min(latency);
+            t.latency_max = t.latency_max.max(latency);
+        }
+    }
+
     /// Writes `t` to the entry and empties it.
     #[inline(always)]
     pub(crate) fn flush_recv(&self, t: &mut RecvTally) {

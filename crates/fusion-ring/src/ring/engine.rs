@@ -17,6 +17,7 @@ use crate::shm::layout::{pack_meta, pack_packed_meta, EventCount, SlotKind, INLI
 
 use super::decode::{decode, inline_message, Decoded};
 use super::packed::{self, Records, PACKED_RECORD_MAX};
+use super::sink::Sink;
 use super::message::{latency_since, Body, InlineMessage, Outgoing, Received};
 use super::{Ring, FULL_BACKOFF_MAX_SHIFT, FULL_BACKOFF_MIN, STALL_CHECK_EVERY};
 
@@ -186,15 +187,13 @@ impl Ring {
         &self,
         max: usize,
         limit: Option<usize>,
-        mut each: impl FnMut(Received),
+        mut sink: impl Sink,
     ) -> Result<usize> {
         let core = self.shared.core();
         self.reg.follow_fork(core);
         self.reg.note_role(ROLE_RECEIVER, core)?;
         if !self.carry.is_empty() {
-            // Through `dyn`: a second direct call site of `each` would keep
-            // the compiler from inlining it into the loop below.
-            if let Some(n) = self.recv_carried(max, limit, &mut each as &mut dyn FnMut(Received))? {
+            if let Some(n) = self.recv_carried(max, limit, &mut sink)? {
                 return Ok(n);
             }
         }
@@ -219,17 +218,20 @@ impl Ring {
                     Decoded::Block { desc, priority } => {
                         (Body::Block(desc), desc.len as usize, priority)
                     }
-                    Decoded::Packed { records, priority } => {
+                    Decoded::Packed {
+                        mut records,
+                        priority,
+                    } => {
                         let latency = latency_since(content.stamp, now);
-                        // Through `dyn`, out of line: the plain path below
-                        // keeps `each` inlined.
-                        taken += self.take_packed_run(
-                            records,
-                            (priority, latency),
-                            max.saturating_sub(taken),
-                            (&stats, &mut tally, &mut bad),
-                            &mut each as &mut dyn FnMut(Received),
-                        );
+                        let room = max.saturating_sub(taken);
+                        let (given, bytes) = sink.packed(&mut records, priority, latency, room);
+                        let lane = priority.lane();
+                        stats.tally_recv_many(&mut tally, lane, (given as u64, bytes as u64), latency);
+                        taken += given;
+                        // The slot is taken whole: what this call has no
+                        // room for waits in the handle (the claim took no
+                        // more than `max` beyond the first slot's).
+                        self.keep_rest(records, priority, latency, &stats, &mut bad);
                         continue;
                     }
                     Decoded::Tombstone => continue,
@@ -240,7 +242,7 @@ impl Ring {
                 };
                 let latency = latency_since(content.stamp, now);
                 stats.tally_recv(&mut tally, priority.lane(), len as u64, latency);
-                each(Received {
+                sink.message(Received {
                     body,
                     len,
                     priority,
@@ -340,44 +342,12 @@ impl Ring {
         }
     }
 
-    /// Gives up to `room` messages of a packed slot taken by a batch
-    /// receive to `each`, keeps the rest in the handle; returns how many
-    /// it gave.
-    #[cold]
-    #[inline(never)]
-    fn take_packed_run(
-        &self,
-        mut records: Records,
-        (priority, latency): (PriorityClass, Option<u64>),
-        room: usize,
-        (stats, tally, bad): (&StatsWriter<'_>, &mut RecvTally, &mut Option<String>),
-        each: &mut dyn FnMut(Received),
-    ) -> usize {
-        let mut given = 0;
-        while given < room {
-            let Some((words, len)) = records.next_words() else {
-                break;
-            };
-            stats.tally_recv(tally, priority.lane(), len as u64, latency);
-            each(Received {
-                body: Body::Inline(words),
-                len,
-                priority,
-                latency,
-            });
-            given += 1;
-        }
-        // The slot is taken whole: what this call has no room for waits in
-        // the handle (the claim took no more than `max` beyond the first
-        // slot's).
-        self.keep_rest(records, priority, latency, stats, bad);
-        given
-    }
-
     /// Keeps the records of a packed slot that a receive took but had no
     /// room for, counting them as received. Records already wait only if
     /// a peer changed a slot's count while it was received: the new ones
     /// are then dropped and `bad` says so.
+    #[cold]
+    #[inline(never)]
     fn keep_rest(
         &self,
         records: Records,
@@ -420,13 +390,13 @@ impl Ring {
         &self,
         max: usize,
         limit: Option<usize>,
-        each: &mut dyn FnMut(Received),
+        sink: &mut impl Sink,
     ) -> Result<Option<usize>> {
         let mut n = 0;
         while n < max {
             match self.pop_carried(limit) {
                 Ok(Some(r)) => {
-                    each(r);
+                    sink.message(r);
                     n += 1;
                 }
                 Ok(None) => break,
@@ -548,19 +518,7 @@ impl Ring {
         if out.is_empty() {
             return Ok(0);
         }
-        let mut n = 0;
-        self.recv_with(out.len(), Some(INLINE_MAX), |r| {
-            let m = &mut out[n];
-            match r.body {
-                Body::Inline(words) => unpack_payload_into(&words, &mut m.data),
-                // Out of line: a small closure is inlined into the loop.
-                Body::Block(d) => self.copy_block_into(d, r.len, m),
-            }
-            m.len = r.len.min(INLINE_MAX) as u8;
-            m.priority = r.priority;
-            m.latency_cycles = r.latency.unwrap_or(0);
-            n += 1;
-        })
+        self.recv_with(out.len(), Some(INLINE_MAX), InlineSink { ring: self, out, n: 0 })
     }
 
     /// Copies the first `len` (<= 40) bytes of a received block into `m`
@@ -706,6 +664,56 @@ impl Ring {
             },
             e => self.claim_error(e),
         }
+    }
+}
+
+/// Puts messages in the entries of a `recv_batch` array, in order.
+struct InlineSink<'a> {
+    ring: &'a Ring,
+    out: &'a mut [InlineMessage],
+    /// Entries filled so far.
+    n: usize,
+}
+
+impl Sink for InlineSink<'_> {
+    #[inline(always)]
+    fn message(&mut self, r: Received) {
+        let m = &mut self.out[self.n];
+        match r.body {
+            Body::Inline(words) => unpack_payload_into(&words, &mut m.data),
+            // Out of line: the rest is inlined into the receive loop.
+            Body::Block(d) => self.ring.copy_block_into(d, r.len, m),
+        }
+        m.len = r.len.min(INLINE_MAX) as u8;
+        m.priority = r.priority;
+        m.latency_cycles = r.latency.unwrap_or(0);
+        self.n += 1;
+    }
+
+    /// Copies each record straight into its entry.
+    #[inline]
+    fn packed(
+        &mut self,
+        records: &mut Records,
+        priority: PriorityClass,
+        latency: Option<u64>,
+        room: usize,
+    ) -> (usize, usize) {
+        let (mut taken, mut bytes) = (0, 0);
+        let room = room.min(self.out.len() - self.n);
+        while taken < room {
+            let m = &mut self.out[self.n];
+            let Some(len) = records.next_into(&mut m.data) else {
+                break;
+            };
+            m.len = len as u8;
+            m.priority = priority;
+            m.latency_cycles = latency.unwrap_or(0);
+            self.n += 1;
+            taken += 1;
+            bytes += len;
+        }
+        (taken, bytes)
     }
 }
 

@@ -8,6 +8,7 @@ mod decode;
 mod engine;
 pub(crate) mod message;
 mod packed;
+mod sink;
 
 use core::cell::Cell;
 use core::marker::PhantomData;

@@ -132,6 +132,22 @@ impl Records {
         self.bytes[self.at as usize] as usize
     }
 
+    /// Takes the next record into `dst` (zero past its length); its length.
+    #[inline]
+    pub(crate) fn next_into(&mut self, dst: &mut [u8; SLOT_PAYLOAD]) -> Option<usize> {
+        if self.is_empty() {
+            return None;
+        }
+        // Bounds were checked by `check`; indexing stays checked anyway.
+        let at = self.at as usize;
+        let len = self.bytes[at] as usize;
+        *dst = [0; SLOT_PAYLOAD];
+        dst[..len].copy_from_slice(&self.bytes[at + 1..at + 1 + len]);
+        self.at += 1 + len as u8;
+        self.left -= 1;
+        Some(len)
+    }
+
     /// Takes the next record: its bytes as a slot's payload words (zero
     /// past its length, as an inline slot's) and its length.
     pub(crate) fn next_words(&mut self) -> Option<([u64; PAYLOAD_WORDS], usize)> {
@@ -139,12 +155,8 @@ impl Records {
             return None;
         }
         // Bounds were checked by `check`; indexing stays checked anyway.
-        let at = self.at as usize;
-        let len = self.bytes[at] as usize;
         let mut record = [0u8; SLOT_PAYLOAD];
-        record[..len].copy_from_slice(&self.bytes[at + 1..at + 1 + len]);
-        self.at += 1 + len as u8;
-        self.left -= 1;
+        let len = self.next_into(&mut record)?;
         let mut words = [0u64; PAYLOAD_WORDS];
         for (w, chunk) in words.iter_mut().zip(record.chunks_exact(8)) {
             *w = u64::from_le_bytes(chunk.try_into().expect("8-byte chunk"));
