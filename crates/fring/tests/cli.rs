@@ -1088,12 +1088,21 @@ fn bench_smoke_writes_json_and_svg() {
             "no {name} row in {results:?}"
         );
     }
-    let batch = results
+    for (name, size) in [("batch", 40), ("batch-small", 8)] {
+        let batch = results
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} row"));
+        assert_eq!(
+            (&batch["batch_size"], &batch["size"]),
+            (&32.into(), &size.into()),
+            "{batch}"
+        );
+    }
+    for r in results
         .iter()
-        .find(|r| r["name"] == "batch")
-        .expect("batch row");
-    assert_eq!(batch["batch_size"], 32, "{batch}");
-    for r in results.iter().filter(|r| r["name"] != "batch") {
+        .filter(|r| !r["name"].as_str().unwrap_or("").starts_with("batch"))
+    {
         assert!(r.get("batch_size").is_none(), "batch_size on {r}");
     }
     for name in ["zerocopy-loan", "zerocopy-copy"] {

@@ -115,38 +115,13 @@ impl UltraFastRing {
     /// All are checked first: one over 40 bytes gives `TooLarge`, nothing sent.
     /// The messages become visible to receivers together (the run is
     /// published last slot first), and are received in order.
-    ///
-    /// Small messages are packed: when two or more messages are sent and
-    /// none is longer than 18 bytes, they go end to end, several to a slot
-    /// (each with a length byte; four of 8 bytes, seven of 4). The batch
-    /// then moves a line per slot, not per message, and takes that many
-    /// fewer slots. A receiver takes a packed slot whole and returns its
-    /// messages one by one, whichever receive it uses; those a call has no
-    /// room for wait in its handle and come first at its next receive.
-    ///
-    /// ```
-    /// use fusion_ring::{PriorityClass, UltraFastRing};
-    /// let ring = UltraFastRing::new(8)?;
-    /// let ticks: Vec<[u8; 8]> = (0..8u64).map(u64::to_le_bytes).collect();
-    /// let batch: Vec<&[u8]> = ticks.iter().map(|t| t.as_slice()).collect();
-    /// assert_eq!(ring.send_batch(&batch, PriorityClass::High)?, 8);
-    /// assert_eq!(ring.as_ring().len(), 2); // four to a slot
-    /// let mut buf = [0u8; 8];
-    /// for t in &ticks {
-    ///     let (n, _, _) = ring.recv_fast(&mut buf)?;
-    ///     assert_eq!(&buf[..n], t);
-    /// }
-    /// # Ok::<(), fusion_ring::RingError>(())
-    /// ```
     pub fn send_batch(&self, messages: &[&[u8]], priority: PriorityClass) -> Result<usize> {
         self.ring
             .send_inline_with(messages.len(), |i| (messages[i], priority))
     }
 
     /// Receives up to `out.len()` messages with a single claim; returns how
-    /// many (`Empty` if none). Messages of a packed slot (see
-    /// [`UltraFastRing::send_batch`]) that do not fit in `out` come first
-    /// at the next receive.
+    /// many (`Empty` if none).
     pub fn recv_batch(&self, out: &mut [InlineMessage]) -> Result<usize> {
         self.ring.recv_inline_batch(out)
     }

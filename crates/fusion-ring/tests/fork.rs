@@ -501,35 +501,3 @@ fn a_parent_that_dies_before_its_forked_child_is_seen_dead() {
     );
     assert_eq!(ring.as_ring().arena_usage().blocks_in_use, 0);
 }
-
-#[test]
-fn a_forked_child_leaves_what_waits_in_its_parents_handle_to_the_parent() {
-    let _serial = serial();
-    let ring = UltraFastRing::new(8).expect("ring");
-    // Four small messages of a batch share a slot; the first receive takes
-    // the slot and three wait in the handle.
-    let batch: [&[u8]; 4] = [b"a", b"bb", b"ccc", b"dddd"];
-    assert_eq!(ring.send_batch(&batch, PriorityClass::Normal), Ok(4));
-    let mut buf = [0u8; 40];
-    assert_eq!(ring.recv_fast(&mut buf).map(|r| r.0), Ok(1));
-    // SAFETY: as above; the child only receives.
-    let mut child = unsafe {
-        ForkGuard::fork(
-            || match ring.recv_fast(&mut [0u8; 40]) {
-                Err(RingError::Empty) => 0,
-                _ => 1,
-            },
-            PANICKED,
-        )
-    };
-    assert_eq!(
-        child.exit_code(Instant::now(), DEADLINE),
-        0,
-        "the child received a message its parent had taken"
-    );
-    for want in &batch[1..] {
-        let (n, _, _) = ring.recv_fast(&mut buf).expect("recv");
-        assert_eq!(&buf[..n], *want);
-    }
-    assert_eq!(ring.recv_fast(&mut buf), Err(RingError::Empty));
-}

@@ -15,8 +15,8 @@ use super::machine::Machine;
 /// Messages per publish in the `batch` streaming row.
 pub const BATCH: usize = 32;
 
-/// Bytes per message in the `batch-packed` row: small enough to pack four
-/// to a slot line (market ticks, sensor samples, ids).
+/// Bytes per message in the `batch-small` row (market ticks, sensor
+/// samples, ids).
 pub const SMALL: usize = 8;
 
 /// Every row the bench produces. The zero-copy rows carry their message
@@ -54,8 +54,9 @@ pub enum RowId {
     SpscUnstampedStream,
     /// The same, [`BATCH`] per publish and one claim per batch.
     BatchStream,
-    /// [`BATCH`] messages of [`SMALL`] bytes per publish: packed several
-    /// to a slot line (`UltraFastRing::send_batch`).
+    /// [`BATCH`] messages of [`SMALL`] bytes per publish, a slot line
+    /// each: read against the packed-records limit of such messages, it
+    /// shows what a batch format that packs small messages could gain.
     SmallBatchStream,
     /// Zero-copy messages of this size streamed through the loan API.
     LoanStream(usize),
@@ -111,7 +112,7 @@ impl RowId {
             PipeLatency | PipeStream => "pipe",
             UdsLatency | UdsStream => "uds",
             BatchStream => "batch",
-            SmallBatchStream => "batch-packed",
+            SmallBatchStream => "batch-small",
             FullLoanStream(_) => "zerocopy-full",
             RtrbStream => "rtrb-threads",
             ArrayQueueStream => "arrayqueue-threads",

@@ -226,15 +226,17 @@ impl Report {
         }
         if let Some(packed) = m.packed_small_stream_ticks {
             out += &format!(
-                "limits: {SMALL}-byte records packed end to end, 32 per publish: {packed:.1}                  ticks/msg{}\n",
+                "limits: {SMALL}-byte records packed end to end, 32 per publish: {packed:.1} \
+                 ticks/msg (what a batch format that packs small messages could reach){}\n",
                 self.stream_of(RowId::SmallBatchStream)
                     .map(|t| format!(
-                        "; batch-32 of {SMALL}-byte messages (packed four to a slot line) is                          {:.1} ticks/msg, {:.2}x that{}",
+                        "; batch-32 of {SMALL}-byte messages (a slot line each) is {:.1} \
+                         ticks/msg, {:.2}x that{}",
                         t.ticks_per_msg,
                         t.ticks_per_msg / packed,
                         self.stream_of(RowId::BatchStream)
                             .map(|b| format!(
-                                ", {:.2}x the 40-byte batch (a line a message)",
+                                ", {:.2}x the 40-byte batch",
                                 t.ticks_per_msg / b.ticks_per_msg
                             ))
                             .unwrap_or_default()

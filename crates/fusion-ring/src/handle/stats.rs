@@ -186,18 +186,6 @@ impl StatsWriter<'_> {
         t.zerocopy += zerocopy as u64;
     }
 
-    /// Adds `count` inline messages of `bytes` bytes in all (a packed
-    /// slot) to `t`, as [`StatsWriter::tally_send`].
-    #[inline(always)]
-    pub(crate) fn tally_send_many(&self, t: &mut SendTally, lane: usize, count: u64, bytes: u64) {
-        if t.lane != lane && t.count != 0 {
-            self.flush_send(t);
-        }
-        t.lane = lane;
-        t.count += count;
-        t.bytes = t.bytes.wrapping_add(bytes);
-    }
-
     /// Writes `t` to the entry and empties it.
     #[inline(always)]
     pub(crate) fn flush_send(&self, t: &mut SendTally) {
@@ -238,37 +226,6 @@ impl StatsWriter<'_> {
                 self.shared,
             );
             t.latency_sum = t.latency_sum.wrapping_add(latency);
-            t.latency_min = t.latency_min.min(latency);
-            t.latency_max = t.latency_max.max(latency);
-        }
-    }
-
-    /// Adds `count` received messages of `bytes` bytes in all and one
-    /// latency (a packed slot's) to `t`, as [`StatsWriter::tally_recv`].
-    #[inline]
-    pub(crate) fn tally_recv_many(
-        &self,
-        t: &mut RecvTally,
-        lane: usize,
-        (count, bytes): (u64, u64),
-        latency: Option<u64>,
-    ) {
-        if count == 0 {
-            return;
-        }
-        if t.lane != lane && t.count != 0 {
-            self.flush_recv(t);
-        }
-        t.lane = lane;
-        t.count += count;
-        t.bytes = t.bytes.wrapping_add(bytes);
-        if let Some(latency) = latency {
-            bump(
-                &self.entry.lanes[lane].latency_hist[bucket(latency)],
-                count,
-                self.shared,
-            );
-            t.latency_sum = t.latency_sum.wrapping_add(latency.wrapping_mul(count));
             t.latency_min = t.latency_min.min(latency);
             t.latency_max = t.latency_max.max(latency);
         }

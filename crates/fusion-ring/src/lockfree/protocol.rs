@@ -45,7 +45,7 @@
 use core::ptr::NonNull;
 
 use crate::atomic::{fence, Ordering};
-use crate::shm::layout::{messages_in, ClaimRecord, ControlBlock, Slot, SLOT_PAYLOAD};
+use crate::shm::layout::{ClaimRecord, ControlBlock, Slot, SLOT_PAYLOAD};
 
 /// Words of a slot payload.
 pub(crate) const PAYLOAD_WORDS: usize = SLOT_PAYLOAD / 8;
@@ -289,31 +289,16 @@ impl RingCore {
                 // for the producer's copy to be invalidated (the next locked
                 // instruction would otherwise stall on it).
                 self.prefetch_for_write(pos);
-                // `max` counts messages: a packed slot holds several. The
-                // first slot is taken whatever it holds (its surplus waits
-                // in the caller's handle); no further one that would go
-                // past `max`. The metas read here are those of the claimed
-                // messages if the claim succeeds: nobody else took `pos`,
-                // so nobody released and refilled these slots.
                 let mut count = 1;
-                let mut messages = if max > 1 {
-                    messages_in(slot.meta.load(Ordering::Relaxed))
-                } else {
-                    1
-                };
-                while messages < max {
+                while count < max {
                     let next = self.slot(pos.wrapping_add(count));
                     // SYNC POINT "message visible" for each further slot.
                     if next.seq.load(Ordering::Acquire) != pos.wrapping_add(count + 1) {
                         break;
                     }
-                    let meta = next.meta.load(Ordering::Relaxed);
                     // A batch stops before a message too long for the caller.
-                    if limit.is_some_and(|l| meta as u32 as usize > l) {
-                        break;
-                    }
-                    messages += messages_in(meta);
-                    if messages > max {
+                    if limit.is_some_and(|l| next.meta.load(Ordering::Relaxed) as u32 as usize > l)
+                    {
                         break;
                     }
                     count += 1;

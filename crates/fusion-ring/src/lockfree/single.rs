@@ -46,7 +46,6 @@ use core::cell::Cell;
 
 use super::protocol::{store_seq, Claim, ClaimError, RingCore};
 use crate::atomic::Ordering;
-use crate::shm::layout::messages_in;
 
 impl RingCore {
     /// Claims up to `max` (>= 1) free positions for the lone producer.
@@ -137,27 +136,11 @@ impl RingCore {
             let needed = self.slot(pos).meta.load(Ordering::Relaxed) as u32 as usize;
             return Err(ClaimError::TooSmall { needed });
         }
-        // `max` counts messages: a packed slot holds several. The first
-        // slot is taken whatever it holds (its surplus waits in the
-        // caller's handle); no further one that would go past `max`.
         let mut count = 1;
-        let mut messages = if max > 1 {
-            messages_in(self.slot(pos).meta.load(Ordering::Relaxed))
-        } else {
-            1
-        };
-        while messages < max
+        while count < max
             && published(pos.wrapping_add(count))
             && !too_long(pos.wrapping_add(count))
         {
-            messages += messages_in(
-                self.slot(pos.wrapping_add(count))
-                    .meta
-                    .load(Ordering::Relaxed),
-            );
-            if messages > max {
-                break;
-            }
             count += 1;
         }
         Ok(Claim { pos, count })

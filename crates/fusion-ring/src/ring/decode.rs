@@ -5,9 +5,7 @@ use crate::handle::shared::SharedRing;
 use crate::lockfree::arena::Descriptor;
 use crate::lockfree::protocol::SlotContent;
 use crate::priority::PriorityClass;
-use crate::shm::layout::{packed_count, unpack_meta, SlotKind, INLINE_MAX};
-
-use super::packed::Records;
+use crate::shm::layout::{unpack_meta, SlotKind, INLINE_MAX};
 
 /// What a slot holds, checked.
 pub(crate) enum Decoded {
@@ -18,11 +16,6 @@ pub(crate) enum Decoded {
     /// A block that passed `Arena::check`, now taken by the receiver.
     Block {
         desc: Descriptor,
-        priority: PriorityClass,
-    },
-    /// Several messages of one class, checked (`ring::packed`).
-    Packed {
-        records: Records,
         priority: PriorityClass,
     },
     Tombstone,
@@ -71,17 +64,6 @@ fn decode_unusual(ring: &SharedRing, c: &SlotContent, reg: &Registration) -> Dec
             Decoded::Bad(format!("inline slot length {len} exceeds {INLINE_MAX}"))
         }
         Some(SlotKind::Tombstone) => Decoded::Tombstone,
-        Some(SlotKind::Packed) => {
-            // The stated length is what the receive claim checked against
-            // the caller's buffer: no record may be longer.
-            if len as usize > INLINE_MAX {
-                return Decoded::Bad(format!("packed slot length {len} exceeds {INLINE_MAX}"));
-            }
-            match Records::check(&c.payload, len as usize, packed_count(c.meta)) {
-                Ok(records) => Decoded::Packed { records, priority },
-                Err(what) => Decoded::Bad(what),
-            }
-        }
         Some(SlotKind::ZeroCopy) => {
             let Some(arena) = ring.arena() else {
                 return Decoded::Bad("zero-copy slot on a ring without an arena".into());

@@ -5,19 +5,16 @@ use crate::clock::Clock;
 use crate::error::{Result, RingError};
 use crate::handle::participant::{ROLE_RECEIVER, ROLE_SENDER};
 use crate::handle::peer;
-use crate::handle::stats::{RecvTally, SendTally, StatsWriter};
-use crate::lockfree::arena::Descriptor;
+use crate::handle::stats::{RecvTally, SendTally};
 use crate::lockfree::event;
 use crate::atomic::Ordering;
 use crate::lockfree::protocol::{
     pack_payload, unpack_payload_into, Claim, ClaimError, PAYLOAD_WORDS,
 };
 use crate::priority::PriorityClass;
-use crate::shm::layout::{pack_meta, pack_packed_meta, EventCount, SlotKind, INLINE_MAX};
+use crate::shm::layout::{pack_meta, EventCount, SlotKind, INLINE_MAX};
 
 use super::decode::{decode, inline_message, Decoded};
-use super::packed::{self, Records, PACKED_RECORD_MAX};
-use super::sink::Sink;
 use super::message::{latency_since, Body, InlineMessage, Outgoing, Received};
 use super::{Ring, FULL_BACKOFF_MAX_SHIFT, FULL_BACKOFF_MIN, STALL_CHECK_EVERY};
 
@@ -36,8 +33,23 @@ impl Ring {
             return Ok(0);
         }
         let core = self.shared.core();
-        let (claim, stamp) = self.claim_send(n as u64)?;
+        self.reg.follow_fork(core);
+        self.reg.note_role(ROLE_SENDER, core)?;
+        // Read the clock before the claim: the TSC read then overlaps the
+        // locked CAS instead of waiting behind it.
+        let stamp = if self.shared.timestamps() {
+            Clock::now()
+        } else {
+            0
+        };
         let single = self.shared.single();
+        let claim = if single {
+            core.claim_send_single(n as u64, &self.room_end)
+        } else {
+            core.claim_send_as(n as u64, Some(&self.reg.entry_followed().id.send_claim))
+        }
+        .map_err(|e| self.claim_error(e))?;
+        self.full_streak.set(0);
         let stats = self.reg.stats_writer();
         let mut tally = SendTally::default();
         let wake = self.wake_for(claim.count);
@@ -89,93 +101,19 @@ impl Ring {
         n: usize,
         msg: impl Fn(usize) -> (&'m [u8], PriorityClass),
     ) -> Result<usize> {
-        let (mut longest, mut one_class) = (0, true);
         for i in 0..n {
-            let (data, priority) = msg(i);
-            if data.len() > INLINE_MAX {
+            let len = msg(i).0.len();
+            if len > INLINE_MAX {
                 return Err(RingError::TooLarge {
-                    len: data.len(),
+                    len,
                     max: INLINE_MAX,
                 });
             }
-            longest = longest.max(data.len());
-            one_class &= priority == msg(0).1;
-        }
-        if n >= 2 && one_class && packed::per_slot(longest) >= 2 {
-            return self.send_packed(n, longest, msg);
         }
         self.send_with(n, |k| {
             let (data, priority) = msg(k);
             (Outgoing::Inline(data), priority)
         })
-    }
-
-    /// Sends `n` messages of one class, none longer than `longest` (at
-    /// most `PACKED_RECORD_MAX`), packed `per_slot(longest)` to a slot with
-    /// one claim; returns how many were sent (those of the slots claimed).
-    #[inline(never)]
-    fn send_packed<'m>(
-        &self,
-        n: usize,
-        longest: usize,
-        msg: impl Fn(usize) -> (&'m [u8], PriorityClass),
-    ) -> Result<usize> {
-        debug_assert!(n >= 1 && longest <= PACKED_RECORD_MAX);
-        let core = self.shared.core();
-        let per_slot = packed::per_slot(longest);
-        let (claim, stamp) = self.claim_send(n.div_ceil(per_slot) as u64)?;
-        let priority = msg(0).1;
-        let wake = self.wake_for(claim.count);
-        let (mut sent, mut bytes) = (0, 0);
-        // Last slot first, as `send_with` publishes.
-        for k in (0..claim.count as usize).rev() {
-            let records = k * per_slot..((k + 1) * per_slot).min(n);
-            let count = records.len();
-            sent += count;
-            bytes += records.clone().map(|i| msg(i).0.len()).sum::<usize>();
-            let words = packed::pack(records.map(|i| msg(i).0));
-            let meta = pack_packed_meta(longest as u32, count as u8, priority as u8);
-            core.publish(
-                claim.pos.wrapping_add(k as u64),
-                stamp,
-                meta,
-                &words,
-                wake == Wake::SeqCst,
-            );
-        }
-        if self.shared.single() {
-            core.commit_send_single(claim.pos.wrapping_add(claim.count));
-        }
-        let stats = self.reg.stats_writer();
-        let mut tally = SendTally::default();
-        stats.tally_send_many(&mut tally, priority.lane(), sent as u64, bytes as u64);
-        stats.flush_send(&mut tally);
-        wake.notify(&self.shared.sync_block().not_empty.value);
-        Ok(sent)
-    }
-
-    /// Claims `n` slots to send on, with the protocol of this ring, and
-    /// reads the clock for their stamp (0 on a ring without timestamps).
-    #[inline(always)]
-    fn claim_send(&self, n: u64) -> Result<(Claim, u64)> {
-        let core = self.shared.core();
-        self.reg.follow_fork(core);
-        self.reg.note_role(ROLE_SENDER, core)?;
-        // Read the clock before the claim: the TSC read then overlaps the
-        // locked CAS instead of waiting behind it.
-        let stamp = if self.shared.timestamps() {
-            Clock::now()
-        } else {
-            0
-        };
-        let claim = if self.shared.single() {
-            core.claim_send_single(n, &self.room_end)
-        } else {
-            core.claim_send_as(n, Some(&self.reg.entry_followed().id.send_claim))
-        }
-        .map_err(|e| self.claim_error(e))?;
-        self.full_streak.set(0);
-        Ok((claim, stamp))
     }
 
     /// Claims up to `max` messages; `limit`: the first must be at most that
@@ -187,16 +125,11 @@ impl Ring {
         &self,
         max: usize,
         limit: Option<usize>,
-        mut sink: impl Sink,
+        mut each: impl FnMut(Received),
     ) -> Result<usize> {
         let core = self.shared.core();
         self.reg.follow_fork(core);
         self.reg.note_role(ROLE_RECEIVER, core)?;
-        if !self.carry.is_empty() {
-            if let Some(n) = self.recv_carried(max, limit, &mut sink)? {
-                return Ok(n);
-            }
-        }
         loop {
             let claim = self.claim_recv(max as u64, limit)?;
             let now = if claim.count > 1 && self.shared.timestamps() {
@@ -218,22 +151,6 @@ impl Ring {
                     Decoded::Block { desc, priority } => {
                         (Body::Block(desc), desc.len as usize, priority)
                     }
-                    Decoded::Packed {
-                        mut records,
-                        priority,
-                    } => {
-                        let latency = latency_since(content.stamp, now);
-                        let room = max.saturating_sub(taken);
-                        let (given, bytes) = sink.packed(&mut records, priority, latency, room);
-                        let lane = priority.lane();
-                        stats.tally_recv_many(&mut tally, lane, (given as u64, bytes as u64), latency);
-                        taken += given;
-                        // The slot is taken whole: what this call has no
-                        // room for waits in the handle (the claim took no
-                        // more than `max` beyond the first slot's).
-                        self.keep_rest(records, priority, latency, &stats, &mut bad);
-                        continue;
-                    }
                     Decoded::Tombstone => continue,
                     Decoded::Bad(what) => {
                         bad = Some(format!("at position {pos}: {what}"));
@@ -242,7 +159,7 @@ impl Ring {
                 };
                 let latency = latency_since(content.stamp, now);
                 stats.tally_recv(&mut tally, priority.lane(), len as u64, latency);
-                sink.message(Received {
+                each(Received {
                     body,
                     len,
                     priority,
@@ -275,11 +192,6 @@ impl Ring {
         let core = self.shared.core();
         self.reg.follow_fork(core);
         self.reg.note_role(ROLE_RECEIVER, core)?;
-        if !self.carry.is_empty() {
-            if let Some(r) = self.pop_carried(limit)? {
-                return Ok(r);
-            }
-        }
         loop {
             let claim = self.claim_recv(1, limit)?;
             if let Some(r) = self.take_one(claim)? {
@@ -299,9 +211,6 @@ impl Ring {
         let (body, len, priority) = match decoded {
             Decoded::Inline { len, priority } => (Body::Inline(content.payload), len, priority),
             Decoded::Block { desc, priority } => (Body::Block(desc), desc.len as usize, priority),
-            Decoded::Packed { records, priority } => {
-                return Ok(Some(self.take_packed(records, priority, content.stamp)))
-            }
             Decoded::Tombstone => return Ok(None),
             Decoded::Bad(what) => {
                 return Err(self.corrupt(format!("at position {}: {what}", claim.pos)))
@@ -317,94 +226,6 @@ impl Ring {
             priority,
             latency,
         }))
-    }
-
-    /// The first message of a packed slot just taken; the others wait in
-    /// the handle for the next receives. All are counted as received now.
-    #[cold]
-    #[inline(never)]
-    fn take_packed(&self, mut records: Records, priority: PriorityClass, stamp: u64) -> Received {
-        let latency = latency_since(stamp, None);
-        let (words, len) = records
-            .next_words()
-            .expect("a checked packed slot holds a record");
-        let stats = self.reg.stats_writer();
-        stats.record_recv(priority.lane(), len as u64, latency);
-        // Nothing waits: this receive looked in the handle first.
-        let mut bad = None;
-        self.keep_rest(records, priority, latency, &stats, &mut bad);
-        debug_assert!(bad.is_none());
-        Received {
-            body: Body::Inline(words),
-            len,
-            priority,
-            latency,
-        }
-    }
-
-    /// Keeps the records of a packed slot that a receive took but had no
-    /// room for, counting them as received. Records already wait only if
-    /// a peer changed a slot's count while it was received: the new ones
-    /// are then dropped and `bad` says so.
-    #[cold]
-    #[inline(never)]
-    fn keep_rest(
-        &self,
-        records: Records,
-        priority: PriorityClass,
-        latency: Option<u64>,
-        stats: &StatsWriter<'_>,
-        bad: &mut Option<String>,
-    ) {
-        if records.is_empty() {
-            return;
-        }
-        let mut counted = records;
-        while let Some((_, len)) = counted.next_words() {
-            stats.record_recv(priority.lane(), len as u64, latency);
-        }
-        if !self.carry.keep(records, priority, latency) {
-            *bad = Some("a packed slot's record count changed while it was received".into());
-        }
-    }
-
-    /// The oldest message waiting in the handle if any and if it is at most
-    /// `limit` bytes long (else `BufferTooSmall`; it keeps waiting).
-    #[cold]
-    #[inline(never)]
-    fn pop_carried(&self, limit: Option<usize>) -> Result<Option<Received>> {
-        self.carry
-            .pop(limit)
-            .map_err(|needed| RingError::BufferTooSmall {
-                needed,
-                got: limit.unwrap_or(0),
-            })
-    }
-
-    /// Up to `max` of the messages waiting in the handle, stopping before
-    /// one longer than `limit` (`BufferTooSmall` if that is the first);
-    /// `None` if none waits.
-    #[cold]
-    #[inline(never)]
-    fn recv_carried(
-        &self,
-        max: usize,
-        limit: Option<usize>,
-        sink: &mut impl Sink,
-    ) -> Result<Option<usize>> {
-        let mut n = 0;
-        while n < max {
-            match self.pop_carried(limit) {
-                Ok(Some(r)) => {
-                    sink.message(r);
-                    n += 1;
-                }
-                Ok(None) => break,
-                Err(e) if n == 0 => return Err(e),
-                Err(_) => break,
-            }
-        }
-        Ok((n > 0).then_some(n))
     }
 
     /// Hands the one slot at `pos` back to producers and wakes them if
@@ -443,13 +264,7 @@ impl Ring {
         let core = self.shared.core();
         self.reg.follow_fork(core);
         self.reg.note_role(ROLE_RECEIVER, core)?;
-        let r = 'taken: {
-            if !self.carry.is_empty() {
-                if let Some(r) = self.pop_carried(limit)? {
-                    break 'taken r;
-                }
-            }
-            loop {
+        let r = loop {
             let claim = self.claim_recv(1, limit)?;
             let slot = core.slot(claim.pos);
             // One read of the meta decides; the rest of the slot is read
@@ -471,8 +286,7 @@ impl Ring {
                 return Ok((len, priority, latency.unwrap_or(0)));
             }
             if let Some(r) = self.take_one(claim)? {
-                break 'taken r;
-            }
+                break r;
             }
         };
         let result = (r.len, r.priority, r.latency.unwrap_or(0));
@@ -518,28 +332,33 @@ impl Ring {
         if out.is_empty() {
             return Ok(0);
         }
-        self.recv_with(out.len(), Some(INLINE_MAX), InlineSink { ring: self, out, n: 0 })
-    }
-
-    /// Copies the first `len` (<= 40) bytes of a received block into `m`
-    /// and drops the block's reference.
-    #[cold]
-    #[inline(never)]
-    fn copy_block_into(&self, d: Descriptor, len: usize, m: &mut InlineMessage) {
-        let arena = self.arena().expect("checked block implies an arena");
-        let len = len.min(INLINE_MAX);
-        // SAFETY: as in `recv_copy`; at most `len` <= block bytes.
-        unsafe {
-            core::ptr::copy_nonoverlapping(
-                arena.payload_ptr(d.offset).as_ptr(),
-                m.data.as_mut_ptr(),
-                len,
-            )
-        };
-        // Zero padding, as an inline slot's (no stale bytes of the entry's
-        // previous message past `len`).
-        m.data[len..].fill(0);
-        self.release_block(d.offset);
+        let mut n = 0;
+        self.recv_with(out.len(), Some(INLINE_MAX), |r| {
+            let m = &mut out[n];
+            match r.body {
+                Body::Inline(words) => unpack_payload_into(&words, &mut m.data),
+                Body::Block(d) => {
+                    let arena = self.arena().expect("checked block implies an arena");
+                    let len = r.len.min(INLINE_MAX);
+                    // SAFETY: as in `recv_copy`; at most `len` <= block bytes.
+                    unsafe {
+                        core::ptr::copy_nonoverlapping(
+                            arena.payload_ptr(d.offset).as_ptr(),
+                            m.data.as_mut_ptr(),
+                            len,
+                        )
+                    };
+                    // Zero padding, as an inline slot's (no stale bytes of
+                    // the entry's previous message past `len`).
+                    m.data[len..].fill(0);
+                    self.release_block(d.offset);
+                }
+            }
+            m.len = r.len.min(INLINE_MAX) as u8;
+            m.priority = r.priority;
+            m.latency_cycles = r.latency.unwrap_or(0);
+            n += 1;
+        })
     }
 
     /// Counts a `Full`/`Empty`; now and then, looks for a claim of a dead
@@ -664,56 +483,6 @@ impl Ring {
             },
             e => self.claim_error(e),
         }
-    }
-}
-
-/// Puts messages in the entries of a `recv_batch` array, in order.
-struct InlineSink<'a> {
-    ring: &'a Ring,
-    out: &'a mut [InlineMessage],
-    /// Entries filled so far.
-    n: usize,
-}
-
-impl Sink for InlineSink<'_> {
-    #[inline(always)]
-    fn message(&mut self, r: Received) {
-        let m = &mut self.out[self.n];
-        match r.body {
-            Body::Inline(words) => unpack_payload_into(&words, &mut m.data),
-            // Out of line: the rest is inlined into the receive loop.
-            Body::Block(d) => self.ring.copy_block_into(d, r.len, m),
-        }
-        m.len = r.len.min(INLINE_MAX) as u8;
-        m.priority = r.priority;
-        m.latency_cycles = r.latency.unwrap_or(0);
-        self.n += 1;
-    }
-
-    /// Copies each record straight into its entry.
-    #[inline]
-    fn packed(
-        &mut self,
-        records: &mut Records,
-        priority: PriorityClass,
-        latency: Option<u64>,
-        room: usize,
-    ) -> (usize, usize) {
-        let (mut taken, mut bytes) = (0, 0);
-        let room = room.min(self.out.len() - self.n);
-        while taken < room {
-            let m = &mut self.out[self.n];
-            let Some(len) = records.next_into(&mut m.data) else {
-                break;
-            };
-            m.len = len as u8;
-            m.priority = priority;
-            m.latency_cycles = latency.unwrap_or(0);
-            self.n += 1;
-            taken += 1;
-            bytes += len;
-        }
-        (taken, bytes)
     }
 }
 

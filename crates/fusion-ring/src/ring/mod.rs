@@ -3,12 +3,9 @@
 //! handle's registration, its side of the arena); the send and receive
 //! engine over them is in [`engine`], slot decoding in [`decode`].
 
-mod carry;
 mod decode;
 mod engine;
 pub(crate) mod message;
-mod packed;
-mod sink;
 
 use core::cell::Cell;
 use core::marker::PhantomData;
@@ -34,7 +31,6 @@ use crate::shm::layout::ParticipantEntry;
 use crate::shm::layout::SyncBlock;
 use crate::shm::segment::Segment;
 
-use carry::Carry;
 pub use message::InlineMessage;
 
 /// The low-level view of a ring: one handle on a shared segment.
@@ -76,8 +72,6 @@ pub struct Ring {
     room_end: Cell<u64>,
     /// `Full` results in a row (see `back_off_full`).
     full_streak: Cell<u32>,
-    /// Messages taken from the ring that a receive had no room for.
-    carry: Carry,
     _not_sync: PhantomData<Cell<()>>,
 }
 
@@ -97,10 +91,8 @@ const BLOCK_CHECK_EVERY: u32 = 1 << 8;
 /// [`crate::FusionRing`]).
 ///
 /// `head` is the next position producers will claim, `tail` the next one
-/// consumers will claim: `head - tail` slots are queued (a slot holds one
-/// message, or several small ones of a batch, see
-/// [`crate::UltraFastRing::send_batch`]). Counters are summed over every
-/// handle, in every process, that ever used the ring.
+/// consumers will claim: `head - tail` messages are queued. Counters are
+/// summed over every handle, in every process, that ever used the ring.
 ///
 /// ```
 /// use fusion_ring::{FusionRing, PriorityClass};
@@ -119,9 +111,9 @@ const BLOCK_CHECK_EVERY: u32 = 1 << 8;
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RingStats {
-    /// Next position a producer will claim (= slots ever claimed for send).
+    /// Next position a producer will claim (= messages ever claimed for send).
     pub head: u64,
-    /// Next position a consumer will claim (= slots ever claimed for receive).
+    /// Next position a consumer will claim (= messages ever claimed for receive).
     pub tail: u64,
     /// Slots in the ring.
     pub capacity: u64,
@@ -199,7 +191,6 @@ impl Ring {
             misses: Cell::new(0),
             room_end: Cell::new(0),
             full_streak: Cell::new(0),
-            carry: Carry::default(),
             _not_sync: PhantomData,
         }
     }
@@ -219,8 +210,7 @@ impl Ring {
         self.shared.segment().geometry().capacity
     }
 
-    /// Slots queued (a snapshot): messages, but for small messages of a
-    /// batch, which share slots (see [`crate::UltraFastRing::send_batch`]).
+    /// Messages queued (a snapshot).
     pub fn len(&self) -> usize {
         self.shared.core().len() as usize
     }

@@ -29,9 +29,8 @@ pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"FRING\0v\x01");
 /// Bumped on every incompatible change of the structures below, or of
 /// what they mean to the processes sharing them (4: a participant's life
 /// is its liveness mark, not its pid, see `shm::liveness`; 5: a ring with
-/// one producer and one consumer runs the protocol of `lockfree::single`;
-/// 6: a slot may hold several small messages packed, `ring::packed`).
-pub(crate) const LAYOUT_VERSION: u32 = 6;
+/// one producer and one consumer runs the protocol of `lockfree::single`).
+pub(crate) const LAYOUT_VERSION: u32 = 5;
 /// Header flag: producers do not timestamp messages (see `Config::timestamps`).
 pub(crate) const FLAG_NO_TIMESTAMPS: u32 = 1;
 /// Every flag this build knows.
@@ -144,8 +143,6 @@ pub(crate) enum SlotKind {
     ZeroCopy = 2,
     /// A skipped slot (e.g. reclaimed from a dead producer).
     Tombstone = 3,
-    /// Several small messages of one batch end to end (`ring::packed`).
-    Packed = 4,
 }
 
 impl SlotKind {
@@ -154,7 +151,6 @@ impl SlotKind {
             1 => Some(Self::Inline),
             2 => Some(Self::ZeroCopy),
             3 => Some(Self::Tombstone),
-            4 => Some(Self::Packed),
             _ => None,
         }
     }
@@ -163,32 +159,6 @@ impl SlotKind {
 #[inline(always)]
 pub(crate) const fn pack_meta(len: u32, kind: SlotKind, priority: u8) -> u64 {
     len as u64 | (kind as u64) << 32 | (priority as u64) << 40
-}
-
-/// The `meta` of a packed slot (`ring::packed`): `count` messages, the
-/// longest `longest` bytes. The count sits in bits 48..56, where a receive
-/// claim reads it to take no more messages than its caller asked for.
-#[inline(always)]
-pub(crate) const fn pack_packed_meta(longest: u32, count: u8, priority: u8) -> u64 {
-    pack_meta(longest, SlotKind::Packed, priority) | (count as u64) << 48
-}
-
-/// How many messages a slot with this `meta` claims to hold: a packed
-/// slot's count, else 1 (other kinds leave the count bits 0).
-/// Unvalidated: a receive claim only budgets with it (a peer that sets
-/// the bits on another kind makes claims shorter, nothing else), and
-/// decoding rejects a packed slot whose records disagree with it.
-/// Branch-free: a batch receive reads it for every slot it claims.
-#[inline(always)]
-pub(crate) const fn messages_in(meta: u64) -> u64 {
-    let count = (meta >> 48) as u8 as u64;
-    count + (count == 0) as u64
-}
-
-/// The message count of a packed slot's `meta` (see [`pack_packed_meta`]).
-#[inline(always)]
-pub(crate) const fn packed_count(meta: u64) -> u8 {
-    (meta >> 48) as u8
 }
 
 /// `(len, kind byte, priority byte)`: unvalidated, straight from the slot.
@@ -574,12 +544,6 @@ mod tests {
         }
         assert_eq!(SlotKind::from_u8(0), None);
         assert_eq!(SlotKind::from_u8(3), Some(SlotKind::Tombstone));
-        assert_eq!(SlotKind::from_u8(4), Some(SlotKind::Packed));
-        let packed = pack_packed_meta(18, 2, 4);
-        assert_eq!(unpack_meta(packed), (18, SlotKind::Packed as u8, 4));
-        assert_eq!((packed_count(packed), messages_in(packed)), (2, 2));
-        assert_eq!(messages_in(pack_meta(40, SlotKind::Inline, 0)), 1);
-        assert_eq!(messages_in(pack_packed_meta(0, 39, 0)), 39);
     }
 
     #[test]

@@ -19,9 +19,7 @@ fn send_batch_larger_than_free_space_sends_a_prefix() {
     for i in 0..3u8 {
         ring.send_fast(&[i], PriorityClass::Normal).unwrap();
     }
-    // 19 bytes and more: one message to a slot (smaller ones are packed
-    // several to a slot, see `packed.rs`).
-    let batch: Vec<Vec<u8>> = (3..13u8).map(|i| vec![i; i as usize + 16]).collect();
+    let batch: Vec<Vec<u8>> = (3..13u8).map(|i| vec![i; i as usize]).collect();
     let refs: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
     assert_eq!(ring.send_batch(&refs, PriorityClass::Low), Ok(5));
     assert_eq!(ring.as_ring().len(), 8);

@@ -3,9 +3,7 @@
 //! to a prefix when the ring or the arena runs out.
 //!
 //! - [`whole_runs`]: two threads; neither side ever finds part of a run;
-//! - [`batches`]: one thread; order, contents and prefixes of batches;
-//! - [`packed`]: one thread; small messages of a batch packed several to a
-//!   slot, received one by one every way.
+//! - [`batches`]: one thread; order, contents and prefixes of batches.
 //!
 //! The multi-threaded stress tests of the protocol are the `stress` target
 //! (the one ThreadSanitizer runs).
@@ -16,5 +14,4 @@
 mod common;
 
 mod batches;
-mod packed;
 mod whole_runs;
