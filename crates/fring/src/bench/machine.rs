@@ -21,6 +21,10 @@ pub struct Machine {
     /// per hop where the `floor` row pays one).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ring_floor_ns: Option<f64>,
+    /// One-way ns of `paths::loan_floor`: the ring floor with a 64-byte
+    /// payload line handed over each ping, as a loan hands a block.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loan_floor_ns: Option<f64>,
     /// Ticks per clock read (every stamped message takes two).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub clock_read_ticks: Option<f64>,
@@ -80,6 +84,7 @@ impl Machine {
             ),
             tsc_ghz: ticks_per_ns,
             ring_floor_ns: None,
+            loan_floor_ns: None,
             clock_read_ticks: None,
             memcpy_two_buffers_gbps: None,
             shm_buffers_gbps: None,
@@ -102,6 +107,7 @@ impl Machine {
             kernel: "Linux test".into(),
             tsc_ghz,
             ring_floor_ns: None,
+            loan_floor_ns: None,
             clock_read_ticks: None,
             memcpy_two_buffers_gbps: None,
             shm_buffers_gbps: None,

@@ -135,6 +135,7 @@ pub fn run(opts: &Options) -> Result<Report, String> {
         probes: Vec::new(),
     };
     let (mut floor, mut ring, mut inline) = (new_row(), new_row(), new_row());
+    let mut loan_floor = new_row();
     let (mut spsc, mut unstamped) = (new_row(), new_row());
     let mut zc: Vec<(usize, bool, Row)> = opts
         .sizes
@@ -152,6 +153,7 @@ pub fn run(opts: &Options) -> Result<Report, String> {
         };
         take(&mut floor, paths::floor(rounds / QUARTERS)?)?;
         take(&mut ring, paths::ring_floor(rounds / QUARTERS)?)?;
+        take(&mut loan_floor, paths::loan_floor(rounds / QUARTERS)?)?;
         take(
             &mut inline,
             paths::inline_latency(rounds / QUARTERS, false, true)?,
@@ -171,6 +173,7 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     }
     report.latency(RowId::Floor, &floor.samples, stats::median(floor.probes));
     report.machine.ring_floor_ns = Some(stats::median_ns(&ring.samples, ticks_per_ns));
+    report.machine.loan_floor_ns = Some(stats::median_ns(&loan_floor.samples, ticks_per_ns));
     report.machine.clock_read_ticks = Some(paths::clock_read_ticks());
     let pairs = (opts.messages / 25).max(1000);
     report.single_thread_ticks = Some(model::SingleThread {

@@ -161,6 +161,24 @@ impl Report {
                 inline / ring,
             );
         }
+        if let (Some(loan), Some(ring), Some(inline)) =
+            (m.loan_floor_ns, m.ring_floor_ns, lat(RowId::InlineLatency))
+        {
+            let slowest = self
+                .loan_sizes()
+                .filter_map(|size| lat(RowId::LoanLatency(size)))
+                .max_by(f64::total_cmp);
+            out += &format!(
+                "limits: the same ping-pong handing over a 64-byte payload line each ping (as a \
+                 loan hands a block) {loan:.0} ns one-way = {:.2}x the ring floor, {:.2}x inline \
+                 latency{}\n",
+                loan / ring,
+                loan / inline,
+                slowest
+                    .map(|s| format!("; the slowest zero-copy loan is {:.2}x that", s / loan))
+                    .unwrap_or_default(),
+            );
+        }
         if let (Some((size, one)), Some(two)) = (self.memcpy, m.memcpy_two_buffers_gbps) {
             out += &format!(
                 "limits: memcpy of {} into one buffer {:.1} GB/s, into two in turn {two:.1} GB/s \

@@ -83,6 +83,51 @@ pub fn ring_floor(rounds: usize) -> R<Samples> {
     )
 }
 
+/// The least a zero-copy hop pays on top of [`ring_floor`]: the same
+/// ping-pong, but each ping also hands over a 64-byte payload line in a
+/// buffer of its own, as a loan does. The pinger writes the whole line,
+/// then its slot with the line's offset; the ponger reads the offset from
+/// the slot and then the line (a load that depends on the slot's, as a
+/// receiver's read of a block depends on its descriptor), then pongs. The
+/// payload line travels one more time per round trip each way: the ponger
+/// fetches it, the pinger takes it back to write it. No allocation, no
+/// reference count, no checks: what is left of a loan's one-way latency
+/// above this is the library's.
+pub fn loan_floor(rounds: usize) -> R<Samples> {
+    const LINES: u64 = 32; // per direction: ping lines 0..32, pong 32..64
+    let page = SharedPage::with_len(64 * (2 * LINES as usize + 1));
+    let line = |dir: u64, i: u64| page.word((64 * (dir * LINES + i % LINES)) as usize);
+    let offset_word = |i: u64| page.word((64 * (i % LINES)) as usize + 8);
+    let payload = 64 * 2 * LINES as usize;
+    let total = (rounds + rounds / 10 + 1) as u64;
+    with_peer(
+        || {
+            for i in 1..=total {
+                while line(0, i).load(Ordering::Acquire) != i {
+                    std::hint::spin_loop();
+                }
+                let at = offset_word(i).load(Ordering::Relaxed) as usize;
+                std::hint::black_box(page.word(at).load(Ordering::Relaxed));
+                line(1, i).store(i, Ordering::Release);
+            }
+        },
+        || {
+            let mut i = 0u64;
+            timed((total as usize) - rounds, rounds, || {
+                i += 1;
+                for w in 0..8 {
+                    page.word(payload + 8 * w).store(i, Ordering::Relaxed);
+                }
+                offset_word(i).store(payload as u64, Ordering::Relaxed);
+                line(0, i).store(i, Ordering::Release);
+                while line(1, i).load(Ordering::Acquire) != i {
+                    std::hint::spin_loop();
+                }
+            })
+        },
+    )
+}
+
 /// Ticks of one `send_fast` + `recv_fast` of 40 bytes on this thread
 /// (median of 7 runs of `pairs`): the single-thread cost of the hot path,
 /// with or without the ring's timestamps; many-to-many (two locked claims)
