@@ -134,6 +134,29 @@ pub enum RingError {
         /// `"producer"` or `"consumer"`.
         role: &'static str,
     },
+    /// A broadcast ring already has as many subscribers as it was created
+    /// for (`Config::broadcast`): this one did not join.
+    #[error(
+        "the broadcast ring admits {limit} subscribers and has that many; drop one, or create \
+         the ring with a larger Config::broadcast"
+    )]
+    TooManySubscribers {
+        /// The ring's limit.
+        limit: usize,
+    },
+    /// The operation needs a ring of the other shape: a broadcast ring
+    /// opened as a work queue (`UltraFastRing`, `FusionRing`, `Ring`'s
+    /// receives) or a work queue opened as a broadcast ring (`Publisher`,
+    /// `Subscriber`).
+    #[error("ring {ring} is a {found}, not a {expected}")]
+    WrongShape {
+        /// Which ring.
+        ring: String,
+        /// `"broadcast ring"` or `"work queue"`: what the ring is.
+        found: &'static str,
+        /// What the operation needs.
+        expected: &'static str,
+    },
     /// The segment's file is on a network or cluster file system, where the
     /// locks that tell live participants from dead ones may outlive a
     /// machine that died or not be seen by another: rings live in

@@ -135,6 +135,7 @@ hosted! {
     mod fusion;
     mod inline;
     pub mod inspect;
+    mod pubsub;
     mod ring;
     mod split;
     mod sync;
@@ -156,7 +157,8 @@ hosted! {
     pub use fusion::FusionRing;
     pub use batch::BatchMessage;
     pub use inline::{allocate_zerocopy_buffer, fits_inline, send_batch, send_inline, send_zerocopy};
-    pub use shm::layout::INLINE_MAX;
+    pub use shm::layout::{INLINE_MAX, MAX_SUBSCRIBERS};
+    pub use pubsub::{Publisher, Subscriber};
     pub use handle::peer::Recovery;
     pub use ring::{InlineMessage, Ring, RingStats};
     pub use split::{Consumer, Producer};

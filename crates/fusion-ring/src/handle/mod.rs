@@ -8,6 +8,7 @@
 //! knows the public ring types.
 
 pub(crate) mod allocator;
+pub(crate) mod broadcast;
 pub(crate) mod participant;
 pub(crate) mod peer;
 pub(crate) mod registration;

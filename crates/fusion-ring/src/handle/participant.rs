@@ -20,6 +20,9 @@ use crate::shm::segment::Segment;
 pub(crate) const ROLE_SENDER: u32 = 1;
 /// Role bit: this handle has received.
 pub(crate) const ROLE_RECEIVER: u32 = 2;
+/// Role bit: this handle is a subscriber of a broadcast ring (its entry's
+/// cursor gates the publisher, `handle::broadcast`).
+pub(crate) const ROLE_SUBSCRIBER: u32 = 4;
 
 /// Index of the shared entry (retired counters and table-full overflow).
 pub(crate) const SHARED_ENTRY: usize = 0;

@@ -196,7 +196,7 @@ fn settled(core: &RingCore, id: &ParticipantId) -> bool {
 /// left unpublished, and releases those dead consumers claimed and left
 /// unreleased. Returns `(unpublished, unreleased)` slots put right.
 pub(crate) fn recover_slots(ring: &SharedRing, me: Caller<'_>) -> (u64, u64) {
-    if ring.single() {
+    if ring.single() || ring.broadcast() {
         // No claims to recover (module docs).
         return (0, 0);
     }

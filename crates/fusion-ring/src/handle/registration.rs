@@ -7,8 +7,9 @@ use std::sync::Arc;
 
 use crate::shm::process;
 use crate::atomic::Ordering;
-use crate::handle::participant::{self, Caller, ROLE_RECEIVER, ROLE_SENDER};
-use crate::error::Result;
+use crate::handle::broadcast;
+use crate::handle::participant::{self, Caller, ROLE_RECEIVER, ROLE_SENDER, ROLE_SUBSCRIBER};
+use crate::error::{Result, RingError};
 use crate::handle::peer;
 use crate::handle::roles;
 use crate::handle::stats::StatsWriter;
@@ -163,9 +164,17 @@ impl Registration {
         Ok(())
     }
 
+    /// Whether this handle has noted `role` (in this process).
+    pub(crate) fn has_role(&self, role: u32) -> bool {
+        self.roles.get() & role != 0
+    }
+
     #[cold]
     fn note_new_role(&self, role: u32, core: &RingCore) -> Result<()> {
         let entry = &self.entry_followed().id;
+        if role == ROLE_SUBSCRIBER {
+            self.join(core)?;
+        }
         if roles::is_single(&self.segment, role) {
             // Noted before the claim, so that a rival reading our claim sees
             // a live holder (`handle::roles`).
@@ -193,6 +202,12 @@ impl Registration {
                         pack_meta(0, SlotKind::Tombstone, PriorityClass::Background as u8);
                     core.adopt_single_producer(tombstone);
                 }
+                // The same for a broadcast ring's publisher.
+                Ok(true) if role == ROLE_SENDER && self.segment.max_subscribers() != 0 => {
+                    let tombstone =
+                        pack_meta(0, SlotKind::Tombstone, PriorityClass::Background as u8);
+                    core.adopt_broadcast_publisher(tombstone);
+                }
                 Ok(_) => {}
             }
         }
@@ -203,6 +218,31 @@ impl Registration {
             .roles_seen
             .value
             .fetch_or(role as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Joins the broadcast ring's subscribers, at the next message: the
+    /// entry's cursor, then its role bit, which the publisher's scan reads
+    /// (`lockfree::broadcast`, "subscriber joined"). One subscriber more
+    /// than the ring admits leaves again with `TooManySubscribers` (two
+    /// racing for the last place may both leave: rare, and they may retry).
+    fn join(&self, core: &RingCore) -> Result<()> {
+        if self.shared_stats.get() {
+            return Err(RingError::NoEntryForRole {
+                ring: self.segment.label().to_string(),
+                role: "subscriber",
+            });
+        }
+        let id = &self.entry_followed().id;
+        core.join_broadcast(&id.cursor.value, || {
+            // Release: the cursor before the bit, for the scan's Acquire.
+            id.role.fetch_or(ROLE_SUBSCRIBER, Ordering::Release);
+        });
+        let limit = self.segment.max_subscribers();
+        if broadcast::count(self.segment.participants()) > limit {
+            id.role.fetch_and(!ROLE_SUBSCRIBER, Ordering::Release);
+            return Err(broadcast::too_many(limit));
+        }
         Ok(())
     }
 

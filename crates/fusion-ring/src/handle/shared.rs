@@ -8,8 +8,8 @@ use crate::lockfree::arena::Arena;
 use crate::lockfree::event;
 use crate::lockfree::protocol::RingCore;
 use crate::shm::layout::{
-    ParticipantEntry, SyncBlock, FLAG_NO_TIMESTAMPS, FLAG_SINGLE_CONSUMER, FLAG_SINGLE_PRODUCER,
-    FLAG_WAKEUPS,
+    ParticipantEntry, SyncBlock, FLAG_BROADCAST, FLAG_NO_TIMESTAMPS, FLAG_SINGLE_CONSUMER,
+    FLAG_SINGLE_PRODUCER, FLAG_WAKEUPS,
 };
 use crate::shm::segment::Segment;
 
@@ -28,6 +28,9 @@ pub(crate) struct SharedRing {
     /// One producer and one consumer at a time (both header flags): the
     /// ring runs the protocol of `lockfree::single`.
     single: bool,
+    /// A broadcast ring: one publisher (the single-producer side of
+    /// `lockfree::single`), subscribers with cursors (`lockfree::broadcast`).
+    broadcast: bool,
     /// Largest message (40 without an arena), from the validated geometry.
     max_message: usize,
     segment: Arc<Segment>,
@@ -63,6 +66,7 @@ impl SharedRing {
             wakeups,
             single: segment.flags() & (FLAG_SINGLE_PRODUCER | FLAG_SINGLE_CONSUMER)
                 == FLAG_SINGLE_PRODUCER | FLAG_SINGLE_CONSUMER,
+            broadcast: segment.flags() & FLAG_BROADCAST != 0,
             max_message: g.max_message,
             segment,
         }
@@ -103,6 +107,12 @@ impl SharedRing {
     #[inline(always)]
     pub(crate) fn single(&self) -> bool {
         self.single
+    }
+
+    /// Whether the ring is a broadcast ring (header flag).
+    #[inline(always)]
+    pub(crate) fn broadcast(&self) -> bool {
+        self.broadcast
     }
 
     /// Largest message this ring carries (40 without an arena).

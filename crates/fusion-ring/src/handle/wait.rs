@@ -59,12 +59,18 @@ pub(crate) fn wait_on(
         next_check = now + PEER_CHECK;
         // Looked up here, not before the first try: the calls that find
         // their message at once pay nothing for it.
+        let registration = me;
         let me = me.caller(ring.core());
         let (unpublished, unreleased) = peer::recover_slots(ring, me);
         let mut freed = 0;
         if waiting == Waiting::NotFull && now >= next_blocks {
             next_blocks = now + BLOCK_CHECK;
             freed = peer::reclaim_blocks(ring, me, true).0;
+        }
+        if waiting == Waiting::NotFull && ring.broadcast() {
+            // A dead subscriber's cursor holds the publisher back until its
+            // entry is reaped.
+            freed += peer::reap_dead(ring.segment(), ring.core(), &registration.lock());
         }
         // Anything put right may have made the caller ready: look again
         // before concluding that nobody is left.

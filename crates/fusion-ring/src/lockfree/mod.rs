@@ -5,6 +5,7 @@
 //! trait (`arena::Peers`). This layer is what loom model-checks.
 
 pub(crate) mod arena;
+pub(crate) mod broadcast;
 pub(crate) mod event;
 pub(crate) mod protocol;
 pub(crate) mod single;

@@ -45,7 +45,7 @@
 use core::cell::Cell;
 
 use super::protocol::{store_seq, Claim, ClaimError, RingCore};
-use crate::atomic::Ordering;
+use crate::atomic::{AtomicU64, Ordering};
 
 impl RingCore {
     /// Claims up to `max` (>= 1) free positions for the lone producer.
@@ -107,8 +107,21 @@ impl RingCore {
         max: u64,
         limit: Option<usize>,
     ) -> Result<Claim, ClaimError> {
-        // Relaxed: our own word, written only by this consumer.
-        let pos = self.ctrl().consumer_head.value.load(Ordering::Relaxed);
+        self.claim_recv_single_on(&self.ctrl().consumer_head.value, max, limit)
+    }
+
+    /// [`RingCore::claim_recv_single`] for a reader whose position is
+    /// `head` (the consumer's head, or a broadcast subscriber's cursor,
+    /// `lockfree::broadcast`).
+    #[inline(always)]
+    pub(crate) fn claim_recv_single_on(
+        &self,
+        head: &AtomicU64,
+        max: u64,
+        limit: Option<usize>,
+    ) -> Result<Claim, ClaimError> {
+        // Relaxed: our own word, written only by this reader.
+        let pos = head.load(Ordering::Relaxed);
         let published = |p: u64| {
             // SYNC POINT "message visible" (Acquire; pairs with `publish`).
             self.slot(p).seq.load(Ordering::Acquire) == p.wrapping_add(1)
@@ -151,8 +164,15 @@ impl RingCore {
     /// handshake.
     #[inline(always)]
     pub(crate) fn release_single(&self, end: u64, seqcst: bool) {
-        // SYNC POINT "run free" (Release; pairs with `refresh_room`).
-        store_seq(&self.ctrl().consumer_head.value, end, seqcst);
+        self.release_single_on(&self.ctrl().consumer_head.value, end, seqcst);
+    }
+
+    /// [`RingCore::release_single`] for a reader whose position is `head`.
+    #[inline(always)]
+    pub(crate) fn release_single_on(&self, head: &AtomicU64, end: u64, seqcst: bool) {
+        // SYNC POINT "run free" (Release; pairs with `refresh_room`, or a
+        // broadcast publisher's scan of the cursors).
+        store_seq(head, end, seqcst);
     }
 
     /// Whether the lone producer has room for a message.
@@ -174,11 +194,28 @@ impl RingCore {
     /// live handle at a time): nobody else writes these slots, and the
     /// consumer reads only the published ones, which are left alone.
     pub(crate) fn adopt_single_producer(&self, tombstone_meta: u64) -> u64 {
+        // Acquire: the consumer's head, before the slots it freed.
+        let tail = self.ctrl().consumer_head.value.load(Ordering::Acquire);
+        self.adopt_producer_above(tail, tombstone_meta)
+    }
+
+    /// [`RingCore::adopt_single_producer`] for the publisher of a broadcast
+    /// ring, which has no consumer head: the earlier publisher's last run
+    /// lies within a ring of its head (its room never reached further past
+    /// the slowest cursor, which was at or behind its head), and a
+    /// subscriber that read part of it beyond that head finds the new head
+    /// past what it read (the published slots are kept).
+    pub(crate) fn adopt_broadcast_publisher(&self, tombstone_meta: u64) -> u64 {
+        // Acquire: as below.
+        let head = self.ctrl().producer_head.value.load(Ordering::Acquire);
+        self.adopt_producer_above(head, tombstone_meta)
+    }
+
+    fn adopt_producer_above(&self, tail: u64, tombstone_meta: u64) -> u64 {
         let ctrl = self.ctrl();
         let capacity = self.capacity();
         // Acquire: the earlier producer's slots, before its head (as tools
-        // read it), and the consumer's head, before the slots it freed.
-        let tail = ctrl.consumer_head.value.load(Ordering::Acquire);
+        // read it).
         let head = ctrl.producer_head.value.load(Ordering::Acquire);
         // A head more than a ring ahead of the consumer, or behind it, was
         // scribbled: look from the consumer's position instead.

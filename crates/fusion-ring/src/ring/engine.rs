@@ -3,7 +3,9 @@
 
 use crate::clock::Clock;
 use crate::error::{Result, RingError};
-use crate::handle::participant::{ROLE_RECEIVER, ROLE_SENDER};
+use crate::atomic::AtomicU64;
+use crate::handle::broadcast;
+use crate::handle::participant::{ROLE_RECEIVER, ROLE_SENDER, ROLE_SUBSCRIBER};
 use crate::handle::peer;
 use crate::handle::stats::{RecvTally, SendTally};
 use crate::lockfree::event;
@@ -42,13 +44,19 @@ impl Ring {
         } else {
             0
         };
-        let single = self.shared.single();
-        let claim = if single {
+        // The single/single and the broadcast protocols publish alike
+        // (`lockfree::single`); only their room differs.
+        let single = self.shared.single() || self.shared.broadcast();
+        let claim = if self.shared.single() {
             core.claim_send_single(n as u64, &self.room_end)
+        } else if self.shared.broadcast() {
+            core.claim_send_broadcast(n as u64, &self.room_end, |pos| {
+                broadcast::slowest(self.shared.participants(), pos, core.capacity())
+            })
         } else {
             core.claim_send_as(n as u64, Some(&self.reg.entry_followed().id.send_claim))
         }
-        .map_err(|e| self.claim_error(e))?;
+        .map_err(|e| self.send_claim_error(e))?;
         self.full_streak.set(0);
         let stats = self.reg.stats_writer();
         let mut tally = SendTally::default();
@@ -129,7 +137,7 @@ impl Ring {
     ) -> Result<usize> {
         let core = self.shared.core();
         self.reg.follow_fork(core);
-        self.reg.note_role(ROLE_RECEIVER, core)?;
+        self.reg.note_role(self.receiving_role(), core)?;
         loop {
             let claim = self.claim_recv(max as u64, limit)?;
             let now = if claim.count > 1 && self.shared.timestamps() {
@@ -191,7 +199,7 @@ impl Ring {
     pub(crate) fn recv_one(&self, limit: Option<usize>) -> Result<Received> {
         let core = self.shared.core();
         self.reg.follow_fork(core);
-        self.reg.note_role(ROLE_RECEIVER, core)?;
+        self.reg.note_role(self.receiving_role(), core)?;
         loop {
             let claim = self.claim_recv(1, limit)?;
             if let Some(r) = self.take_one(claim)? {
@@ -238,6 +246,8 @@ impl Ring {
         let seqcst = wake == Wake::SeqCst;
         if self.shared.single() {
             core.release_single(pos.wrapping_add(1), seqcst);
+        } else if self.shared.broadcast() {
+            core.release_single_on(self.cursor(), pos.wrapping_add(1), seqcst);
         } else {
             core.release(pos, seqcst);
         }
@@ -263,7 +273,7 @@ impl Ring {
         let limit = (buf.len() < self.shared.max_message()).then_some(buf.len());
         let core = self.shared.core();
         self.reg.follow_fork(core);
-        self.reg.note_role(ROLE_RECEIVER, core)?;
+        self.reg.note_role(self.receiving_role(), core)?;
         let r = loop {
             let claim = self.claim_recv(1, limit)?;
             let slot = core.slot(claim.pos);
@@ -370,6 +380,28 @@ impl Ring {
         self.misses.set(n);
         if n.is_multiple_of(STALL_CHECK_EVERY) {
             peer::recover_slots(&self.shared, self.caller());
+            if self.shared.broadcast() {
+                // A dead subscriber's cursor holds the publisher back until
+                // its entry is reaped.
+                peer::reap_dead(self.shared.segment(), self.shared.core(), &self.reg.lock());
+            }
+        }
+    }
+
+    /// This handle's cursor on a broadcast ring (its entry's).
+    #[inline(always)]
+    fn cursor(&self) -> &AtomicU64 {
+        &self.reg.entry_followed().id.cursor.value
+    }
+
+    /// The role a receive takes on this ring: a subscriber on a broadcast
+    /// ring (it joins at its first receive), a receiver elsewhere.
+    #[inline(always)]
+    fn receiving_role(&self) -> u32 {
+        if self.shared.broadcast() {
+            ROLE_SUBSCRIBER
+        } else {
+            ROLE_RECEIVER
         }
     }
 
@@ -380,6 +412,8 @@ impl Ring {
         let core = self.shared.core();
         if self.shared.single() {
             core.claim_recv_single(max, limit)
+        } else if self.shared.broadcast() {
+            core.claim_recv_single_on(self.cursor(), max, limit)
         } else {
             core.claim_recv_as(max, limit, Some(&self.reg.entry_followed().id.recv_claim))
         }
@@ -395,6 +429,8 @@ impl Ring {
         let seqcst = wake == Wake::SeqCst;
         if self.shared.single() {
             core.release_single(claim.pos.wrapping_add(claim.count), seqcst);
+        } else if self.shared.broadcast() {
+            core.release_single_on(self.cursor(), claim.pos.wrapping_add(claim.count), seqcst);
         } else {
             for k in (0..claim.count).rev() {
                 core.release(claim.pos.wrapping_add(k), seqcst);
@@ -461,6 +497,20 @@ impl Ring {
             ClaimError::Corrupt { pos, seq } => self.corrupt(format!(
                 "slot sequence {seq} contradicts head position {pos}"
             )),
+        }
+    }
+
+    /// A send claim's error: on a broadcast ring, `Corrupt` is the
+    /// publisher's scan finding a cursor no subscriber can have.
+    #[cold]
+    fn send_claim_error(&self, e: ClaimError) -> RingError {
+        match e {
+            ClaimError::Corrupt { pos, seq } if self.shared.broadcast() => self.corrupt(format!(
+                "a subscriber's cursor {seq} contradicts the publisher's position {pos} (ahead of \
+                 it, or more than the ring's {} slots behind)",
+                self.shared.core().capacity()
+            )),
+            e => self.claim_error(e),
         }
     }
 

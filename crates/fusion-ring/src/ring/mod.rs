@@ -13,7 +13,10 @@ use std::os::fd::{BorrowedFd, OwnedFd};
 use std::sync::Arc;
 
 use crate::error::{Result, RingError};
+use crate::atomic::Ordering;
 use crate::handle::allocator::BlockAllocator;
+use crate::handle::broadcast;
+use crate::handle::participant::ROLE_SUBSCRIBER;
 use crate::handle::peer::{self, Recovery};
 use crate::handle::participant::Caller;
 use crate::handle::registration::Registration;
@@ -225,6 +228,29 @@ impl Ring {
         self.shared.max_message()
     }
 
+    /// Whether this is a broadcast ring ([`Config::broadcast`]): a receive
+    /// on any handle then subscribes it, at its first receive.
+    pub fn is_broadcast(&self) -> bool {
+        self.shared.broadcast()
+    }
+
+    /// How many subscribers a broadcast ring has now (0 on a work queue).
+    pub fn subscribers(&self) -> usize {
+        broadcast::count(self.shared.participants())
+    }
+
+    /// On a broadcast ring, how many published messages this handle (a
+    /// subscriber) has not read yet.
+    pub(crate) fn lag(&self) -> u64 {
+        let head = self.shared.core().ctrl().producer_head.value.load(Ordering::Relaxed);
+        if !self.reg.has_role(ROLE_SUBSCRIBER) {
+            return 0;
+        }
+        // Relaxed: snapshots for people.
+        let cursor = self.reg.entry_followed().id.cursor.value.load(Ordering::Relaxed);
+        head.saturating_sub(cursor)
+    }
+
     /// Positions, counters, lanes and arena use (see [`RingStats`]).
     ///
     /// The arena's use is counted by walking its blocks and free lists:
@@ -335,16 +361,38 @@ impl Ring {
     /// Whether the next slot to receive holds a published message.
     #[inline]
     pub(crate) fn readable(&self) -> bool {
-        self.shared.core().readable()
+        let core = self.shared.core();
+        if self.shared.broadcast() {
+            // This handle's cursor (where it would join: the head, if it
+            // has not yet).
+            let pos = if self.reg.has_role(ROLE_SUBSCRIBER) {
+                self.reg.entry_followed().id.cursor.value.load(Ordering::Relaxed)
+            } else {
+                core.ctrl().producer_head.value.load(Ordering::Acquire)
+            };
+            // Acquire: as a receive's claim ("message visible").
+            return core.slot(pos).seq.load(Ordering::Acquire) == pos.wrapping_add(1);
+        }
+        core.readable()
     }
 
     /// Whether the next slot to send into is free.
     #[inline]
     pub(crate) fn writable(&self) -> bool {
+        let core = self.shared.core();
         if self.shared.single() {
-            self.shared.core().writable_single()
+            core.writable_single()
+        } else if self.shared.broadcast() {
+            // Relaxed: a hint for waiters, who then claim.
+            let pos = core.ctrl().producer_head.value.load(Ordering::Relaxed);
+            match broadcast::slowest(self.shared.participants(), pos, core.capacity()) {
+                Ok(Some(slowest)) => pos.wrapping_sub(slowest) < core.capacity(),
+                // No subscriber holds it back; a scribbled cursor: let the
+                // send find it.
+                Ok(None) | Err(_) => true,
+            }
         } else {
-            self.shared.core().writable()
+            core.writable()
         }
     }
 

@@ -39,6 +39,8 @@ pub struct Config {
     wakeups: bool,
     single_producer: bool,
     single_consumer: bool,
+    /// Broadcast ring: how many subscribers it admits (0: a work queue).
+    broadcast: usize,
 }
 
 impl Default for Config {
@@ -62,6 +64,7 @@ impl Config {
             wakeups: true,
             single_producer: false,
             single_consumer: false,
+            broadcast: 0,
         }
     }
 
@@ -182,6 +185,44 @@ impl Config {
         self
     }
 
+    /// Makes a broadcast ring (publish-subscribe) admitting up to
+    /// `max_subscribers` subscribers (1 ..= [`MAX_SUBSCRIBERS`]): one
+    /// [`crate::Publisher`] sends, and every [`crate::Subscriber`] receives
+    /// every message sent after it joined, in order. A slot is reused once
+    /// every live subscriber has read it: the publisher waits for the
+    /// slowest (`Full`, or a blocking send waits). Fixed at creation and
+    /// recorded in the segment.
+    ///
+    /// Broadcast rings carry inline messages (up to 40 bytes) in this
+    /// version: zero-copy payloads shared by the subscribers are not built
+    /// yet, so the ring has no arena.
+    ///
+    /// ```
+    /// use fusion_ring::{Config, Publisher, Subscriber};
+    /// let publisher = Publisher::with_config(&Config::new(64).broadcast(4))?;
+    /// let a = Subscriber::from_publisher(&publisher)?;
+    /// let b = Subscriber::from_publisher(&publisher)?;
+    /// publisher.send(b"tick")?;
+    /// let mut buf = [0u8; 40];
+    /// assert_eq!(a.recv(&mut buf)?, 4);
+    /// assert_eq!(b.recv(&mut buf)?, 4); // b gets it too
+    /// # Ok::<(), fusion_ring::RingError>(())
+    /// ```
+    ///
+    /// [`MAX_SUBSCRIBERS`]: crate::MAX_SUBSCRIBERS
+    pub fn broadcast(mut self, max_subscribers: usize) -> Self {
+        self.broadcast = max_subscribers;
+        self.single_producer = true;
+        self.arena_bytes = 0;
+        self
+    }
+
+    /// On a broadcast ring, how many subscribers it admits (`None`: a work
+    /// queue).
+    pub fn max_subscribers(&self) -> Option<usize> {
+        (self.broadcast != 0).then_some(self.broadcast)
+    }
+
     /// Whether one handle at a time may send.
     pub fn is_single_producer(&self) -> bool {
         self.single_producer
@@ -205,6 +246,9 @@ impl Config {
         }
         if self.wakeups {
             flags |= crate::shm::layout::FLAG_WAKEUPS;
+        }
+        if self.broadcast != 0 {
+            flags |= crate::shm::layout::FLAG_BROADCAST;
         }
         flags
     }
@@ -279,9 +323,6 @@ impl Config {
     /// ```
     pub fn validate(&self) -> Result<()> {
         check_capacity(self.capacity)?;
-        if self.arena_bytes == 0 {
-            return Ok(());
-        }
         let bad = |field, value: usize, reason: String| {
             Err(RingError::InvalidConfig {
                 field,
@@ -289,6 +330,35 @@ impl Config {
                 reason,
             })
         };
+        if self.broadcast > crate::shm::layout::MAX_SUBSCRIBERS {
+            return bad(
+                "broadcast",
+                self.broadcast,
+                format!(
+                    "a ring admits at most {} subscribers",
+                    crate::shm::layout::MAX_SUBSCRIBERS
+                ),
+            );
+        }
+        if self.broadcast != 0 && self.arena_bytes != 0 {
+            return bad(
+                "arena_bytes",
+                self.arena_bytes,
+                "a broadcast ring carries inline messages only in this version (zero-copy \
+                 payloads shared by subscribers are not built yet): 0"
+                    .into(),
+            );
+        }
+        if self.broadcast != 0 && self.single_consumer {
+            return bad(
+                "single_consumer",
+                1,
+                "a broadcast ring has subscribers, not consumers".into(),
+            );
+        }
+        if self.arena_bytes == 0 {
+            return Ok(());
+        }
         if self.arena_bytes > MAX_ARENA_BYTES {
             return bad(
                 "arena_bytes",

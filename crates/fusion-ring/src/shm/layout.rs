@@ -29,19 +29,29 @@ pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"FRING\0v\x01");
 /// Bumped on every incompatible change of the structures below, or of
 /// what they mean to the processes sharing them (4: a participant's life
 /// is its liveness mark, not its pid, see `shm::liveness`; 5: a ring with
-/// one producer and one consumer runs the protocol of `lockfree::single`).
-pub(crate) const LAYOUT_VERSION: u32 = 5;
+/// one producer and one consumer runs the protocol of `lockfree::single`;
+/// 6: broadcast rings, a cursor line in each participant entry).
+pub(crate) const LAYOUT_VERSION: u32 = 6;
 /// Header flag: producers do not timestamp messages (see `Config::timestamps`).
 pub(crate) const FLAG_NO_TIMESTAMPS: u32 = 1;
 /// Every flag this build knows.
-pub(crate) const KNOWN_FLAGS: u32 =
-    FLAG_NO_TIMESTAMPS | FLAG_WAKEUPS | FLAG_SINGLE_PRODUCER | FLAG_SINGLE_CONSUMER;
+pub(crate) const KNOWN_FLAGS: u32 = FLAG_NO_TIMESTAMPS
+    | FLAG_WAKEUPS
+    | FLAG_SINGLE_PRODUCER
+    | FLAG_SINGLE_CONSUMER
+    | FLAG_BROADCAST;
 /// Header flag: senders and receivers wake blocked peers (see `lockfree::event`).
 pub(crate) const FLAG_WAKEUPS: u32 = 2;
 /// Header flag: one handle at a time may send (see `Config::single_producer`).
 pub(crate) const FLAG_SINGLE_PRODUCER: u32 = 4;
 /// Header flag: one handle at a time may receive.
 pub(crate) const FLAG_SINGLE_CONSUMER: u32 = 8;
+/// Header flag: a broadcast ring (`Config::broadcast`): one publisher, and
+/// subscribers that each read every message (`lockfree::broadcast`).
+pub(crate) const FLAG_BROADCAST: u32 = 16;
+/// Most subscribers a broadcast ring may have: every participant entry but
+/// the shared entry 0 and one for the publisher.
+pub const MAX_SUBSCRIBERS: usize = MAX_PARTICIPANTS - 2;
 /// Size of a slot.
 pub(crate) const SLOT_SIZE: usize = 64;
 /// Header bytes of a slot (sequence, timestamp, meta).
@@ -95,7 +105,9 @@ pub(crate) struct SegmentHeader {
     pub(crate) ticks_per_ns_bits: AtomicU64,
     /// Largest message the arena accepts (bytes; 40 without an arena).
     pub(crate) max_message: AtomicU64,
-    _reserved: [u8; PAGE - 120],
+    /// On a broadcast ring, how many subscribers it admits (0 otherwise).
+    pub(crate) max_subscribers: AtomicU32,
+    _reserved: [u8; PAGE - 124],
 }
 
 /// The ring's shared counters, each on its own cache line.
@@ -190,6 +202,9 @@ pub(crate) struct ParticipantId {
     pub(crate) send_claim: ClaimRecord,
     /// Positions this handle is claiming or has claimed to receive.
     pub(crate) recv_claim: ClaimRecord,
+    /// On a broadcast ring, the subscriber's cursor: the next position it
+    /// reads (`lockfree::broadcast`). Written by the subscriber only.
+    pub(crate) cursor: CacheLine<AtomicU64>,
 }
 
 /// Positions `start .. end` of a handle's latest claim, written before the
@@ -488,13 +503,14 @@ const _: () = {
     assert!(offset_of!(Slot, stamp) == 8);
     assert!(offset_of!(Slot, meta) == 16);
     assert!(offset_of!(Slot, payload) == SLOT_HEADER);
-    assert!(size_of::<ParticipantId>() == 3 * 64);
+    assert!(size_of::<ParticipantId>() == 4 * 64);
     assert!(offset_of!(ParticipantId, arena_claim) == 24);
     assert!(offset_of!(ParticipantId, send_claim) == 64);
     assert!(offset_of!(ParticipantId, recv_claim) == 128);
+    assert!(offset_of!(ParticipantId, cursor) == 192);
     assert!(size_of::<LaneCounters>() == 320);
     assert!(offset_of!(LaneCounters, received) == 64);
-    assert!(size_of::<ParticipantEntry>() == 3 * 64 + 5 * 320);
+    assert!(size_of::<ParticipantEntry>() == 4 * 64 + 5 * 320);
     assert!(Geometry::new(MIN_CAPACITY, 0, 0)
         .slots_offset
         .is_multiple_of(PAGE));

@@ -11,7 +11,7 @@ pub const PAGE: usize = 4096;
 pub const SLOT: usize = 64;
 pub const MAGIC: &[u8; 8] = b"FRING\0v\x01";
 /// Header fields: (offset, width in bytes).
-pub const HEADER_FIELDS: [(usize, usize); 18] = [
+pub const HEADER_FIELDS: [(usize, usize); 19] = [
     (0, 8),   // magic
     (8, 4),   // layout_version
     (12, 4),  // header_size
@@ -30,13 +30,17 @@ pub const HEADER_FIELDS: [(usize, usize); 18] = [
     (100, 4), // flags
     (104, 8), // ticks_per_ns_bits
     (112, 8), // max_message
+    (120, 4), // max_subscribers
 ];
 /// ControlBlock is 16 lines; the SyncBlock follows it.
 pub const CONTROL_SIZE: usize = 16 * 64;
 pub const CONSUMER_HEAD: usize = 128;
 /// A participant entry: identity line, send-claim line, receive-claim line,
-/// then 5 lanes of counters (320 B each).
-pub const LANES: usize = 3 * 64;
+/// a broadcast subscriber's cursor line, then 5 lanes of counters (320 B
+/// each).
+pub const LANES: usize = 4 * 64;
+/// A subscriber's cursor, in its entry.
+pub const CURSOR: usize = 3 * 64;
 pub const PARTICIPANT_SIZE: usize = LANES + 5 * 320;
 pub const MAX_PARTICIPANTS: usize = 64;
 /// ArenaControl: bump line, 24 free-list head lines, the sweep lock and 23

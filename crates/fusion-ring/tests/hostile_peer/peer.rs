@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 use testkit::names::shm_path;
 
 use crate::layout_mirror::{
-    le64, read_le, Lay, ARENA_FREE, ARENA_SWEEPER, HEADER_FIELDS, LANES, MAX_CLASSES,
+    le64, read_le, Lay, ARENA_FREE, ARENA_SWEEPER, CURSOR, HEADER_FIELDS, LANES, MAX_CLASSES,
     PARTICIPANT_SIZE, SLOT,
 };
 use crate::operations::skipped;
@@ -89,7 +89,8 @@ pub fn resolve(lay: &Lay, e: &Edit, word: impl Fn(usize) -> u64) -> (usize, usiz
                     (72, 8),
                     (128, 8),
                     (136, 8),
-                ][f % 9];
+                    (CURSOR, 8),
+                ][f % 10];
                 (entry.wrapping_add(o), w)
             } else {
                 let lane = (i >> 8) % 5;

@@ -32,7 +32,8 @@ use crate::atomic::Ordering;
 use crate::error::CorruptError;
 use crate::shm::layout::{
     check_capacity, ArenaControl, ControlBlock, Geometry, ParticipantEntry, SegmentHeader, Slot,
-    SyncBlock, KNOWN_FLAGS, LAYOUT_HASH, LAYOUT_VERSION, MAGIC, MAX_PARTICIPANTS, PAGE, SLOT_SIZE,
+    SyncBlock, FLAG_BROADCAST, KNOWN_FLAGS, LAYOUT_HASH, LAYOUT_VERSION, MAGIC, MAX_PARTICIPANTS,
+    MAX_SUBSCRIBERS, PAGE, SLOT_SIZE,
 };
 use crate::shm::config::Config;
 use crate::error::{Result, RingError};
@@ -60,6 +61,8 @@ pub(crate) struct Segment {
     unlink: Option<(String, u32)>,
     /// `FLAG_*` bits from the header.
     flags: u32,
+    /// On a broadcast ring, how many subscribers it admits (header).
+    max_subscribers: u32,
     /// This process's liveness mark on the file (`shm::liveness`), taken
     /// by the first handle ([`Segment::mark_process`]).
     mark: ProcessMark,
@@ -80,6 +83,7 @@ impl Segment {
             label: "memfd".into(),
             unlink: None,
             flags: config.header_flags(),
+            max_subscribers: config.max_subscribers().unwrap_or(0) as u32,
             mark: ProcessMark::new(),
         };
         seg.initialize();
@@ -129,6 +133,7 @@ impl Segment {
                 .unlinks_on_drop()
                 .then(|| (name, crate::shm::process::current_pid())),
             flags: config.header_flags(),
+            max_subscribers: config.max_subscribers().unwrap_or(0) as u32,
             mark: ProcessMark::new(),
         };
         seg.initialize();
@@ -189,7 +194,7 @@ impl Segment {
         // SAFETY: the mapping is PAGE bytes, page aligned, and SegmentHeader
         // is PAGE bytes of atomics (any bit pattern valid).
         let header = unsafe { head_map.as_ptr().cast::<SegmentHeader>().as_ref() };
-        let (geometry, flags) = read_header(header, file_size).map_err(|e| match e {
+        let (geometry, flags, max_subscribers) = read_header(header, file_size).map_err(|e| match e {
             HeaderError::Version(found) => RingError::VersionMismatch {
                 segment: label.clone(),
                 found,
@@ -210,6 +215,7 @@ impl Segment {
             label,
             unlink: None,
             flags,
+            max_subscribers,
             mark: ProcessMark::new(),
         })
     }
@@ -250,6 +256,8 @@ impl Segment {
             .map_or(0, |d| d.as_nanos() as u64);
         h.created_unix_ns.store(now, Ordering::Relaxed);
         h.flags.store(self.flags, Ordering::Relaxed);
+        h.max_subscribers
+            .store(self.max_subscribers, Ordering::Relaxed);
         h.creator_pid
             .store(crate::shm::process::current_pid(), Ordering::Relaxed);
         h.ticks_per_ns_bits
@@ -275,6 +283,11 @@ impl Segment {
 
     pub(crate) fn flags(&self) -> u32 {
         self.flags
+    }
+
+    /// On a broadcast ring, how many subscribers it admits (0 otherwise).
+    pub(crate) fn max_subscribers(&self) -> usize {
+        self.max_subscribers as usize
     }
 
     pub(crate) fn label(&self) -> &str {
@@ -516,7 +529,10 @@ enum HeaderError {
 }
 
 /// Reads and checks a header; returns the geometry it describes.
-fn read_header(h: &SegmentHeader, file_size: u64) -> Result<(Geometry, u32), HeaderError> {
+fn read_header(
+    h: &SegmentHeader,
+    file_size: u64,
+) -> Result<(Geometry, u32, u32), HeaderError> {
     use HeaderError::Corrupt;
     // A creator that has just made the file may not have written the header
     // yet: wait a little for the magic.
@@ -629,7 +645,18 @@ fn read_header(h: &SegmentHeader, file_size: u64) -> Result<(Geometry, u32), Hea
     if flags & !KNOWN_FLAGS != 0 {
         return Err(Corrupt(format!("unknown header flags {flags:#x}")));
     }
-    Ok((g, flags))
+    let subscribers = r32(&h.max_subscribers);
+    let broadcast = flags & FLAG_BROADCAST != 0;
+    if broadcast != (1..=MAX_SUBSCRIBERS as u32).contains(&subscribers)
+        || (!broadcast && subscribers != 0)
+    {
+        return Err(Corrupt(format!(
+            "subscriber limit {subscribers} on a {} ring (broadcast rings admit 1 to \
+             {MAX_SUBSCRIBERS})",
+            if broadcast { "broadcast" } else { "work-queue" }
+        )));
+    }
+    Ok((g, flags, subscribers))
 }
 
 /// Normalises a segment name to the `/name` form `shm_open` wants.
