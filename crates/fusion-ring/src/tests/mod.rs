@@ -3,6 +3,7 @@
 //! integration tests cannot). Each file names the module it tests.
 
 mod batches;
+mod broadcast;
 #[cfg(not(miri))] // heap segments have no file to lock
 mod liveness;
 mod peer;
