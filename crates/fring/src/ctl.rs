@@ -113,21 +113,50 @@ fn stat_text(i: &RingInfo) -> String {
         (true, Some(pid)) => format!("{one} (held by pid {pid})"),
         (true, None) => format!("{one} (free)"),
     };
-    out += &format!(
-        "roles: {}, {}\n",
-        side(
-            i.single_producer,
-            i.producer_pid,
-            "many producers",
-            "single producer"
-        ),
-        side(
-            i.single_consumer,
-            i.consumer_pid,
-            "many consumers",
-            "single consumer"
-        ),
-    );
+    if let Some(limit) = i.max_subscribers {
+        let subs: Vec<_> = i
+            .participants
+            .iter()
+            .filter(|p| p.cursor.is_some())
+            .collect();
+        out += &format!(
+            "broadcast ring: {} of {limit} subscribers{}\n",
+            subs.len(),
+            subs.iter()
+                .map(|p| {
+                    let c = p.cursor.unwrap_or(0);
+                    format!(
+                        "; pid {} at {c}, {} behind{}",
+                        p.pid,
+                        i.head.saturating_sub(c),
+                        if p.alive { "" } else { " (dead)" }
+                    )
+                })
+                .collect::<String>()
+        );
+    }
+    if i.max_subscribers.is_some() {
+        out += &format!(
+            "roles: {}\n",
+            side(i.single_producer, i.producer_pid, "", "one publisher")
+        );
+    } else {
+        out += &format!(
+            "roles: {}, {}\n",
+            side(
+                i.single_producer,
+                i.producer_pid,
+                "many producers",
+                "single producer"
+            ),
+            side(
+                i.single_consumer,
+                i.consumer_pid,
+                "many consumers",
+                "single consumer"
+            ),
+        );
+    }
     let mut t = Table::new();
     t.load_style(ASCII_MARKDOWN).set_header(vec![
         "lane",
@@ -202,8 +231,10 @@ fn stat_json(i: &RingInfo) -> serde_json::Value {
         "producer_pid": i.producer_pid, "consumer_pid": i.consumer_pid,
         "participants": i.participants.iter().map(|p| serde_json::json!({
             "pid": p.pid, "sender": p.sender, "receiver": p.receiver, "alive": p.alive,
-            "own_pid_namespace": p.own_pid_namespace
+            "own_pid_namespace": p.own_pid_namespace, "cursor": p.cursor,
+            "lag": p.cursor.map(|c| i.head.saturating_sub(c)),
         })).collect::<Vec<_>>(),
+        "max_subscribers": i.max_subscribers,
     })
 }
 

@@ -81,6 +81,11 @@ enum Cmd {
         /// Do not send the end-of-stream marker at the end of input.
         #[arg(long)]
         no_eof: bool,
+        /// If the ring has to be created, make it a broadcast ring
+        /// admitting N subscribers: every `fring recv` then gets the whole
+        /// stream (messages of up to 40 bytes).
+        #[arg(long, value_name = "N")]
+        broadcast: Option<usize>,
     },
     /// Writes a named ring's messages to stdout (created if missing), e.g.
     /// `fring recv q | consumer`; stops at the sender's end-of-stream marker.
@@ -96,6 +101,9 @@ enum Cmd {
         /// Stop after SECS seconds without a message.
         #[arg(long, value_name = "SECS", value_parser = parse_secs)]
         idle_timeout: Option<f64>,
+        /// As for `send`: create a broadcast ring for N subscribers.
+        #[arg(long, value_name = "N")]
+        broadcast: Option<usize>,
     },
     /// Streams messages to a second process through a named ring and
     /// reports what it saw (a working cross-process demonstration).
@@ -150,18 +158,20 @@ fn main() -> ExitCode {
             framing,
             capacity,
             no_eof,
+            broadcast,
         } => stop::install()
             .map_err(Into::into)
-            .and_then(|()| pipe::send(&name, framing, capacity, no_eof)),
+            .and_then(|()| pipe::send(&name, framing, (capacity, broadcast), no_eof)),
         Cmd::Recv {
             name,
             framing,
             capacity,
             count,
             idle_timeout,
+            broadcast,
         } => stop::install()
             .map_err(Into::into)
-            .and_then(|()| pipe::recv(&name, framing, capacity, count, idle_timeout)),
+            .and_then(|()| pipe::recv(&name, framing, (capacity, broadcast), count, idle_timeout)),
         Cmd::DemoConsumer { name, messages } => demo_consumer(&name, messages),
     };
     match result {

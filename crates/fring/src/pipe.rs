@@ -40,13 +40,24 @@ pub enum Framing {
 
 /// Opens the ring, creating it (kept after exit; `fring rm` removes it) if
 /// it does not exist yet.
-fn open_or_create(name: &str, capacity: usize) -> Result<FusionRing, RingError> {
+/// `broadcast`: create it as a broadcast ring admitting that many
+/// subscribers (an existing ring is used as it is: on a broadcast ring the
+/// sender publishes and each receiver gets the whole stream).
+fn open_or_create(
+    name: &str,
+    capacity: usize,
+    broadcast: Option<usize>,
+) -> Result<FusionRing, RingError> {
+    let mut config = Config::new(capacity).unlink_on_drop(false);
+    if let Some(n) = broadcast {
+        config = config.broadcast(n);
+    }
     loop {
         match FusionRing::open(name) {
             Err(RingError::NotFound { .. }) => {}
             r => return r,
         }
-        match FusionRing::create(name, &Config::new(capacity).unlink_on_drop(false)) {
+        match FusionRing::create(name, &config) {
             Err(RingError::AlreadyExists { .. }) => continue,
             r => return r,
         }
@@ -68,8 +79,13 @@ fn send_blocking(ring: &FusionRing, data: &[u8], priority: PriorityClass) -> Res
 }
 
 /// `fring send NAME`: stdin to the ring.
-pub fn send(name: &str, framing: Framing, capacity: usize, no_eof: bool) -> Res {
-    let ring = open_or_create(name, capacity)?;
+pub fn send(
+    name: &str,
+    framing: Framing,
+    (capacity, broadcast): (usize, Option<usize>),
+    no_eof: bool,
+) -> Res {
+    let ring = open_or_create(name, capacity, broadcast)?;
     let mut n = 0u64;
     let sent = send_stream(&ring, name, framing, &mut n);
     if let Err(e) = &sent {
@@ -169,11 +185,11 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
 pub fn recv(
     name: &str,
     framing: Framing,
-    capacity: usize,
+    (capacity, broadcast): (usize, Option<usize>),
     count: Option<u64>,
     idle: Option<f64>,
 ) -> Res {
-    let ring = open_or_create(name, capacity)?;
+    let ring = open_or_create(name, capacity, broadcast)?;
     let mut out = std::io::BufWriter::with_capacity(1 << 16, own(std::io::stdout().as_fd())?);
     let idle = idle.map(Duration::from_secs_f64);
     let mut n = 0u64;

@@ -1260,3 +1260,55 @@ fn rm_refuses_a_ring_of_another_layout_version() {
     fring(&["rm", "--force", &name]).ok("fring rm --force (other version)");
     assert!(!file.0.exists());
 }
+
+/// Two `fring recv --broadcast` on one ring each get the whole stream a
+/// `fring send` publishes (a work queue would split it between them), and
+/// `fring stat` lists them as subscribers with their position and lag.
+#[test]
+fn two_recv_on_a_broadcast_ring_each_get_the_whole_stream() {
+    let tmp = TempDir::new("bcast");
+    let guard = RingGuard::new("bcast");
+    let name = guard.name();
+    let deadline = Instant::now() + DEADLINE;
+    let input: String = (0..2000).map(|i| format!("tick {i}\n")).collect();
+    std::fs::write(tmp.path("in"), &input).expect("write input");
+    let mut recvs: Vec<Proc> = (0..2)
+        .map(|k| {
+            let args = ["recv", name, "--broadcast", "4"];
+            Proc::spawn(
+                Command::new(fring_exe())
+                    .args(args)
+                    .stdin(Stdio::null())
+                    .stdout(File::create(tmp.path(&format!("out{k}"))).expect("out file"))
+                    .stderr(File::create(tmp.path(&format!("err{k}"))).expect("err file")),
+                format!("fring {}", args.join(" ")),
+            )
+        })
+        .collect();
+    wait_for_ring(name, &mut recvs[0], deadline);
+    wait_for_info(name, "two subscribers", &mut recvs[1], |i| {
+        i.max_subscribers == Some(4)
+            && i.participants.iter().filter(|p| p.cursor.is_some()).count() == 2
+    });
+    let stat = fring(&["stat", name]);
+    stat.ok("fring stat");
+    assert!(
+        stat.stdout.contains("broadcast ring: 2 of 4 subscribers"),
+        "{}",
+        stat.stdout
+    );
+    let mut send = Proc::spawn(
+        Command::new(fring_exe())
+            .args(["send", name])
+            .stdin(File::open(tmp.path("in")).expect("input"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+        format!("fring send {name}"),
+    );
+    assert!(send.wait_until(deadline).success(), "fring send");
+    for (k, recv) in recvs.iter_mut().enumerate() {
+        assert!(recv.wait_until(deadline).success(), "fring recv {k}");
+        let got = std::fs::read_to_string(tmp.path(&format!("out{k}"))).expect("output");
+        assert_same(got.as_bytes(), input.as_bytes(), &format!("subscriber {k}"));
+    }
+}

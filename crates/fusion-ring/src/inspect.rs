@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::error::{Result, RingError};
-use crate::handle::participant::{self, ROLE_RECEIVER, ROLE_SENDER};
+use crate::handle::participant::{self, ROLE_RECEIVER, ROLE_SENDER, ROLE_SUBSCRIBER};
 use crate::handle::roles;
 use crate::handle::shared::SharedRing;
 use crate::handle::stats::{aggregate, LaneStats};
@@ -26,6 +26,9 @@ pub struct Participant {
     /// Whether the handle lives: its liveness mark (a lock on the segment's
     /// file that the kernel drops when its process dies) is held.
     pub alive: bool,
+    /// On a broadcast ring, for a subscriber: the next position it reads
+    /// (`head - cursor` is its lag); `None` for anyone else.
+    pub cursor: Option<u64>,
     /// Whether it registered from the reader's pid namespace (or either
     /// namespace is unknown). If not, [`Participant::pid`] is a pid of
     /// another namespace (a container's), not of a process here.
@@ -75,6 +78,9 @@ pub struct RingInfo {
     pub producer_pid: Option<u32>,
     /// The process whose live handle holds the consumer role.
     pub consumer_pid: Option<u32>,
+    /// On a broadcast ring ([`crate::Config::broadcast`]), how many
+    /// subscribers it admits; `None` for a work queue.
+    pub max_subscribers: Option<usize>,
     /// Pid of the creating process.
     pub creator_pid: u32,
     /// Clock ticks per nanosecond measured by the creator.
@@ -88,12 +94,23 @@ impl RingInfo {
         let segment = ring.segment();
         let g = *segment.geometry();
         let (head, tail) = ring.core().positions();
+        // A broadcast ring's consumer head is unused: what is queued is
+        // what its slowest subscriber has not read.
+        let tail = if ring.broadcast() {
+            crate::handle::broadcast::slowest(segment.participants(), head, g.capacity as u64)
+                .ok()
+                .flatten()
+                .unwrap_or(head)
+        } else {
+            tail
+        };
         let here = pid_namespace();
         let participants = participant::registered(segment)
             .map(|r| Participant {
                 pid: r.pid,
                 sender: r.role & ROLE_SENDER != 0,
-                receiver: r.role & ROLE_RECEIVER != 0,
+                receiver: r.role & (ROLE_RECEIVER | ROLE_SUBSCRIBER) != 0,
+                cursor: (r.role & ROLE_SUBSCRIBER != 0).then_some(r.cursor),
                 alive: r.alive,
                 own_pid_namespace: r.pid_ns == here || r.pid_ns == 0 || here == 0,
             })
@@ -113,6 +130,7 @@ impl RingInfo {
             single_consumer: roles::is_single(segment, ROLE_RECEIVER),
             producer_pid: roles::holder_pid(segment, ring.core(), ROLE_SENDER),
             consumer_pid: roles::holder_pid(segment, ring.core(), ROLE_RECEIVER),
+            max_subscribers: (segment.max_subscribers() != 0).then_some(segment.max_subscribers()),
             creator_pid: segment.creator_pid(),
             ticks_per_ns: segment.ticks_per_ns(),
         })

@@ -133,6 +133,8 @@ pub(crate) struct Registered {
     pub(crate) alive: bool,
     /// Its pid namespace (`process::pid_namespace`; 0: unknown).
     pub(crate) pid_ns: u32,
+    /// Its cursor (meaningful for a broadcast subscriber only).
+    pub(crate) cursor: u64,
 }
 
 /// The registered entries, as tools show them.
@@ -150,6 +152,7 @@ pub(crate) fn registered(segment: &Segment) -> impl Iterator<Item = Registered> 
             role: e.id.role.load(Ordering::Relaxed),
             alive: segment.entry_alive(i, &e.id),
             pid_ns: e.id.pid_ns.load(Ordering::Relaxed),
+            cursor: e.id.cursor.value.load(Ordering::Relaxed),
         })
 }
 
