@@ -228,6 +228,21 @@ pub const TARGETS: &[Target] = &[
         RingFloorNs,
         AtMost(1.4),
     ),
+    // Issue 15's aim: a broadcast ring with one subscriber within 1.2x the
+    // work-queue ring of the same protocol (one producer, one consumer).
+    ratio(
+        "broadcast one-way latency, 1 subscriber / SPSC inline latency",
+        MedianNs(RowId::BroadcastLatency),
+        MedianNs(RowId::SpscInlineLatency),
+        AtMost(1.2),
+    ),
+    ratio(
+        "broadcast streaming, 1 subscriber / SPSC inline streaming",
+        TicksPerMsg(RowId::BroadcastStream(1)),
+        TicksPerMsg(RowId::SpscInlineStream),
+        AtMost(1.2),
+    )
+    .also(TicksPerMsg(RowId::BroadcastStream(2)), "2 subscribers"),
     ratio(
         "batch-32 streaming / packed records",
         TicksPerMsg(RowId::BatchStream),
@@ -914,6 +929,9 @@ mod tests {
         // 100 MiB in 5 ms: 21.0 GB/s.
         stream(&mut r, RowId::FullLoanStream(1 << 20), 100, 0.005, 1);
         stream(&mut r, RowId::RtrbStream, 1_000_000, 0.013, 32);
+        lat(&mut r, RowId::BroadcastLatency, 210);
+        stream(&mut r, RowId::BroadcastStream(1), 1_000_000, 0.05, 44);
+        stream(&mut r, RowId::BroadcastStream(2), 1_000_000, 0.1, 90);
         r.judge();
         let shown: Vec<(&str, &str, &str, Status)> = r
             .targets
@@ -944,6 +962,18 @@ mod tests {
                     Met
                 ),
                 (LATENCY, "<= 1.4", "1.59 (293 / 184 ns)", Missed),
+                (
+                    "broadcast one-way latency, 1 subscriber / SPSC inline latency",
+                    "<= 1.2",
+                    "1.05 (210 / 200 ns)",
+                    Met
+                ),
+                (
+                    "broadcast streaming, 1 subscriber / SPSC inline streaming",
+                    "<= 1.2",
+                    "1.10 (44.0 / 40.0 ticks/msg); 90.0 ticks/msg 2 subscribers",
+                    Met
+                ),
                 (BATCH, "<= 1.5", "2.48 (60.0 / 24.2 ticks/msg)", Missed),
                 (
                     ONE_THREAD,

@@ -137,6 +137,7 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     let (mut floor, mut ring, mut inline) = (new_row(), new_row(), new_row());
     let mut loan_floor = new_row();
     let (mut spsc, mut unstamped) = (new_row(), new_row());
+    let mut broadcast = new_row();
     let mut zc: Vec<(usize, bool, Row)> = opts
         .sizes
         .iter()
@@ -166,6 +167,7 @@ pub fn run(opts: &Options) -> Result<Report, String> {
             &mut unstamped,
             paths::inline_latency(rounds / QUARTERS, true, false)?,
         )?;
+        take(&mut broadcast, paths::broadcast_latency(rounds / QUARTERS)?)?;
         for (size, loan, row) in &mut zc {
             let s = paths::zerocopy_latency(*size, *loan, zc_rounds(*size) / QUARTERS)?;
             take(row, s)?;
@@ -196,6 +198,11 @@ pub fn run(opts: &Options) -> Result<Report, String> {
         RowId::SpscUnstampedLatency,
         &unstamped.samples,
         stats::median(unstamped.probes),
+    );
+    report.latency(
+        RowId::BroadcastLatency,
+        &broadcast.samples,
+        stats::median(broadcast.probes),
     );
     for (size, loan, row) in zc {
         let id = if loan {
@@ -238,6 +245,7 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     let (mut spsc, mut unstamped) = ((empty, Vec::new()), (empty, Vec::new()));
     let (mut bare, mut claimed, mut packed) = (empty, empty, empty);
     let (mut small_batch, mut packed_small) = ((empty, Vec::new()), empty);
+    let (mut bcast1, mut bcast2) = ((empty, Vec::new()), (empty, Vec::new()));
     let (mut rtrb, mut array_queue) = ((empty, Vec::new()), (empty, Vec::new()));
     for q in 1..=QUARTERS {
         p.step(&format!(
@@ -255,6 +263,10 @@ pub fn run(opts: &Options) -> Result<Report, String> {
         small_batch
             .0
             .add(paths::batch_stream(part, model::BATCH, model::SMALL)?);
+        bcast1.1.push(probe()?);
+        bcast1.0.add(paths::broadcast_stream(part, 1)?);
+        bcast2.1.push(probe()?);
+        bcast2.0.add(paths::broadcast_stream(part, 2)?);
         bare.add(paths::line_stream(part, false)?);
         claimed.add(paths::line_stream(part, true)?);
         packed.add(paths::packed_stream(part, 5)?);
@@ -278,6 +290,8 @@ pub fn run(opts: &Options) -> Result<Report, String> {
         stats::median(small_batch.1),
     );
     report.throughput(RowId::RtrbStream, rtrb.0, stats::median(rtrb.1));
+    report.throughput(RowId::BroadcastStream(1), bcast1.0, stats::median(bcast1.1));
+    report.throughput(RowId::BroadcastStream(2), bcast2.0, stats::median(bcast2.1));
     report.throughput(
         RowId::ArrayQueueStream,
         array_queue.0,

@@ -75,6 +75,12 @@ pub enum RowId {
     RtrbStream,
     /// Reference: the same through crossbeam's `ArrayQueue`.
     ArrayQueueStream,
+    /// Inline 40-byte messages through a broadcast ring (`Publisher` ->
+    /// one `Subscriber` in another process), one-way latency.
+    BroadcastLatency,
+    /// The same streamed, to this many subscribers (1 or 2, threads of one
+    /// other process).
+    BroadcastStream(usize),
 }
 
 /// What a row measured.
@@ -116,6 +122,8 @@ impl RowId {
             FullLoanStream(_) => "zerocopy-full",
             RtrbStream => "rtrb-threads",
             ArrayQueueStream => "arrayqueue-threads",
+            BroadcastLatency | BroadcastStream(1) => "broadcast",
+            BroadcastStream(_) => "broadcast-2sub",
         }
     }
 
@@ -124,10 +132,14 @@ impl RowId {
         use RowId::*;
         match self {
             Floor | InlineLatency | SpscInlineLatency | SpscUnstampedLatency | LoanLatency(_)
-            | CopyLatency(_) | Blocking | Eventfd | PipeLatency | UdsLatency => Kind::Latency,
+            | CopyLatency(_) | Blocking | Eventfd | PipeLatency | UdsLatency | BroadcastLatency => {
+                Kind::Latency
+            }
             InlineStream | SpscInlineStream | SpscUnstampedStream | BatchStream
             | SmallBatchStream | LoanStream(_) | CopyStream(_) | PipeStream | UdsStream
-            | FullLoanStream(_) | RtrbStream | ArrayQueueStream => Kind::Throughput,
+            | FullLoanStream(_) | RtrbStream | ArrayQueueStream | BroadcastStream(_) => {
+                Kind::Throughput
+            }
         }
     }
 
@@ -143,7 +155,9 @@ impl RowId {
             | FullLoanStream(size) => size,
             InlineLatency | SpscInlineLatency | SpscUnstampedLatency | PipeLatency | UdsLatency
             | InlineStream | SpscInlineStream | SpscUnstampedStream | BatchStream | PipeStream
-            | UdsStream | RtrbStream | ArrayQueueStream => 40,
+            | UdsStream | RtrbStream | ArrayQueueStream | BroadcastLatency | BroadcastStream(_) => {
+                40
+            }
         }
     }
 
@@ -166,6 +180,7 @@ impl RowId {
                 | LoanStream(_)
                 | CopyStream(_)
                 | FullLoanStream(_)
+                | BroadcastStream(_)
         )
     }
 

@@ -434,6 +434,49 @@ pub fn uds_latency(rounds: usize) -> R<Samples> {
     byte_pair_latency(a, b, rounds)
 }
 
+/// Inline 40-byte messages through a broadcast ring: the publisher here,
+/// one subscriber in the peer process (it subscribes, then answers each
+/// message through an inline ring of one producer and one consumer).
+/// Stamped, as the `inline-spsc` rows it is read against.
+pub fn broadcast_latency(rounds: usize) -> R<Samples> {
+    let config = Config::inline_only(64).broadcast(1);
+    let publisher = Publisher::with_config(&config).map_err(|e| e.to_string())?;
+    let ring = publisher.as_ring().clone();
+    let pong = inline_ring(64, true, true)?;
+    let warm = rounds / 10 + 1;
+    with_peer(
+        || {
+            let sub = Subscriber::from_ring(ring).expect("subscribe");
+            let mut b = [0u8; 40];
+            for _ in 0..warm + rounds {
+                let n = loop {
+                    match sub.recv(&mut b) {
+                        Ok(n) => break n,
+                        Err(RingError::Empty) => std::hint::spin_loop(),
+                        Err(e) => panic!("recv failed: {e}"),
+                    }
+                };
+                spin_send(&pong, &b[..n]);
+            }
+        },
+        || {
+            // Until the peer has subscribed, a message would be lost.
+            while publisher.subscribers() == 0 {
+                std::hint::spin_loop();
+            }
+            let msg = [0x5Au8; 40];
+            let mut b = [0u8; 40];
+            timed(warm, rounds, || {
+                while let Err(e) = publisher.send(&msg) {
+                    assert_eq!(e, RingError::Full, "publish failed");
+                    std::hint::spin_loop();
+                }
+                spin_recv(&pong, &mut b);
+            })
+        },
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,7 +13,9 @@ pub use streams::*;
 
 use std::io::{Read, Write};
 
-use fusion_ring::{Config, FusionRing, PriorityClass, RingError, UltraFastRing};
+use fusion_ring::{
+    Config, FusionRing, PriorityClass, Publisher, RingError, Subscriber, UltraFastRing,
+};
 use serde::Serialize;
 
 const PRIO: PriorityClass = PriorityClass::Normal;

@@ -394,3 +394,57 @@ pub fn memcpy_rotating(size: usize, targets: usize) -> f64 {
     }
     (reps * size) as f64 / t0.elapsed().as_secs_f64()
 }
+
+/// 40-byte messages published on a broadcast ring of 4096 slots to
+/// `subscribers` (1 or 2) subscribers, threads of the peer process, each
+/// reading every message. Stamped, as the `inline-spsc` streaming row. The
+/// publisher first waits until they have subscribed (inside the timed
+/// part: microseconds of a stream of milliseconds).
+pub fn broadcast_stream(messages: u64, subscribers: usize) -> R<Stream> {
+    let config = Config::inline_only(4096).broadcast(subscribers);
+    let publisher = Publisher::with_config(&config).map_err(|e| e.to_string())?;
+    let ring = publisher.as_ring().clone();
+    let read_all = move |sub: Subscriber| {
+        let mut b = [0u8; 40];
+        let mut got = 0;
+        while got < messages {
+            match sub.recv(&mut b) {
+                Ok(_) => got += 1,
+                // Two subscribers and the publisher on two cores: a waiting
+                // subscriber gives its core away rather than spin through
+                // the time slice of the one the publisher waits for.
+                Err(RingError::Empty) if subscribers > 1 => std::thread::yield_now(),
+                Err(RingError::Empty) => std::hint::spin_loop(),
+                Err(e) => panic!("recv failed: {e}"),
+            }
+        }
+    };
+    stream(
+        messages,
+        || {
+            let subs: Vec<Subscriber> = (0..subscribers)
+                .map(|_| Subscriber::from_ring(ring.clone()).expect("subscribe"))
+                .collect();
+            std::thread::scope(|s| {
+                let mut subs = subs.into_iter();
+                let first = subs.next().expect("one subscriber");
+                for other in subs {
+                    s.spawn(move || read_all(other));
+                }
+                read_all(first);
+            });
+        },
+        || {
+            while publisher.subscribers() < subscribers {
+                std::hint::spin_loop();
+            }
+            let msg = [1u8; 40];
+            for _ in 0..messages {
+                while let Err(e) = publisher.send(&msg) {
+                    assert_eq!(e, RingError::Full, "publish failed");
+                    std::hint::spin_loop();
+                }
+            }
+        },
+    )
+}
