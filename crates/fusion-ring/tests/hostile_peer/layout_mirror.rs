@@ -35,6 +35,9 @@ pub const HEADER_FIELDS: [(usize, usize); 19] = [
 /// ControlBlock is 16 lines; the SyncBlock follows it.
 pub const CONTROL_SIZE: usize = 16 * 64;
 pub const CONSUMER_HEAD: usize = 128;
+/// The header's flags word, and the broadcast-ring flag in it.
+pub const HEADER_FLAGS: usize = 100;
+pub const FLAG_BROADCAST: u64 = 16;
 /// A participant entry: identity line, send-claim line, receive-claim line,
 /// a broadcast subscriber's cursor line, then 5 lanes of counters (320 B
 /// each).

@@ -19,7 +19,7 @@ use crate::harness::{
     base_seed, child_args, episode_seed, fuzz_name, last_line, long_run, parse_line, spawn_child,
     start_watchdog, tail, wait_all,
 };
-use crate::layout_mirror::{Lay, ARENA_FREE, CONSUMER_HEAD, SLOT};
+use crate::layout_mirror::{Lay, ARENA_FREE, CONSUMER_HEAD, FLAG_BROADCAST, HEADER_FLAGS, SLOT};
 use crate::operations::{Role, Tally, Worker};
 use crate::peer::{apply_val, resolve, tame, Edit, Region, SharedMap, Val};
 
@@ -160,11 +160,14 @@ impl Scribbler {
         ));
     }
 
-    /// Waits until messages flow (consumer head >= 16), then scribbles until
-    /// `deadline`. `Err` if nothing flowed within 10 s.
+    /// Waits until messages flow (consumer head >= 16; on a broadcast ring,
+    /// whose subscribers move cursors of their own, producer head >= 16),
+    /// then scribbles until `deadline`. `Err` if nothing flowed within 10 s.
     fn run(&mut self, deadline: Instant, stop: &AtomicBool) -> Result<(), String> {
         let wait_until = Instant::now() + Duration::from_secs(10);
-        while self.map.load(self.lay.ctrl + CONSUMER_HEAD, 8) < 16 {
+        let broadcast = self.map.load(HEADER_FLAGS, 4) & FLAG_BROADCAST != 0;
+        let head = if broadcast { 0 } else { CONSUMER_HEAD };
+        while self.map.load(self.lay.ctrl + head, 8) < 16 {
             if Instant::now() > wait_until {
                 return Err("no message flowed within 10 s before scribbling".into());
             }
@@ -198,9 +201,11 @@ impl Scribbler {
 }
 
 /// Ring configurations of the live episodes (the first with one producer
-/// and one consumer at a time, the rest many-to-many).
+/// and one consumer at a time, the last a broadcast ring, the others
+/// many-to-many).
 fn live_config(k: u64) -> Config {
-    match k % 4 {
+    match k % 5 {
+        4 => Config::new(32).broadcast(4),
         0 => Config::new(64)
             .arena_bytes(256 << 10)
             .max_message(16 << 10)
@@ -346,7 +351,7 @@ fn live_episodes(threads: bool) {
     while k < 3 || start.elapsed() + Duration::from_millis(episode_ms) < budget {
         let seed = episode_seed(base, k);
         let mut rng = Rng::new(seed);
-        let cfg_k = rng.below(4);
+        let cfg_k = rng.below(5);
         let style = rng.below(5);
         let name = fuzz_name();
         let ring = FusionRing::create(&name, &live_config(cfg_k)).expect("create the episode ring");

@@ -32,6 +32,7 @@ fn templates() -> Vec<Vec<u8>> {
     let configs = [
         Config::new(8).arena_bytes(0).wakeups(false),
         Config::new(16).arena_bytes(64 << 10).max_message(4096),
+        Config::new(8).broadcast(3),
         Config::new(2)
             .arena_bytes(8 << 10)
             .max_message(200)

@@ -215,6 +215,9 @@ pub fn outcome_name(e: &RingError) -> &'static str {
         // A single-producer / single-consumer ring whose holder word was
         // scribbled to name a live handle's entry: refused, not lost.
         RingError::RoleTaken { .. } | RingError::NoEntryForRole { .. } => "role",
+        // A broadcast ring whose role bits were scribbled to count more
+        // subscribers than it admits: refused, not lost.
+        RingError::TooManySubscribers { .. } => "role",
         _ => "unexpected",
     }
 }
