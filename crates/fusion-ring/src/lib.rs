@@ -8,6 +8,8 @@
 //!   slot; [`UltraFastRing`] is that path with the least overhead.
 //! - Many producers and many consumers, in any processes, claim slots with
 //!   one CAS each; a batch claims many slots with one CAS.
+//! - Publish-subscribe: on a broadcast ring ([`Config::broadcast`]) one
+//!   [`Publisher`] sends and every [`Subscriber`] receives every message.
 //! - Every message carries a [`PriorityClass`] and a send timestamp from
 //!   [`Clock`]; each of the five classes has its own stats lane.
 //! - A ring is one segment: anonymous ([`Ring::new`], a memfd that children
@@ -24,7 +26,8 @@
 //! |                    |  consumer_tail (one 64-B line each) | reserved
 //! +--------------------+
 //! | participants x 64  |  pid + start time + role (for people: liveness is
-//! |                    |  a lock, see Death below), 5 lanes of counters
+//! |                    |  a lock, see Death below), claim records, a
+//! |                    |  subscriber's cursor, 5 lanes of counters
 //! +--------------------+
 //! | slots x capacity   |  seq u64 | stamp u64 | len u32 kind u8 prio u8 | 40 B
 //! +--------------------+
