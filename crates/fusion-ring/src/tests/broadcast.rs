@@ -62,3 +62,50 @@ fn a_new_publisher_takes_over_from_a_dropped_one() {
     assert_eq!(sub.recv(&mut buf), Ok(3));
     assert_eq!(&buf[..3], b"two");
 }
+
+/// A publisher that died having published the second slot of a run but
+/// not the first, nor its head, leaves a subscriber stuck at the hole. The
+/// publisher that takes the role over fills the hole with a tombstone
+/// (`adopt_broadcast_publisher`) and goes on after the published message:
+/// the subscriber gets that message, then the new one.
+#[test]
+fn a_publisher_taking_over_fills_the_hole_a_dead_one_left() {
+    use crate::handle::participant::{self, ROLE_SENDER};
+    use crate::lockfree::protocol::pack_payload;
+    use crate::shm::layout::{pack_meta, SlotKind};
+    use crate::shm::liveness::EntryLock;
+    use crate::PriorityClass;
+
+    let keeper = Publisher::with_config(&Config::new(8).broadcast(2)).unwrap();
+    let ring = keeper.as_ring().clone();
+    let sub = Subscriber::from_publisher(&keeper).unwrap();
+    drop(keeper);
+    let segment = ring.segment();
+    let entries = segment.participants();
+    let core = ring.core();
+    // The dead publisher: registered without a mark, holding the role.
+    let (dead, _) = participant::register(entries, &EntryLock::Pids);
+    entries[dead].id.role.store(ROLE_SENDER, Ordering::Relaxed);
+    if cfg!(miri) {
+        let other = crate::shm::process::current_pid() + 1;
+        entries[dead].id.pid.store(other, Ordering::Relaxed);
+    }
+    core.ctrl()
+        .producer_holder
+        .value
+        .store(dead as u64 + 1, Ordering::Relaxed);
+    // Its run of two at positions 0 and 1: only position 1 published.
+    let meta = pack_meta(4, SlotKind::Inline, PriorityClass::High as u8);
+    core.publish(1, 0, meta, &pack_payload(b"late"), false);
+
+    let mut buf = [0u8; 40];
+    assert_eq!(sub.recv(&mut buf), Err(RingError::Empty), "the hole");
+    let publisher = Publisher::from_ring(ring).expect("a dead holder holds nothing");
+    publisher.send(b"next").unwrap();
+    assert_eq!(publisher.stats().head, 3, "past the dead one's run");
+    assert_eq!(sub.recv(&mut buf), Ok(4));
+    assert_eq!(&buf[..4], b"late");
+    assert_eq!(sub.recv(&mut buf), Ok(4));
+    assert_eq!(&buf[..4], b"next");
+    assert_eq!(sub.recv(&mut buf), Err(RingError::Empty));
+}
