@@ -213,9 +213,20 @@ impl Ring {
         self.shared.segment().geometry().capacity
     }
 
-    /// Messages queued (a snapshot).
+    /// Messages queued (a snapshot); on a broadcast ring, those its slowest
+    /// subscriber has not read.
     pub fn len(&self) -> usize {
-        self.shared.core().len() as usize
+        let core = self.shared.core();
+        if self.shared.broadcast() {
+            // What the slowest subscriber has not read (0 without one).
+            let head = core.ctrl().producer_head.value.load(Ordering::Relaxed);
+            let slowest = broadcast::slowest(self.shared.participants(), head, core.capacity());
+            return match slowest {
+                Ok(Some(c)) => head.wrapping_sub(c) as usize,
+                Ok(None) | Err(_) => 0,
+            };
+        }
+        core.len() as usize
     }
 
     /// Whether no message is queued (a snapshot).

@@ -38,6 +38,11 @@ fn the_slowest_subscriber_gates_and_a_leaving_one_stops_gating() {
     publisher.send(b"x").expect("slow freed one slot");
     assert_eq!(publisher.send(b"y"), Err(RingError::Full));
     assert_eq!((slow.lag(), fast.lag()), (4, 1));
+    assert_eq!(
+        publisher.as_ring().len(),
+        4,
+        "what the slowest has not read"
+    );
     drop(slow);
     for m in [b"y", b"z", b"w"] {
         publisher.send(m).expect("only fast gates now");
