@@ -340,11 +340,7 @@ impl FusionRing {
         buffer: &mut [u8],
         deadline: Deadline,
     ) -> Result<(usize, PriorityClass, u64)> {
-        self.ring
-            .wait_for(Waiting::NotEmpty, deadline, || match self.ring.recv_copy(buffer) {
-                Err(RingError::Empty) => None,
-                r => Some(r),
-            })?
+        self.ring.recv_copy_waiting(buffer, deadline)
     }
 
     /// Receives in place (see [`FusionRing::recv_zerocopy`]), waiting for a

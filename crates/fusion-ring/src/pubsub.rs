@@ -272,11 +272,7 @@ impl Subscriber {
         buffer: &mut [u8],
         deadline: Deadline,
     ) -> Result<(usize, PriorityClass, u64)> {
-        self.ring
-            .wait_for(Waiting::NotEmpty, deadline, || match self.ring.recv_copy(buffer) {
-                Err(RingError::Empty) => None,
-                r => Some(r),
-            })?
+        self.ring.recv_copy_waiting(buffer, deadline)
     }
 
     /// How many published messages this subscriber has not read yet (a

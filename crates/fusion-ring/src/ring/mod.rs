@@ -464,6 +464,19 @@ impl Ring {
         wait_on(&self.shared, &self.reg, waiting, deadline, ready)
     }
 
+    /// Receives into `buffer` as `recv_copy` does, waiting for a message
+    /// until `deadline` (the blocking receives of every ring type).
+    pub(crate) fn recv_copy_waiting(
+        &self,
+        buffer: &mut [u8],
+        deadline: Deadline,
+    ) -> Result<(usize, crate::priority::PriorityClass, u64)> {
+        self.wait_for(Waiting::NotEmpty, deadline, || match self.recv_copy(buffer) {
+            Err(RingError::Empty) => None,
+            r => Some(r),
+        })?
+    }
+
     /// Waits until `attempt` stops reporting "not yet" (`None`): the
     /// building block of the blocking calls.
     pub(crate) fn wait_for<T>(

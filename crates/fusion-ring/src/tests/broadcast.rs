@@ -75,33 +75,11 @@ fn a_new_publisher_takes_over_from_a_dropped_one() {
 /// the subscriber gets that message, then the new one.
 #[test]
 fn a_publisher_taking_over_fills_the_hole_a_dead_one_left() {
-    use crate::handle::participant::{self, ROLE_SENDER};
-    use crate::lockfree::protocol::pack_payload;
-    use crate::shm::layout::{pack_meta, SlotKind};
-    use crate::shm::liveness::EntryLock;
-    use crate::PriorityClass;
-
     let keeper = Publisher::with_config(&Config::new(8).broadcast(2)).unwrap();
     let ring = keeper.as_ring().clone();
     let sub = Subscriber::from_publisher(&keeper).unwrap();
     drop(keeper);
-    let segment = ring.segment();
-    let entries = segment.participants();
-    let core = ring.core();
-    // The dead publisher: registered without a mark, holding the role.
-    let (dead, _) = participant::register(entries, &EntryLock::Pids);
-    entries[dead].id.role.store(ROLE_SENDER, Ordering::Relaxed);
-    if cfg!(miri) {
-        let other = crate::shm::process::current_pid() + 1;
-        entries[dead].id.pid.store(other, Ordering::Relaxed);
-    }
-    core.ctrl()
-        .producer_holder
-        .value
-        .store(dead as u64 + 1, Ordering::Relaxed);
-    // Its run of two at positions 0 and 1: only position 1 published.
-    let meta = pack_meta(4, SlotKind::Inline, PriorityClass::High as u8);
-    core.publish(1, 0, meta, &pack_payload(b"late"), false);
+    super::plant_dead_producer_with_half_a_run(&ring);
 
     let mut buf = [0u8; 40];
     assert_eq!(sub.recv(&mut buf), Err(RingError::Empty), "the hole");

@@ -134,27 +134,8 @@ fn a_dead_or_stale_holder_is_taken_over() {
 /// published message: the consumer gets that message, then the new one.
 #[test]
 fn a_producer_taking_over_fills_the_hole_a_dead_one_left() {
-    use crate::lockfree::protocol::pack_payload;
-    use crate::shm::layout::{pack_meta, SlotKind};
-
     let keeper = ring(Config::new(8).single_producer(true).single_consumer(true));
-    let segment = keeper.as_ring().segment();
-    let entries = segment.participants();
-    let core = keeper.as_ring().core();
-    // The dead producer: registered without a mark, holding the role.
-    let (dead, _) = participant::register(entries, &EntryLock::Pids);
-    entries[dead].id.role.store(ROLE_SENDER, Ordering::Relaxed);
-    if cfg!(miri) {
-        let other = crate::shm::process::current_pid() + 1;
-        entries[dead].id.pid.store(other, Ordering::Relaxed);
-    }
-    core.ctrl()
-        .producer_holder
-        .value
-        .store(dead as u64 + 1, Ordering::Relaxed);
-    // Its run of two at positions 0 and 1: only position 1 published.
-    let meta = pack_meta(4, SlotKind::Inline, PriorityClass::High as u8);
-    core.publish(1, 0, meta, &pack_payload(b"late"), false);
+    super::plant_dead_producer_with_half_a_run(keeper.as_ring());
 
     let consumer = keeper.clone();
     let mut buf = [0u8; 64];
