@@ -184,26 +184,14 @@ pub fn run(opts: &Options) -> Result<Report, String> {
         single_unstamped: paths::single_thread(pairs, false, true)?,
     });
     report.machine.trivial_ring_ticks = Some(paths::trivial_ring(pairs));
-    report.latency(
-        RowId::InlineLatency,
-        &inline.samples,
-        stats::median(inline.probes),
-    );
-    report.latency(
-        RowId::SpscInlineLatency,
-        &spsc.samples,
-        stats::median(spsc.probes),
-    );
-    report.latency(
-        RowId::SpscUnstampedLatency,
-        &unstamped.samples,
-        stats::median(unstamped.probes),
-    );
-    report.latency(
-        RowId::BroadcastLatency,
-        &broadcast.samples,
-        stats::median(broadcast.probes),
-    );
+    for (id, row) in [
+        (RowId::InlineLatency, inline),
+        (RowId::SpscInlineLatency, spsc),
+        (RowId::SpscUnstampedLatency, unstamped),
+        (RowId::BroadcastLatency, broadcast),
+    ] {
+        report.latency(id, &row.samples, stats::median(row.probes));
+    }
     for (size, loan, row) in zc {
         let id = if loan {
             RowId::LoanLatency(size)

@@ -57,30 +57,7 @@ pub fn floor(rounds: usize) -> R<Samples> {
 /// one transfer per hop hands over ownership too), the writer must first
 /// take its line back from the poller: two transfers per hop.
 pub fn ring_floor(rounds: usize) -> R<Samples> {
-    const LINES: u64 = 32; // per direction: ping lines 0..32, pong 32..64
-    let page = SharedPage::new();
-    let line = |dir: u64, i: u64| page.word((64 * (dir * LINES + i % LINES)) as usize);
-    let total = (rounds + rounds / 10 + 1) as u64;
-    with_peer(
-        || {
-            for i in 1..=total {
-                while line(0, i).load(Ordering::Acquire) != i {
-                    std::hint::spin_loop();
-                }
-                line(1, i).store(i, Ordering::Release);
-            }
-        },
-        || {
-            let mut i = 0u64;
-            timed((total as usize) - rounds, rounds, || {
-                i += 1;
-                line(0, i).store(i, Ordering::Release);
-                while line(1, i).load(Ordering::Acquire) != i {
-                    std::hint::spin_loop();
-                }
-            })
-        },
-    )
+    two_ring_ping_pong::<false>(rounds)
 }
 
 /// The least a zero-copy hop pays on top of [`ring_floor`]: the same
@@ -94,9 +71,16 @@ pub fn ring_floor(rounds: usize) -> R<Samples> {
 /// reference count, no checks: what is left of a loan's one-way latency
 /// above this is the library's.
 pub fn loan_floor(rounds: usize) -> R<Samples> {
+    two_ring_ping_pong::<true>(rounds)
+}
+
+/// [`ring_floor`], and with `PAYLOAD` [`loan_floor`] (a constant: the
+/// ring floor's loop has no test of it).
+fn two_ring_ping_pong<const PAYLOAD: bool>(rounds: usize) -> R<Samples> {
     const LINES: u64 = 32; // per direction: ping lines 0..32, pong 32..64
     let page = SharedPage::with_len(64 * (2 * LINES as usize + 1));
     let line = |dir: u64, i: u64| page.word((64 * (dir * LINES + i % LINES)) as usize);
+    // The payload's offset rides in the ping line, its second word.
     let offset_word = |i: u64| page.word((64 * (i % LINES)) as usize + 8);
     let payload = 64 * 2 * LINES as usize;
     let total = (rounds + rounds / 10 + 1) as u64;
@@ -106,8 +90,10 @@ pub fn loan_floor(rounds: usize) -> R<Samples> {
                 while line(0, i).load(Ordering::Acquire) != i {
                     std::hint::spin_loop();
                 }
-                let at = offset_word(i).load(Ordering::Relaxed) as usize;
-                std::hint::black_box(page.word(at).load(Ordering::Relaxed));
+                if PAYLOAD {
+                    let at = offset_word(i).load(Ordering::Relaxed) as usize;
+                    std::hint::black_box(page.word(at).load(Ordering::Relaxed));
+                }
                 line(1, i).store(i, Ordering::Release);
             }
         },
@@ -115,10 +101,12 @@ pub fn loan_floor(rounds: usize) -> R<Samples> {
             let mut i = 0u64;
             timed((total as usize) - rounds, rounds, || {
                 i += 1;
-                for w in 0..8 {
-                    page.word(payload + 8 * w).store(i, Ordering::Relaxed);
+                if PAYLOAD {
+                    for w in 0..8 {
+                        page.word(payload + 8 * w).store(i, Ordering::Relaxed);
+                    }
+                    offset_word(i).store(payload as u64, Ordering::Relaxed);
                 }
-                offset_word(i).store(payload as u64, Ordering::Relaxed);
                 line(0, i).store(i, Ordering::Release);
                 while line(1, i).load(Ordering::Acquire) != i {
                     std::hint::spin_loop();
