@@ -144,6 +144,21 @@ pub enum RingError {
         /// The ring's limit.
         limit: usize,
     },
+    /// On a broadcast ring that overwrites ([`crate::Overflow::Overwrite`]):
+    /// the publisher wrote over `missed` messages this subscriber had not
+    /// read. Nothing was received; the next receive goes on from the oldest
+    /// message still in the ring (another `Lagged` if that one is
+    /// overwritten too before it is read). Its received messages plus the
+    /// `missed` of every `Lagged` it got count every message published
+    /// since it joined.
+    #[error(
+        "this subscriber fell a ring behind: the publisher overwrote {missed} messages it had not \
+         read; it goes on from the oldest one still in the ring"
+    )]
+    Lagged {
+        /// How many messages it lost.
+        missed: u64,
+    },
     /// The operation needs a ring of the other shape: a broadcast ring
     /// opened as a work queue (`UltraFastRing`, `FusionRing`, `Ring`'s
     /// receives) or a work queue opened as a broadcast ring (`Publisher`,

@@ -155,7 +155,8 @@ pub use lockfree::arena::ArenaUsage;
 hosted! {
     pub use shm::handoff;
     pub use shm::config::{
-        Config, DEFAULT_ARENA_BYTES, DEFAULT_CAPACITY, DEFAULT_MAX_MESSAGE, MAX_ARENA_BYTES,
+        Config, Overflow, DEFAULT_ARENA_BYTES, DEFAULT_CAPACITY, DEFAULT_MAX_MESSAGE,
+        MAX_ARENA_BYTES,
     };
     pub use fusion::FusionRing;
     pub use batch::BatchMessage;

@@ -233,7 +233,9 @@ impl Subscriber {
 
     /// Receives the next message into `buffer`: its length. `Empty` if the
     /// publisher has sent nothing newer; `BufferTooSmall` leaves it
-    /// unread.
+    /// unread; on a ring that overwrites, [`RingError::Lagged`] if the
+    /// publisher wrote over messages this subscriber had not read (it then
+    /// goes on from the oldest one left).
     pub fn recv(&self, buffer: &mut [u8]) -> Result<usize> {
         self.ring.recv_copy(buffer).map(|(n, _, _)| n)
     }
@@ -276,8 +278,44 @@ impl Subscriber {
     }
 
     /// How many published messages this subscriber has not read yet (a
-    /// snapshot).
+    /// snapshot; on a ring that overwrites, more than the ring holds once
+    /// it fell behind).
     pub fn lag(&self) -> u64 {
         self.ring.lag()
+    }
+
+    /// Goes back by up to `depth` messages already published, as far as
+    /// the ring still holds them: the subscriber then receives those first
+    /// (iceoryx2 calls it history). `InvalidConfig` past the ring's
+    /// capacity. Called right after joining, it starts the subscriber
+    /// `depth` messages back; on a ring that blocks, the publisher then
+    /// waits for it as for any subscriber. A history message the publisher
+    /// writes over before it is read is reported as [`RingError::Lagged`]
+    /// (on either policy: the publisher's room was reckoned before the
+    /// subscriber went back).
+    ///
+    /// ```
+    /// use fusion_ring::{Config, Publisher, Subscriber};
+    /// let publisher = Publisher::with_config(&Config::new(8).broadcast(2))?;
+    /// for tick in 0..5u8 {
+    ///     publisher.send(&[tick])?; // nobody subscribed yet
+    /// }
+    /// let late = Subscriber::from_publisher(&publisher)?.with_history(3)?;
+    /// let mut buf = [0u8; 40];
+    /// for tick in 2..5u8 {
+    ///     assert_eq!((late.recv(&mut buf)?, buf[0]), (1, tick));
+    /// }
+    /// # Ok::<(), fusion_ring::RingError>(())
+    /// ```
+    pub fn with_history(self, depth: usize) -> Result<Self> {
+        self.ring.rewind(depth)?;
+        Ok(self)
+    }
+
+    /// How many messages this subscriber lost to a publisher that
+    /// overwrites ([`crate::Overflow::Overwrite`]): the sum of the
+    /// `missed` of every [`RingError::Lagged`] it got.
+    pub fn missed(&self) -> u64 {
+        self.ring.messages_missed()
     }
 }

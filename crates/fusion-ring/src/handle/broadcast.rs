@@ -12,7 +12,7 @@
 use crate::atomic::Ordering;
 use crate::error::RingError;
 use crate::handle::participant::{IN_USE, ROLE_SUBSCRIBER, SHARED_ENTRY};
-use crate::lockfree::broadcast::cursor_is_possible;
+use crate::lockfree::broadcast::gating_cursor;
 use crate::shm::layout::{ParticipantEntry, MAX_PARTICIPANTS};
 
 /// The entries that are subscribers now (entry 0 never is).
@@ -31,9 +31,10 @@ fn subscribers(entries: &[ParticipantEntry]) -> impl Iterator<Item = &Participan
 }
 
 /// The publisher's scan at position `pos`: the smallest cursor of the
-/// subscribers (`Ok(None)`: none), or `Err(cursor)` for a cursor that no
-/// subscriber can have (ahead of `pos` or more than a ring behind it; only
-/// a scribbler writes one). Reads one line per entry.
+/// subscribers (`Ok(None)`: none), each counted at most a ring behind
+/// (`gating_cursor`), or `Err(cursor)` for a cursor that no subscriber can
+/// have (ahead of `pos`; only a scribbler writes one). Reads one line per
+/// entry.
 pub(crate) fn slowest(
     entries: &[ParticipantEntry],
     pos: u64,
@@ -43,10 +44,7 @@ pub(crate) fn slowest(
     for e in subscribers(entries) {
         // Acquire: SYNC POINT "run free" (pairs with the subscriber's
         // Release store of its cursor, `RingCore::release_single_on`).
-        let c = e.id.cursor.value.load(Ordering::Acquire);
-        if !cursor_is_possible(c, pos, capacity) {
-            return Err(c);
-        }
+        let c = gating_cursor(e.id.cursor.value.load(Ordering::Acquire), pos, capacity)?;
         min = Some(min.map_or(c, |m| m.min(c)));
     }
     Ok(min)

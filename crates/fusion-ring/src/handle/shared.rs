@@ -8,7 +8,7 @@ use crate::lockfree::arena::Arena;
 use crate::lockfree::event;
 use crate::lockfree::protocol::RingCore;
 use crate::shm::layout::{
-    ParticipantEntry, SyncBlock, FLAG_BROADCAST, FLAG_NO_TIMESTAMPS, FLAG_SINGLE_CONSUMER,
+    ParticipantEntry, SyncBlock, FLAG_BROADCAST, FLAG_NO_TIMESTAMPS, FLAG_OVERWRITE, FLAG_SINGLE_CONSUMER,
     FLAG_SINGLE_PRODUCER, FLAG_WAKEUPS,
 };
 use crate::shm::segment::Segment;
@@ -31,6 +31,9 @@ pub(crate) struct SharedRing {
     /// A broadcast ring: one publisher (the single-producer side of
     /// `lockfree::single`), subscribers with cursors (`lockfree::broadcast`).
     broadcast: bool,
+    /// A broadcast ring whose publisher writes over the oldest message
+    /// instead of waiting (`Config::overflow`).
+    overwrite: bool,
     /// Largest message (40 without an arena), from the validated geometry.
     max_message: usize,
     segment: Arc<Segment>,
@@ -67,6 +70,7 @@ impl SharedRing {
             single: segment.flags() & (FLAG_SINGLE_PRODUCER | FLAG_SINGLE_CONSUMER)
                 == FLAG_SINGLE_PRODUCER | FLAG_SINGLE_CONSUMER,
             broadcast: segment.flags() & FLAG_BROADCAST != 0,
+            overwrite: segment.flags() & FLAG_OVERWRITE != 0,
             max_message: g.max_message,
             segment,
         }
@@ -113,6 +117,13 @@ impl SharedRing {
     #[inline(always)]
     pub(crate) fn broadcast(&self) -> bool {
         self.broadcast
+    }
+
+    /// Whether the ring is a broadcast ring whose publisher overwrites
+    /// (header flag).
+    #[inline(always)]
+    pub(crate) fn overwrite(&self) -> bool {
+        self.overwrite
     }
 
     /// Largest message this ring carries (40 without an arena).

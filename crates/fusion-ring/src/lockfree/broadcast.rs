@@ -39,6 +39,35 @@
 //!   joiner (store-buffering: the two fences forbid both missing the
 //!   other). Either way no slot the joiner will read is rewritten before
 //!   it is read (`loom_model::a_joiner_is_never_lapped`).
+//!
+//! # Overwriting, history, and reads that are checked
+//! A subscriber may read a slot the publisher is rewriting: on a ring that
+//! overwrites (`Config::overflow`), where nothing holds the publisher back,
+//! and on any broadcast ring for a subscriber that went back into the
+//! ring's history (`rewind_broadcast`) further than the publisher's room,
+//! cached before it did, respects. So every read of a broadcast slot is
+//! checked as a seqlock's (Boehm, "Can seqlocks get along with programming
+//! language memory models?", 2012):
+//! - the publisher first stores the slot's sequence word `pos` (the value
+//!   that says "free for position `pos`", [`RingCore::mark_rewriting`]),
+//!   then `publish` writes the payload after a `Release` fence and stores
+//!   `pos + 1` last;
+//! - a subscriber loads `seq == pos + 1` (`Acquire`), copies the slot,
+//!   issues an `Acquire` fence and loads the sequence word again
+//!   ([`RingCore::still_published`]). SYNC POINT "slot rewritten": if its
+//!   copy read any word the publisher wrote after the mark, the fences
+//!   make the mark visible to the second load, which then differs. A copy
+//!   is thus either the message of position `pos`, whole, or discarded.
+//! - A sequence word of a later lap at the cursor (marked or published:
+//!   [`is_later_lap`]) means the publisher passed the subscriber: it is
+//!   told how many it missed and goes on from the oldest message still in
+//!   the ring, `producer_head - capacity` (the engine's `lapped`).
+//!   `loom_model::an_overwritten_read_is_reported_not_torn`.
+//!
+//! A scan that finds a cursor more than a ring behind the publisher (a
+//! subscriber that went back into the history) counts it as exactly a ring
+//! behind: the publisher waits until it reads (on a ring that blocks), and
+//! the subscriber, finding its slot rewritten, moves up.
 
 use core::cell::Cell;
 
@@ -95,6 +124,70 @@ impl RingCore {
 }
 
 impl RingCore {
+    /// Claims up to `max` (>= 1) positions for the publisher of a ring that
+    /// overwrites: at most a ring, whoever has not read them.
+    #[inline(always)]
+    pub(crate) fn claim_send_overwrite(&self, max: u64) -> Claim {
+        // Relaxed: our own word, written only by this publisher.
+        let pos = self.ctrl().producer_head.value.load(Ordering::Relaxed);
+        Claim {
+            pos,
+            count: max.min(self.capacity()),
+        }
+    }
+
+    /// Marks the slot of `pos` as being rewritten, before `publish` writes
+    /// it (module docs, "Overwriting"): `seq = pos`, which a subscriber at
+    /// `pos` reads as "not yet" and one a lap behind as a later lap.
+    #[inline(always)]
+    pub(crate) fn mark_rewriting(&self, pos: u64) {
+        // Relaxed: SYNC POINT "slot rewritten"; `publish`'s Release fence
+        // orders this store before the payload's.
+        self.slot(pos).seq.store(pos, Ordering::Relaxed);
+    }
+
+    /// After copying the slot of `pos`: whether it still holds the message
+    /// of `pos` (the copy is then whole; else it is to be discarded).
+    #[inline(always)]
+    pub(crate) fn still_published(&self, pos: u64) -> bool {
+        // SYNC POINT "slot rewritten" (Acquire fence; pairs with the
+        // Release fence in `publish` after `mark_rewriting`).
+        fence(Ordering::Acquire);
+        self.slot(pos).seq.load(Ordering::Relaxed) == pos.wrapping_add(1)
+    }
+
+    /// Moves a joined subscriber's cursor back by up to `depth` (at most a
+    /// ring) messages before the head: its history. Never before position
+    /// 0, nor forward. Returns the cursor.
+    pub(crate) fn rewind_broadcast(&self, cursor: &AtomicU64, depth: u64) -> u64 {
+        // Relaxed: which slots to read is checked per read (the module
+        // docs), not inferred from the head.
+        let head = self.ctrl().producer_head.value.load(Ordering::Relaxed);
+        let back = head.saturating_sub(depth.min(self.capacity()));
+        // Relaxed: our own word.
+        let now = cursor.load(Ordering::Relaxed);
+        if back >= now {
+            return now;
+        }
+        // Release: as every store of a cursor (the publisher's scan pairs
+        // with it); moving back frees nothing.
+        cursor.store(back, Ordering::Release);
+        back
+    }
+
+    /// Where a subscriber whose slot at `pos` holds a later lap goes on:
+    /// the oldest message still in the ring, and at least `pos + 1`.
+    pub(crate) fn after_lap(&self, pos: u64) -> u64 {
+        // Relaxed: a hint; the slot there is checked when it is read.
+        let head = self.ctrl().producer_head.value.load(Ordering::Relaxed);
+        let oldest = head.wrapping_sub(self.capacity());
+        if (oldest.wrapping_sub(pos) as i64) > 0 {
+            oldest
+        } else {
+            pos.wrapping_add(1)
+        }
+    }
+
     /// Joins a subscriber whose cursor is `cursor`: at the next message.
     /// `subscribe` marks it a subscriber where the publisher's scan looks
     /// (a `Release` store, after which the scan may read the cursor).
@@ -121,11 +214,30 @@ impl RingCore {
     }
 }
 
-/// Whether a cursor read by the publisher at `pos` can be a subscriber's:
-/// at or behind `pos`, at most a ring behind.
+/// A cursor read by the publisher at `pos`, as its scan counts it: at most
+/// a ring behind (a subscriber further back, in its history, holds the
+/// publisher a ring back until it moves up); `Err(cursor)` for one ahead of
+/// `pos`, which no subscriber can have.
 #[inline]
-pub(crate) fn cursor_is_possible(cursor: u64, pos: u64, capacity: u64) -> bool {
-    pos.wrapping_sub(cursor) <= capacity
+pub(crate) fn gating_cursor(cursor: u64, pos: u64, capacity: u64) -> Result<u64, u64> {
+    let behind = pos.wrapping_sub(cursor);
+    if behind <= capacity {
+        Ok(cursor)
+    } else if (behind as i64) > 0 {
+        Ok(pos.wrapping_sub(capacity))
+    } else {
+        Err(cursor)
+    }
+}
+
+/// Whether the sequence word `seq` of the slot at a subscriber's position
+/// `pos` belongs to a later lap (published, `q + 1`, or being rewritten,
+/// `q`, for a position `q` a multiple of the capacity past `pos`): the
+/// publisher passed the subscriber.
+#[inline]
+pub(crate) fn is_later_lap(seq: u64, pos: u64, capacity: u64) -> bool {
+    let ahead = seq.wrapping_sub(pos);
+    (ahead as i64) >= capacity as i64 && ahead & (capacity - 1) <= 1
 }
 
 #[cfg(all(test, fusion_ring_loom))]
@@ -134,7 +246,7 @@ mod loom_model {
 
     use loom::sync::Arc;
 
-    use super::cursor_is_possible;
+    use super::gating_cursor;
     use crate::atomic::{AtomicU64, Ordering};
     use crate::lockfree::protocol::loom_model::{builder, Model};
     use crate::lockfree::protocol::{ClaimError, RingCore};
@@ -154,10 +266,7 @@ mod loom_model {
                 // Acquire: the cursor after the mark (`join_broadcast`).
                 if self.joined[k].load(Ordering::Acquire) == 1 {
                     // Acquire: SYNC POINT "run free".
-                    let c = self.cursor[k].load(Ordering::Acquire);
-                    if !cursor_is_possible(c, pos, 2) {
-                        return Err(c);
-                    }
+                    let c = gating_cursor(self.cursor[k].load(Ordering::Acquire), pos, 2)?;
                     min = Some(min.map_or(c, |m: u64| m.min(c)));
                 }
             }

@@ -144,9 +144,15 @@ impl RingCore {
             });
         }
         if too_long(pos) {
-            // No re-check needed: the producer cannot rewrite the slot
-            // before our head moves past it.
             let needed = self.slot(pos).meta.load(Ordering::Relaxed) as u32 as usize;
+            // A consumer's slot cannot be rewritten before its head moves
+            // past it, but a broadcast subscriber's can (a ring that
+            // overwrites): the length read is another lap's if the slot
+            // changed meanwhile, which the caller reports as lag.
+            if !self.still_published(pos) {
+                let seq = self.slot(pos).seq.load(Ordering::Relaxed);
+                return Err(ClaimError::Corrupt { pos, seq });
+            }
             return Err(ClaimError::TooSmall { needed });
         }
         let mut count = 1;
@@ -238,6 +244,9 @@ impl RingCore {
         let mut pos = start;
         while pos != end {
             if !published(pos) {
+                // A broadcast subscriber a lap behind may be reading the
+                // slot (`lockfree::broadcast`, "Overwriting").
+                self.mark_rewriting(pos);
                 self.publish(
                     pos,
                     0,

@@ -8,6 +8,7 @@ use crate::handle::broadcast;
 use crate::handle::participant::{ROLE_RECEIVER, ROLE_SENDER, ROLE_SUBSCRIBER};
 use crate::handle::peer;
 use crate::handle::stats::{RecvTally, SendTally};
+use crate::lockfree::broadcast::is_later_lap;
 use crate::lockfree::event;
 use crate::atomic::Ordering;
 use crate::lockfree::protocol::{
@@ -49,6 +50,8 @@ impl Ring {
         let single = self.shared.single() || self.shared.broadcast();
         let claim = if self.shared.single() {
             core.claim_send_single(n as u64, &self.room_end)
+        } else if self.shared.overwrite() {
+            Ok(core.claim_send_overwrite(n as u64))
         } else if self.shared.broadcast() {
             core.claim_send_broadcast(n as u64, &self.room_end, |pos| {
                 broadcast::slowest(self.shared.participants(), pos, core.capacity())
@@ -62,6 +65,9 @@ impl Ring {
         let mut tally = SendTally::default();
         let wake = self.wake_for(claim.count);
         let seqcst = wake == Wake::SeqCst;
+        // A broadcast subscriber may be reading a slot we rewrite: it is
+        // marked first (`lockfree::broadcast`, "Overwriting").
+        let mark = self.shared.broadcast();
         // A run is published last slot first: a consumer waiting at its
         // first slot sees the whole run at once and claims it whole, rather
         // than chasing the producer slot by slot and pulling each line away
@@ -69,6 +75,9 @@ impl Ring {
         // 105-130 ticks/msg; the consumer took 27 messages per call, now 32).
         for k in (0..claim.count).rev() {
             let (out, priority) = msg(k as usize);
+            if mark {
+                core.mark_rewriting(claim.pos.wrapping_add(k));
+            }
             match out {
                 Outgoing::Inline(data) => {
                     let meta = pack_meta(data.len() as u32, SlotKind::Inline, priority as u8);
@@ -149,9 +158,16 @@ impl Ring {
             let mut tally = RecvTally::default();
             let (mut taken, mut bad) = (0, None);
             let wake = self.wake_for(claim.count);
+            let mut end = claim.count;
             for k in 0..claim.count {
                 let pos = claim.pos.wrapping_add(k);
                 let content = core.read(pos);
+                if self.shared.broadcast() && !core.still_published(pos) {
+                    // Rewritten while we read it: what we read is not
+                    // taken; the next claim there reports the lag.
+                    end = k;
+                    break;
+                }
                 let (body, len, priority) = match decode(&self.shared, &content, &self.reg) {
                     Decoded::Inline { len, priority } => {
                         (Body::Inline(content.payload), len, priority)
@@ -181,7 +197,10 @@ impl Ring {
             // taking slot after slot as they are released and pulling each
             // line back from us in between (every block was taken, as
             // `Arena::take` requires, while decoding).
-            self.release_run(claim, wake);
+            if end == 0 {
+                return Err(self.lapped(claim.pos));
+            }
+            self.release_run(Claim { count: end, ..claim }, wake);
             stats.flush_recv(&mut tally);
             wake.notify(&self.shared.sync_block().not_full.value);
             match (taken, bad) {
@@ -214,6 +233,9 @@ impl Ring {
     fn take_one(&self, claim: Claim) -> Result<Option<Received>> {
         let core = self.shared.core();
         let content = core.read(claim.pos);
+        if self.shared.broadcast() && !core.still_published(claim.pos) {
+            return Err(self.lapped(claim.pos));
+        }
         let decoded = decode(&self.shared, &content, &self.reg);
         self.release_one(claim.pos);
         let (body, len, priority) = match decoded {
@@ -286,6 +308,9 @@ impl Ring {
                 let mut words = [0u64; PAYLOAD_WORDS];
                 for (w, a) in words.iter_mut().zip(&slot.payload) {
                     *w = a.load(Ordering::Relaxed);
+                }
+                if self.shared.broadcast() && !core.still_published(claim.pos) {
+                    return Err(self.lapped(claim.pos));
                 }
                 self.release_one(claim.pos);
                 unpack_payload_into(&words, &mut buf[..len]);
@@ -386,6 +411,25 @@ impl Ring {
                 peer::reap_dead(self.shared.segment(), self.shared.core(), &self.reg.lock());
             }
         }
+    }
+
+    /// A subscriber whose slot at `pos` holds a later lap (or was rewritten
+    /// while read): moves its cursor to the oldest message still in the
+    /// ring and says how many it missed (`lockfree::broadcast`,
+    /// "Overwriting").
+    #[cold]
+    #[inline(never)]
+    fn lapped(&self, pos: u64) -> RingError {
+        let core = self.shared.core();
+        let next = core.after_lap(pos);
+        let wake = self.wake_for(1);
+        // A publisher of a ring that blocks may wait for this cursor (one
+        // that went back into the history).
+        core.release_single_on(self.cursor(), next, wake == Wake::SeqCst);
+        wake.notify(&self.shared.sync_block().not_full.value);
+        let missed = next.wrapping_sub(pos);
+        self.missed_total.set(self.missed_total.get().wrapping_add(missed));
+        RingError::Lagged { missed }
     }
 
     /// This handle's cursor on a broadcast ring (its entry's).
@@ -531,6 +575,12 @@ impl Ring {
                 needed,
                 got: limit.unwrap_or(0),
             },
+            ClaimError::Corrupt { pos, seq }
+                if self.shared.broadcast()
+                    && is_later_lap(seq, pos, self.shared.core().capacity()) =>
+            {
+                self.lapped(pos)
+            }
             e => self.claim_error(e),
         }
     }

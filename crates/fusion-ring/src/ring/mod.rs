@@ -75,6 +75,9 @@ pub struct Ring {
     room_end: Cell<u64>,
     /// `Full` results in a row (see `back_off_full`).
     full_streak: Cell<u32>,
+    /// On a broadcast ring that overwrites, the messages this subscriber
+    /// lost so far (the sum of its `Lagged` reports).
+    missed_total: Cell<u64>,
     _not_sync: PhantomData<Cell<()>>,
 }
 
@@ -194,6 +197,7 @@ impl Ring {
             misses: Cell::new(0),
             room_end: Cell::new(0),
             full_streak: Cell::new(0),
+            missed_total: Cell::new(0),
             _not_sync: PhantomData,
         }
     }
@@ -260,6 +264,28 @@ impl Ring {
         // Relaxed: snapshots for people.
         let cursor = self.reg.entry_followed().id.cursor.value.load(Ordering::Relaxed);
         head.saturating_sub(cursor)
+    }
+
+    /// On a broadcast ring, the messages this handle (a subscriber) lost to
+    /// the publisher overwriting them: the sum of its `Lagged` reports.
+    pub(crate) fn messages_missed(&self) -> u64 {
+        self.missed_total.get()
+    }
+
+    /// Moves this subscriber's cursor back by up to `depth` messages (its
+    /// history): `InvalidConfig` past the ring's capacity.
+    pub(crate) fn rewind(&self, depth: usize) -> Result<()> {
+        let capacity = self.capacity();
+        if depth > capacity {
+            return Err(RingError::InvalidConfig {
+                field: "history",
+                value: depth as u64,
+                reason: format!("a ring of {capacity} slots keeps at most {capacity} messages"),
+            });
+        }
+        let core = self.shared.core();
+        core.rewind_broadcast(&self.reg.entry_followed().id.cursor.value, depth as u64);
+        Ok(())
     }
 
     /// Positions, counters, lanes and arena use (see [`RingStats`]).
@@ -382,7 +408,10 @@ impl Ring {
                 core.ctrl().producer_head.value.load(Ordering::Acquire)
             };
             // Acquire: as a receive's claim ("message visible").
-            return core.slot(pos).seq.load(Ordering::Acquire) == pos.wrapping_add(1);
+            let seq = core.slot(pos).seq.load(Ordering::Acquire);
+            // A later lap: the receive has a `Lagged` to report.
+            return seq == pos.wrapping_add(1)
+                || crate::lockfree::broadcast::is_later_lap(seq, pos, core.capacity());
         }
         core.readable()
     }

@@ -41,6 +41,25 @@ pub struct Config {
     single_consumer: bool,
     /// Broadcast ring: how many subscribers it admits (0: a work queue).
     broadcast: usize,
+    /// Broadcast ring: what the publisher does when the slowest subscriber
+    /// is a ring behind.
+    overflow: Overflow,
+}
+
+/// What the publisher of a broadcast ring does when its slowest subscriber
+/// is a ring behind ([`Config::overflow`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Overflow {
+    /// The publisher waits for the slowest live subscriber: a send returns
+    /// `Full` (a blocking send waits), and every subscriber gets every
+    /// message.
+    #[default]
+    Block,
+    /// The publisher never waits: it writes over the oldest message, and a
+    /// subscriber that fell a ring behind is told how many messages it
+    /// missed ([`RingError::Lagged`]), then goes on from the oldest one
+    /// still in the ring (as tokio's `broadcast` channel).
+    Overwrite,
 }
 
 impl Default for Config {
@@ -65,6 +84,7 @@ impl Config {
             single_producer: false,
             single_consumer: false,
             broadcast: 0,
+            overflow: Overflow::Block,
         }
     }
 
@@ -217,6 +237,35 @@ impl Config {
         self
     }
 
+    /// What the publisher of a broadcast ring does when its slowest
+    /// subscriber is a ring behind: wait ([`Overflow::Block`], the default)
+    /// or write over the oldest message ([`Overflow::Overwrite`]). Only for
+    /// broadcast rings; fixed at creation and recorded in the segment.
+    ///
+    /// ```
+    /// use fusion_ring::{Config, Overflow, Publisher, RingError, Subscriber};
+    /// let config = Config::new(4).broadcast(2).overflow(Overflow::Overwrite);
+    /// let publisher = Publisher::with_config(&config)?;
+    /// let sub = Subscriber::from_publisher(&publisher)?;
+    /// for tick in 0..10u8 {
+    ///     publisher.send(&[tick])?; // never Full
+    /// }
+    /// let mut buf = [0u8; 40];
+    /// // Ticks 0-5 were overwritten; the subscriber goes on from tick 6.
+    /// assert_eq!(sub.recv(&mut buf), Err(RingError::Lagged { missed: 6 }));
+    /// assert_eq!((sub.recv(&mut buf)?, buf[0]), (1, 6));
+    /// # Ok::<(), RingError>(())
+    /// ```
+    pub fn overflow(mut self, overflow: Overflow) -> Self {
+        self.overflow = overflow;
+        self
+    }
+
+    /// The overflow policy ([`Config::overflow`]).
+    pub fn overflow_policy(&self) -> Overflow {
+        self.overflow
+    }
+
     /// On a broadcast ring, how many subscribers it admits (`None`: a work
     /// queue).
     pub fn max_subscribers(&self) -> Option<usize> {
@@ -249,6 +298,9 @@ impl Config {
         }
         if self.broadcast != 0 {
             flags |= crate::shm::layout::FLAG_BROADCAST;
+        }
+        if self.overflow == Overflow::Overwrite {
+            flags |= crate::shm::layout::FLAG_OVERWRITE;
         }
         flags
     }
@@ -346,6 +398,15 @@ impl Config {
                 self.arena_bytes,
                 "a broadcast ring carries inline messages only in this version (zero-copy \
                  payloads shared by subscribers are not built yet): 0"
+                    .into(),
+            );
+        }
+        if self.broadcast == 0 && self.overflow == Overflow::Overwrite {
+            return bad(
+                "overflow",
+                1,
+                "only a broadcast ring (Config::broadcast) overwrites; a work queue's producer \
+                 waits for its consumers"
                     .into(),
             );
         }

@@ -30,8 +30,10 @@ pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"FRING\0v\x01");
 /// what they mean to the processes sharing them (4: a participant's life
 /// is its liveness mark, not its pid, see `shm::liveness`; 5: a ring with
 /// one producer and one consumer runs the protocol of `lockfree::single`;
-/// 6: broadcast rings, a cursor line in each participant entry).
-pub(crate) const LAYOUT_VERSION: u32 = 6;
+/// 6: broadcast rings, a cursor line in each participant entry; 7: a
+/// broadcast publisher marks a slot before rewriting it and subscribers
+/// re-check it after reading, the overwrite policy).
+pub(crate) const LAYOUT_VERSION: u32 = 7;
 /// Header flag: producers do not timestamp messages (see `Config::timestamps`).
 pub(crate) const FLAG_NO_TIMESTAMPS: u32 = 1;
 /// Every flag this build knows.
@@ -39,7 +41,8 @@ pub(crate) const KNOWN_FLAGS: u32 = FLAG_NO_TIMESTAMPS
     | FLAG_WAKEUPS
     | FLAG_SINGLE_PRODUCER
     | FLAG_SINGLE_CONSUMER
-    | FLAG_BROADCAST;
+    | FLAG_BROADCAST
+    | FLAG_OVERWRITE;
 /// Header flag: senders and receivers wake blocked peers (see `lockfree::event`).
 pub(crate) const FLAG_WAKEUPS: u32 = 2;
 /// Header flag: one handle at a time may send (see `Config::single_producer`).
@@ -49,6 +52,9 @@ pub(crate) const FLAG_SINGLE_CONSUMER: u32 = 8;
 /// Header flag: a broadcast ring (`Config::broadcast`): one publisher, and
 /// subscribers that each read every message (`lockfree::broadcast`).
 pub(crate) const FLAG_BROADCAST: u32 = 16;
+/// Header flag, only with [`FLAG_BROADCAST`]: the publisher never waits for
+/// subscribers and writes over the oldest message (`Config::overflow`).
+pub(crate) const FLAG_OVERWRITE: u32 = 32;
 /// Most subscribers a broadcast ring may have: every participant entry but
 /// the shared entry 0 and one for the publisher.
 pub const MAX_SUBSCRIBERS: usize = MAX_PARTICIPANTS - 2;

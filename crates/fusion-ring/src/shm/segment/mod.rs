@@ -32,7 +32,7 @@ use crate::atomic::Ordering;
 use crate::error::CorruptError;
 use crate::shm::layout::{
     check_capacity, ArenaControl, ControlBlock, Geometry, ParticipantEntry, SegmentHeader, Slot,
-    SyncBlock, FLAG_BROADCAST, KNOWN_FLAGS, LAYOUT_HASH, LAYOUT_VERSION, MAGIC, MAX_PARTICIPANTS,
+    SyncBlock, FLAG_BROADCAST, FLAG_OVERWRITE, KNOWN_FLAGS, LAYOUT_HASH, LAYOUT_VERSION, MAGIC, MAX_PARTICIPANTS,
     MAX_SUBSCRIBERS, PAGE, SLOT_SIZE,
 };
 use crate::shm::config::Config;
@@ -654,6 +654,11 @@ fn read_header(
             "subscriber limit {subscribers} on a {} ring (broadcast rings admit 1 to \
              {MAX_SUBSCRIBERS})",
             if broadcast { "broadcast" } else { "work-queue" }
+        )));
+    }
+    if flags & FLAG_OVERWRITE != 0 && !broadcast {
+        return Err(Corrupt(format!(
+            "header flags {flags:#x} ask a work-queue ring to overwrite (only broadcast rings do)"
         )));
     }
     Ok((g, flags, subscribers))
