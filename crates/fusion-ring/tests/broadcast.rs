@@ -1,14 +1,16 @@
 //! Broadcast rings across real processes: every subscriber receives every
 //! message once, in order, byte for byte; a killed subscriber stops
 //! holding the publisher back; a subscriber joining mid-stream gets a
-//! suffix of it; the subscriber limit and the ring's shape are enforced.
+//! suffix of it; on a ring that overwrites, a slow subscriber's received
+//! messages plus its reported lag are exactly what was published; the
+//! subscriber limit and the ring's shape are enforced.
 
 #![cfg(not(fusion_ring_loom))]
 
 use std::time::{Duration, Instant};
 
 use fusion_ring::{
-    Config, FusionRing, PriorityClass, Publisher, RingError, Subscriber, UltraFastRing,
+    Config, FusionRing, Overflow, PriorityClass, Publisher, RingError, Subscriber, UltraFastRing,
 };
 use testkit::child::{child_var, is_child, ChildGuard};
 use testkit::names::ShmName;
@@ -18,6 +20,7 @@ use testkit::serial::serial;
 
 const RING_VAR: &str = "FRING_BROADCAST_RING";
 const COUNT_VAR: &str = "FRING_BROADCAST_COUNT";
+const SLOW_VAR: &str = "FRING_BROADCAST_SLOW";
 const DEADLINE: Duration = Duration::from_secs(60);
 
 /// Messages in the four-subscriber stream (`FRING_BROADCAST_MESSAGES`
@@ -110,6 +113,98 @@ fn child_subscriber_checks_the_stream() {
         check("child", i, &buf[..len], class);
     }
     assert_eq!(sub.lag(), 0);
+}
+
+/// Overwrite policy, across processes: the publisher streams without ever
+/// waiting while a deliberately slow subscriber (a 50 us pause every 64
+/// messages) and a greedy one read. Each checks every message it gets
+/// (the one due after what it got and what it was told it missed, whole,
+/// with its class), and reports its received count and lag: they add up
+/// to what was published, and the slow one did lag.
+#[test]
+fn overwrite_a_slow_subscribers_received_plus_lag_is_what_was_published() {
+    let _serial = serial();
+    let name = ShmName::new("bcast-over");
+    let config = Config::new(64).broadcast(2).overflow(Overflow::Overwrite);
+    let publisher = Publisher::create(name.name(), &config).expect("create");
+    let n = stream_len();
+    let mut children: Vec<ChildGuard> = ["1", "0"]
+        .iter()
+        .map(|slow| {
+            ChildGuard::spawn(
+                role!(child_subscriber_counts_lag),
+                &[
+                    (RING_VAR, name.name().into()),
+                    (COUNT_VAR, n.to_string()),
+                    (SLOW_VAR, (*slow).into()),
+                ],
+            )
+        })
+        .collect();
+    wait_until("two subscribers", || publisher.subscribers() == 2);
+    let mut buf = [0u8; 40];
+    for i in 0..n {
+        publisher
+            .send_with_priority(message(i, &mut buf), class_of(i))
+            .unwrap_or_else(|e| panic!("send {i}: an overwriting publisher got {e}"));
+    }
+    let start = Instant::now();
+    let reports: Vec<(u64, u64)> = children
+        .iter_mut()
+        .map(|child| {
+            let out = child.wait_success(start, DEADLINE);
+            let v: Vec<u64> = out
+                .lines()
+                .find_map(|l| l.split("received ").nth(1))
+                .map(|l| l.split(" missed ").filter_map(|x| x.parse().ok()).collect())
+                .unwrap_or_else(|| panic!("no report: {out}"));
+            (v[0], v[1])
+        })
+        .collect();
+    eprintln!("slow, greedy: (received, missed) {reports:?} of {n}");
+    for (received, missed) in &reports {
+        assert_eq!(received + missed, n, "{reports:?}");
+    }
+    assert!(
+        reports[0].1 > 0,
+        "the slow subscriber never lagged: {reports:?}"
+    );
+}
+
+/// Subscribes, then reads until it has accounted for `COUNT_VAR` messages
+/// (received or reported missed), checking each against the index due;
+/// with `SLOW_VAR` = 1, pauses 50 us every 64 messages. Prints its counts.
+#[test]
+fn child_subscriber_counts_lag() {
+    if !is_child(role!(child_subscriber_counts_lag)) {
+        return;
+    }
+    let sub = Subscriber::open(&child_var(RING_VAR)).expect("child: subscribe");
+    let n: u64 = child_var(COUNT_VAR).parse().expect("count");
+    let slow = child_var(SLOW_VAR) == "1";
+    let mut buf = [0u8; 40];
+    let (mut due, mut received, mut missed) = (0, 0u64, 0);
+    while due < n {
+        match sub.recv_deadline(&mut buf, Instant::now() + DEADLINE) {
+            Ok((len, class, _)) => {
+                check("child", due, &buf[..len], class);
+                due += 1;
+                received += 1;
+                if slow && received.is_multiple_of(64) {
+                    std::thread::sleep(Duration::from_micros(50));
+                }
+            }
+            Err(RingError::Lagged { missed: m }) => {
+                assert!(m > 0, "child: a lag of 0");
+                due += m;
+                missed += m;
+            }
+            Err(e) => panic!("child: recv at {due}: {e}"),
+        }
+    }
+    assert_eq!(due, n, "child: told it missed more than was published");
+    assert_eq!(sub.missed(), missed);
+    println!("received {received} missed {missed}");
 }
 
 #[test]
