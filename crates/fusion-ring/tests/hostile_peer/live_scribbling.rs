@@ -201,10 +201,13 @@ impl Scribbler {
 }
 
 /// Ring configurations of the live episodes (the first with one producer
-/// and one consumer at a time, the last a broadcast ring, the others
-/// many-to-many).
+/// and one consumer at a time, the last a broadcast ring, every other time
+/// one that overwrites, the others many-to-many).
 fn live_config(k: u64) -> Config {
     match k % 5 {
+        4 if k / 5 % 2 == 1 => Config::new(32)
+            .broadcast(4)
+            .overflow(fusion_ring::Overflow::Overwrite),
         4 => Config::new(32).broadcast(4),
         0 => Config::new(64)
             .arena_bytes(256 << 10)

@@ -218,6 +218,9 @@ pub fn outcome_name(e: &RingError) -> &'static str {
         // A broadcast ring whose role bits were scribbled to count more
         // subscribers than it admits: refused, not lost.
         RingError::TooManySubscribers { .. } => "role",
+        // A subscriber of a ring that overwrites, passed by the publisher
+        // (or one whose slot was scribbled to look a lap ahead).
+        RingError::Lagged { .. } => "lagged",
         _ => "unexpected",
     }
 }
