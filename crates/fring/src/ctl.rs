@@ -120,7 +120,7 @@ fn stat_text(i: &RingInfo) -> String {
             .filter(|p| p.cursor.is_some())
             .collect();
         out += &format!(
-            "broadcast ring: {} of {limit} subscribers{}\n",
+            "broadcast ring: {} of {limit} subscribers{}\noverflow: {}\n",
             subs.len(),
             subs.iter()
                 .map(|p| {
@@ -132,7 +132,12 @@ fn stat_text(i: &RingInfo) -> String {
                         if p.alive { "" } else { " (dead)" }
                     )
                 })
-                .collect::<String>()
+                .collect::<String>(),
+            if i.overwrite {
+                "overwrite (the publisher writes over what a subscriber has not read; it is told how many it missed)"
+            } else {
+                "block (the publisher waits for the slowest subscriber)"
+            }
         );
     }
     if i.max_subscribers.is_some() {
@@ -235,6 +240,7 @@ fn stat_json(i: &RingInfo) -> serde_json::Value {
             "lag": p.cursor.map(|c| i.head.saturating_sub(c)),
         })).collect::<Vec<_>>(),
         "max_subscribers": i.max_subscribers,
+        "overwrite": i.overwrite,
     })
 }
 

@@ -86,6 +86,11 @@ enum Cmd {
         /// stream (messages of up to 40 bytes).
         #[arg(long, value_name = "N")]
         broadcast: Option<usize>,
+        /// With `--broadcast`: the publisher never waits, it writes over
+        /// what a slow subscriber has not read (that `recv` reports how
+        /// many it missed on stderr).
+        #[arg(long, requires = "broadcast")]
+        overwrite: bool,
     },
     /// Writes a named ring's messages to stdout (created if missing), e.g.
     /// `fring recv q | consumer`; stops at the sender's end-of-stream marker.
@@ -104,6 +109,9 @@ enum Cmd {
         /// As for `send`: create a broadcast ring for N subscribers.
         #[arg(long, value_name = "N")]
         broadcast: Option<usize>,
+        /// As for `send`.
+        #[arg(long, requires = "broadcast")]
+        overwrite: bool,
     },
     /// Streams messages to a second process through a named ring and
     /// reports what it saw (a working cross-process demonstration).
@@ -159,9 +167,15 @@ fn main() -> ExitCode {
             capacity,
             no_eof,
             broadcast,
-        } => stop::install()
-            .map_err(Into::into)
-            .and_then(|()| pipe::send(&name, framing, (capacity, broadcast), no_eof)),
+            overwrite,
+        } => stop::install().map_err(Into::into).and_then(|()| {
+            let shape = pipe::Shape {
+                capacity,
+                broadcast,
+                overwrite,
+            };
+            pipe::send(&name, framing, shape, no_eof)
+        }),
         Cmd::Recv {
             name,
             framing,
@@ -169,9 +183,15 @@ fn main() -> ExitCode {
             count,
             idle_timeout,
             broadcast,
-        } => stop::install()
-            .map_err(Into::into)
-            .and_then(|()| pipe::recv(&name, framing, (capacity, broadcast), count, idle_timeout)),
+            overwrite,
+        } => stop::install().map_err(Into::into).and_then(|()| {
+            let shape = pipe::Shape {
+                capacity,
+                broadcast,
+                overwrite,
+            };
+            pipe::recv(&name, framing, shape, count, idle_timeout)
+        }),
         Cmd::DemoConsumer { name, messages } => demo_consumer(&name, messages),
     };
     match result {

@@ -18,7 +18,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
-use fusion_ring::{Config, FusionRing, Payload, PriorityClass, RingError};
+use fusion_ring::{Config, FusionRing, Overflow, Payload, PriorityClass, RingError};
 
 use crate::stop::{as_stopped, Interruptible, Stopped, SLICE};
 
@@ -38,19 +38,27 @@ pub enum Framing {
     Raw,
 }
 
-/// Opens the ring, creating it (kept after exit; `fring rm` removes it) if
-/// it does not exist yet.
-/// `broadcast`: create it as a broadcast ring admitting that many
-/// subscribers (an existing ring is used as it is: on a broadcast ring the
-/// sender publishes and each receiver gets the whole stream).
-fn open_or_create(
-    name: &str,
-    capacity: usize,
-    broadcast: Option<usize>,
-) -> Result<FusionRing, RingError> {
-    let mut config = Config::new(capacity).unlink_on_drop(false);
-    if let Some(n) = broadcast {
+/// The ring `send` / `recv` create if it does not exist yet (an existing
+/// ring is used as it is).
+pub struct Shape {
+    /// Slots.
+    pub capacity: usize,
+    /// A broadcast ring admitting that many subscribers: the sender
+    /// publishes and each receiver gets the whole stream.
+    pub broadcast: Option<usize>,
+    /// A broadcast ring whose publisher overwrites instead of waiting.
+    pub overwrite: bool,
+}
+
+/// Opens the ring, creating it with `shape` (kept after exit; `fring rm`
+/// removes it) if it does not exist yet.
+fn open_or_create(name: &str, shape: Shape) -> Result<FusionRing, RingError> {
+    let mut config = Config::new(shape.capacity).unlink_on_drop(false);
+    if let Some(n) = shape.broadcast {
         config = config.broadcast(n);
+    }
+    if shape.overwrite {
+        config = config.overflow(Overflow::Overwrite);
     }
     loop {
         match FusionRing::open(name) {
@@ -79,13 +87,8 @@ fn send_blocking(ring: &FusionRing, data: &[u8], priority: PriorityClass) -> Res
 }
 
 /// `fring send NAME`: stdin to the ring.
-pub fn send(
-    name: &str,
-    framing: Framing,
-    (capacity, broadcast): (usize, Option<usize>),
-    no_eof: bool,
-) -> Res {
-    let ring = open_or_create(name, capacity, broadcast)?;
+pub fn send(name: &str, framing: Framing, shape: Shape, no_eof: bool) -> Res {
+    let ring = open_or_create(name, shape)?;
     let mut n = 0u64;
     let sent = send_stream(&ring, name, framing, &mut n);
     if let Err(e) = &sent {
@@ -185,11 +188,11 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
 pub fn recv(
     name: &str,
     framing: Framing,
-    (capacity, broadcast): (usize, Option<usize>),
+    shape: Shape,
     count: Option<u64>,
     idle: Option<f64>,
 ) -> Res {
-    let ring = open_or_create(name, capacity, broadcast)?;
+    let ring = open_or_create(name, shape)?;
     let mut out = std::io::BufWriter::with_capacity(1 << 16, own(std::io::stdout().as_fd())?);
     let idle = idle.map(Duration::from_secs_f64);
     let mut n = 0u64;
@@ -202,6 +205,10 @@ pub fn recv(
                     Some(p) => p,
                     None => break,
                 }
+            }
+            Err(RingError::Lagged { missed }) => {
+                lagged(missed);
+                continue;
             }
             r => r?,
         };
@@ -235,7 +242,16 @@ fn next_message(
                     return Ok(None);
                 }
             }
+            Err(RingError::Lagged { missed }) => lagged(missed),
             r => return Ok(Some(r?)),
         }
     }
+}
+
+/// Tells the user that a publisher that overwrites left this receiver
+/// behind; the stream goes on.
+fn lagged(missed: u64) {
+    eprintln!(
+        "fring recv: missed {missed} messages (the publisher overwrote them before they were read)"
+    );
 }

@@ -81,6 +81,10 @@ pub struct RingInfo {
     /// On a broadcast ring ([`crate::Config::broadcast`]), how many
     /// subscribers it admits; `None` for a work queue.
     pub max_subscribers: Option<usize>,
+    /// On a broadcast ring, whether its publisher writes over messages
+    /// subscribers have not read instead of waiting
+    /// ([`crate::Overflow::Overwrite`]).
+    pub overwrite: bool,
     /// Pid of the creating process.
     pub creator_pid: u32,
     /// Clock ticks per nanosecond measured by the creator.
@@ -131,6 +135,7 @@ impl RingInfo {
             producer_pid: roles::holder_pid(segment, ring.core(), ROLE_SENDER),
             consumer_pid: roles::holder_pid(segment, ring.core(), ROLE_RECEIVER),
             max_subscribers: (segment.max_subscribers() != 0).then_some(segment.max_subscribers()),
+            overwrite: ring.overwrite(),
             creator_pid: segment.creator_pid(),
             ticks_per_ns: segment.ticks_per_ns(),
         })
