@@ -237,13 +237,13 @@ impl Subscriber {
     /// publisher wrote over messages this subscriber had not read (it then
     /// goes on from the oldest one left).
     pub fn recv(&self, buffer: &mut [u8]) -> Result<usize> {
-        self.ring.recv_copy(buffer).map(|(n, _, _)| n)
+        self.ring.recv_copy_broadcast(buffer).map(|(n, _, _)| n)
     }
 
     /// [`Subscriber::recv`], also giving the priority class and the latency
     /// in ticks since it was published.
     pub fn recv_with_meta(&self, buffer: &mut [u8]) -> Result<(usize, PriorityClass, u64)> {
-        self.ring.recv_copy(buffer)
+        self.ring.recv_copy_broadcast(buffer)
     }
 
     /// Receives, waiting for a message; `Disconnected` once the ring has

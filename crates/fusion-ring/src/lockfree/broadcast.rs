@@ -124,18 +124,6 @@ impl RingCore {
 }
 
 impl RingCore {
-    /// Claims up to `max` (>= 1) positions for the publisher of a ring that
-    /// overwrites: at most a ring, whoever has not read them.
-    #[inline(always)]
-    pub(crate) fn claim_send_overwrite(&self, max: u64) -> Claim {
-        // Relaxed: our own word, written only by this publisher.
-        let pos = self.ctrl().producer_head.value.load(Ordering::Relaxed);
-        Claim {
-            pos,
-            count: max.min(self.capacity()),
-        }
-    }
-
     /// Marks the slot of `pos` as being rewritten, before `publish` writes
     /// it (module docs, "Overwriting"): `seq = pos`, which a subscriber at
     /// `pos` reads as "not yet" and one a lap behind as a later lap.
@@ -360,8 +348,11 @@ mod loom_model {
                 let m = Arc::clone(&m);
                 loom::thread::spawn(move || {
                     let ring = m.core();
+                    let room = Cell::new(0);
                     for v in [10, 20, 30] {
-                        let c = ring.claim_send_overwrite(1);
+                        // As the engine: an overwriting publisher's scan
+                        // finds nobody to wait for.
+                        let c = ring.claim_send_broadcast(1, &room, |_| Ok(None)).unwrap();
                         ring.mark_rewriting(c.pos);
                         ring.publish(c.pos, v, 0, &[v, !v, 0, 0, 0], false);
                         ring.commit_send_single(c.pos + 1);

@@ -50,10 +50,12 @@ impl Ring {
         let single = self.shared.single() || self.shared.broadcast();
         let claim = if self.shared.single() {
             core.claim_send_single(n as u64, &self.room_end)
-        } else if self.shared.overwrite() {
-            Ok(core.claim_send_overwrite(n as u64))
         } else if self.shared.broadcast() {
             core.claim_send_broadcast(n as u64, &self.room_end, |pos| {
+                if self.shared.overwrite() {
+                    // Nothing holds the publisher back.
+                    return Ok(None);
+                }
                 broadcast::slowest(self.shared.participants(), pos, core.capacity())
             })
         } else {
@@ -65,9 +67,16 @@ impl Ring {
         let mut tally = SendTally::default();
         let wake = self.wake_for(claim.count);
         let seqcst = wake == Wake::SeqCst;
-        // A broadcast subscriber may be reading a slot we rewrite: it is
-        // marked first (`lockfree::broadcast`, "Overwriting").
-        let mark = self.shared.broadcast();
+        if self.shared.broadcast() {
+            // A subscriber may be reading a slot we rewrite: each is marked
+            // before `publish` writes it (`lockfree::broadcast`,
+            // "Overwriting"). A loop of its own: inside the publish loop,
+            // the test cost the work-queue rings 7-16 instructions a send
+            // (callgrind).
+            for k in 0..claim.count {
+                core.mark_rewriting(claim.pos.wrapping_add(k));
+            }
+        }
         // A run is published last slot first: a consumer waiting at its
         // first slot sees the whole run at once and claims it whole, rather
         // than chasing the producer slot by slot and pulling each line away
@@ -75,9 +84,6 @@ impl Ring {
         // 105-130 ticks/msg; the consumer took 27 messages per call, now 32).
         for k in (0..claim.count).rev() {
             let (out, priority) = msg(k as usize);
-            if mark {
-                core.mark_rewriting(claim.pos.wrapping_add(k));
-            }
             match out {
                 Outgoing::Inline(data) => {
                     let meta = pack_meta(data.len() as u32, SlotKind::Inline, priority as u8);
@@ -221,19 +227,26 @@ impl Ring {
         self.reg.note_role(self.receiving_role(), core)?;
         loop {
             let claim = self.claim_recv(1, limit)?;
-            if let Some(r) = self.take_one(claim)? {
+            let taken = if self.shared.broadcast() {
+                self.take_one::<true>(claim)
+            } else {
+                self.take_one::<false>(claim)
+            };
+            if let Some(r) = taken? {
                 return Ok(r);
             }
         }
     }
 
     /// Reads, checks and releases the one claimed slot at `claim.pos`:
-    /// `None` for a tombstone (the caller looks again).
+    /// `None` for a tombstone (the caller looks again). `REREAD`: the ring
+    /// is a broadcast ring, whose reads are re-checked (`lapped` if the
+    /// slot was rewritten meanwhile).
     #[inline(always)]
-    fn take_one(&self, claim: Claim) -> Result<Option<Received>> {
+    fn take_one<const REREAD: bool>(&self, claim: Claim) -> Result<Option<Received>> {
         let core = self.shared.core();
         let content = core.read(claim.pos);
-        if self.shared.broadcast() && !core.still_published(claim.pos) {
+        if REREAD && !core.still_published(claim.pos) {
             return Err(self.lapped(claim.pos));
         }
         let decoded = decode(&self.shared, &content, &self.reg);
@@ -290,6 +303,40 @@ impl Ring {
     /// path from the same claim.
     #[inline(always)]
     pub(crate) fn recv_copy(&self, buf: &mut [u8]) -> Result<(usize, PriorityClass, u64)> {
+        // One copy of the path per shape, the broadcast one out of line
+        // (`Subscriber` calls it directly). The work-queue receive pays
+        // 14 instructions for the branch (callgrind, one thread, many to
+        // many: 178 -> 192 a receive; 196-201 with the broadcast re-check
+        // tested inside a shared copy, or with the broadcast copy inlined).
+        if self.shared.broadcast() {
+            return self.recv_copy_out_of_line(buf);
+        }
+        self.recv_copy_as::<false>(buf)
+    }
+
+    /// [`Ring::recv_copy`] on a broadcast ring, inlined (for `Subscriber`).
+    #[inline(always)]
+    pub(crate) fn recv_copy_broadcast(
+        &self,
+        buf: &mut [u8],
+    ) -> Result<(usize, PriorityClass, u64)> {
+        self.recv_copy_as::<true>(buf)
+    }
+
+    /// [`Ring::recv_copy_broadcast`], not inlined (the seeds' types on a
+    /// broadcast ring).
+    #[cold]
+    #[inline(never)]
+    fn recv_copy_out_of_line(&self, buf: &mut [u8]) -> Result<(usize, PriorityClass, u64)> {
+        self.recv_copy_as::<true>(buf)
+    }
+
+    /// [`Ring::recv_copy`]; `REREAD` as in `take_one`.
+    #[inline(always)]
+    fn recv_copy_as<const REREAD: bool>(
+        &self,
+        buf: &mut [u8],
+    ) -> Result<(usize, PriorityClass, u64)> {
         // Without an arena no message is longer than 40 bytes: a buffer that
         // big needs no length check before the claim.
         let limit = (buf.len() < self.shared.max_message()).then_some(buf.len());
@@ -309,7 +356,7 @@ impl Ring {
                 for (w, a) in words.iter_mut().zip(&slot.payload) {
                     *w = a.load(Ordering::Relaxed);
                 }
-                if self.shared.broadcast() && !core.still_published(claim.pos) {
+                if REREAD && !core.still_published(claim.pos) {
                     return Err(self.lapped(claim.pos));
                 }
                 self.release_one(claim.pos);
@@ -320,7 +367,7 @@ impl Ring {
                     .record_recv(priority.lane(), len as u64, latency);
                 return Ok((len, priority, latency.unwrap_or(0)));
             }
-            if let Some(r) = self.take_one(claim)? {
+            if let Some(r) = self.take_one::<REREAD>(claim)? {
                 break r;
             }
         };
