@@ -9,7 +9,11 @@
 //! - Many producers and many consumers, in any processes, claim slots with
 //!   one CAS each; a batch claims many slots with one CAS.
 //! - Publish-subscribe: on a broadcast ring ([`Config::broadcast`]) one
-//!   [`Publisher`] sends and every [`Subscriber`] receives every message.
+//!   [`Publisher`] sends and every [`Subscriber`] receives every message;
+//!   the publisher waits for the slowest subscriber, or never waits and
+//!   tells a subscriber it passed how many it missed
+//!   ([`Overflow::Overwrite`], [`RingError::Lagged`]); a subscriber may
+//!   start back in the ring's history ([`Subscriber::with_history`]).
 //! - Every message carries a [`PriorityClass`] and a send timestamp from
 //!   [`Clock`]; each of the five classes has its own stats lane.
 //! - A ring is one segment: anonymous ([`Ring::new`], a memfd that children
