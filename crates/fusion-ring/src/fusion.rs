@@ -13,7 +13,6 @@ use crate::priority::PriorityClass;
 use crate::ring::message::Outgoing;
 use crate::ring::{Ring, RingStats};
 use crate::shm::config::Config;
-use crate::shm::layout::INLINE_MAX;
 use crate::sync::RingSync;
 use crate::zerocopy::{self, Loan, LoanError, Payload};
 
@@ -94,14 +93,6 @@ impl FusionRing {
         self.ring.max_message()
     }
 
-    fn check_len(&self, len: usize) -> Result<()> {
-        let max = self.max_message();
-        if len > max {
-            Err(RingError::TooLarge { len, max })
-        } else {
-            Ok(())
-        }
-    }
 
     /// Sends `data` with [`PriorityClass::Normal`]: inline up to 40 bytes,
     /// else copied once into an arena block. `Full` / `ArenaExhausted` /
@@ -112,16 +103,7 @@ impl FusionRing {
 
     /// [`FusionRing::send`] with a priority class.
     pub fn send_with_priority(&self, data: &[u8], priority: PriorityClass) -> Result<()> {
-        if data.len() <= INLINE_MAX {
-            return self
-                .ring
-                .send_inline_with(1, |_| (data, priority))
-                .map(drop);
-        }
-        self.check_len(data.len())?;
-        let mut loan = self.loan(data.len())?;
-        loan.copy_from_slice(data);
-        self.send_loan(loan, priority).map_err(|e| e.error)
+        zerocopy::send_bytes(&self.ring, data, priority)
     }
 
     /// A writable block of `len` bytes in shared memory (see [`Loan`]).
@@ -251,39 +233,7 @@ impl FusionRing {
     }
 
     fn send_waiting(&self, data: &[u8], priority: PriorityClass, deadline: Deadline) -> Result<()> {
-        let retry = |r: Result<()>| match r {
-            Err(RingError::Full | RingError::ArenaExhausted { .. }) => None,
-            r => Some(r),
-        };
-        if data.len() <= INLINE_MAX {
-            return self.ring.wait_for(Waiting::NotFull, deadline, || {
-                retry(self.send_with_priority(data, priority))
-            })?;
-        }
-        self.check_len(data.len())?;
-        // A block first (copied into once), then a slot for it.
-        let mut loan =
-            self.ring
-                .wait_for(Waiting::NotFull, deadline, || match self.loan(data.len()) {
-                    Err(RingError::ArenaExhausted { .. }) => None,
-                    r => Some(r),
-                })??;
-        loan.copy_from_slice(data);
-        let mut pending = Some(loan);
-        self.ring.wait_for(Waiting::NotFull, deadline, || {
-            let loan = pending.take()?;
-            match self.send_loan(loan, priority) {
-                Ok(()) => Some(Ok(())),
-                Err(LoanError {
-                    error: RingError::Full,
-                    loan,
-                }) => {
-                    pending = Some(loan);
-                    None
-                }
-                Err(e) => Some(Err(e.error)),
-            }
-        })?
+        zerocopy::send_bytes_waiting(&self.ring, data, priority, deadline)
     }
 
     /// Receives into `buffer`, waiting for a message; returns its length.

@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Result, RingError};
 use crate::handle::participant::{ROLE_SENDER, ROLE_SUBSCRIBER};
-use crate::handle::wait::Waiting;
 use crate::lockfree::event::Deadline;
 use crate::priority::PriorityClass;
 use crate::ring::{Ring, RingStats};
 use crate::shm::config::Config;
+use crate::zerocopy::{self, Loan, LoanError};
 
 /// The publisher of a broadcast ring: the one handle that sends (a second
 /// one, in any process, gets [`RingError::RoleTaken`] naming the holder; a
@@ -125,18 +125,47 @@ impl Publisher {
         &self.ring
     }
 
-    /// Publishes up to 40 bytes, class [`PriorityClass::Normal`]: `Full` if
-    /// the slowest subscriber is a ring behind, `TooLarge` over 40 bytes;
-    /// either way nothing is sent.
+    /// Publishes `data`, class [`PriorityClass::Normal`]: inline up to 40
+    /// bytes, else copied once into an arena block that every subscriber
+    /// reads. `Full` if the slowest subscriber is a ring behind,
+    /// `ArenaExhausted` if no block is free, `TooLarge` over the ring's
+    /// largest message; either way nothing is sent.
+    ///
+    /// ```
+    /// use fusion_ring::{Config, Publisher, Subscriber};
+    /// let publisher = Publisher::with_config(&Config::new(8).broadcast(2))?;
+    /// let (a, b) = (Subscriber::from_publisher(&publisher)?, Subscriber::from_publisher(&publisher)?);
+    /// publisher.send(&[7u8; 1000])?; // one block, read by both
+    /// let mut buf = vec![0u8; publisher.as_ring().max_message()];
+    /// assert_eq!(a.recv(&mut buf)?, 1000);
+    /// assert_eq!(b.recv(&mut buf)?, 1000);
+    /// # Ok::<(), fusion_ring::RingError>(())
+    /// ```
     pub fn send(&self, data: &[u8]) -> Result<()> {
         self.send_with_priority(data, PriorityClass::Normal)
     }
 
     /// Publishes with a priority class (carried to every subscriber).
     pub fn send_with_priority(&self, data: &[u8], priority: PriorityClass) -> Result<()> {
-        self.ring
-            .send_inline_with(1, |_| (data, priority))
-            .map(drop)
+        zerocopy::send_bytes(&self.ring, data, priority)
+    }
+
+    /// A writable block of `len` bytes in the ring's arena, to fill in
+    /// place and publish with [`Publisher::send_loan`] (no copy on the
+    /// publisher's side). `ArenaExhausted` if no block is free,
+    /// `TooLarge` over the ring's largest message.
+    pub fn loan(&self, len: usize) -> Result<Loan<'_>> {
+        Loan::new(&self.ring, len)
+    }
+
+    /// Publishes a filled loan; on failure (`Full`) it comes back in the
+    /// error, still yours.
+    pub fn send_loan<'r>(
+        &'r self,
+        loan: Loan<'r>,
+        priority: PriorityClass,
+    ) -> std::result::Result<(), LoanError<'r>> {
+        zerocopy::send_loan(&self.ring, loan, priority)
     }
 
     /// Publishes several messages of one class with one claim; returns how
@@ -180,12 +209,7 @@ impl Publisher {
     }
 
     fn send_waiting(&self, data: &[u8], priority: PriorityClass, deadline: Deadline) -> Result<()> {
-        self.ring.wait_for(Waiting::NotFull, deadline, || {
-            match self.send_with_priority(data, priority) {
-                Err(RingError::Full) => None,
-                r => Some(r),
-            }
-        })?
+        zerocopy::send_bytes_waiting(&self.ring, data, priority, deadline)
     }
 
     /// How many subscribers the ring has now.

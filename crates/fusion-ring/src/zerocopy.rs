@@ -14,6 +14,8 @@ use std::sync::Arc;
 use crate::error::{Result, RingError};
 use crate::shm::process::current_pid;
 use crate::handle::shared::notify_block_freed;
+use crate::handle::wait::Waiting;
+use crate::lockfree::event::Deadline;
 use crate::lockfree::arena::{self, AllocError, Arena, Descriptor};
 use crate::priority::PriorityClass;
 use crate::ring::message::{Body, Outgoing, Received};
@@ -63,8 +65,11 @@ impl<'r> Loan<'r> {
         let desc = ring
             .alloc_block(arena, len)
             .or_else(|e| match e {
-                // Blocks dead processes held may make room.
-                AllocError::Exhausted if ring.reclaimed_blocks_now_and_then() => {
+                // Blocks every subscriber of a broadcast ring has read, or
+                // blocks dead processes held, may make room.
+                AllocError::Exhausted
+                    if ring.release_passed_blocks() || ring.reclaimed_blocks_now_and_then() =>
+                {
                     ring.alloc_block(arena, len)
                 }
                 e => Err(e),
@@ -73,6 +78,14 @@ impl<'r> Loan<'r> {
                 AllocError::TooLarge { max } => RingError::TooLarge { len, max },
                 AllocError::Exhausted => RingError::ArenaExhausted { len },
             })?;
+        if ring.is_broadcast() {
+            // SYNC POINT "slot rewritten" (`ring::broadcast_engine`): a
+            // subscriber still copying this block under an older message's
+            // descriptor, that reads a byte written into it from here on,
+            // then sees the generation bumped when it was freed (and the
+            // mark of the slot that named it).
+            crate::atomic::fence(crate::atomic::Ordering::Release);
+        }
         let ptr = arena.payload_ptr(desc.offset);
         Ok(Loan {
             ring,
@@ -118,6 +131,72 @@ impl<'r> Loan<'r> {
 /// the reference): either is copied into a loan of `ring`'s own (the
 /// original is dropped once the copy is sent, which frees it, or does
 /// nothing in the child).
+/// Sends `data`: inline up to 40 bytes, else copied once into an arena
+/// block. `Full` / `ArenaExhausted` / `TooLarge` leave the ring and the
+/// arena as they were.
+#[inline]
+pub(crate) fn send_bytes(ring: &Ring, data: &[u8], priority: PriorityClass) -> Result<()> {
+    if data.len() <= INLINE_MAX {
+        return ring.send_inline_with(1, |_| (data, priority)).map(drop);
+    }
+    let max = ring.max_message();
+    if data.len() > max {
+        return Err(RingError::TooLarge {
+            len: data.len(),
+            max,
+        });
+    }
+    let mut loan = Loan::new(ring, data.len())?;
+    loan.copy_from_slice(data);
+    send_loan(ring, loan, priority).map_err(|e| e.error)
+}
+
+/// [`send_bytes`], waiting for a block and then a slot until `deadline`
+/// (`Timeout`: nothing was sent).
+pub(crate) fn send_bytes_waiting(
+ring: &Ring,
+data: &[u8],
+priority: PriorityClass,
+deadline: Deadline,
+) -> Result<()> {
+    let retry = |r: Result<()>| match r {
+        Err(RingError::Full | RingError::ArenaExhausted { .. }) => None,
+        r => Some(r),
+    };
+    if data.len() <= INLINE_MAX {
+        return ring.wait_for(Waiting::NotFull, deadline, || {
+            retry(send_bytes(ring, data, priority))
+        })?;
+    }
+    let max = ring.max_message();
+    if data.len() > max {
+        return Err(RingError::TooLarge { len: data.len(), max });
+    }
+    // A block first (copied into once), then a slot for it.
+    let mut loan =
+        ring
+            .wait_for(Waiting::NotFull, deadline, || match Loan::new(ring, data.len()) {
+                Err(RingError::ArenaExhausted { .. }) => None,
+                r => Some(r),
+            })??;
+    loan.copy_from_slice(data);
+    let mut pending = Some(loan);
+    ring.wait_for(Waiting::NotFull, deadline, || {
+        let loan = pending.take()?;
+        match send_loan(ring, loan, priority) {
+            Ok(()) => Some(Ok(())),
+            Err(LoanError {
+                error: RingError::Full,
+                loan,
+            }) => {
+                pending = Some(loan);
+                None
+            }
+            Err(e) => Some(Err(e.error)),
+        }
+    })?
+}
+
 #[inline]
 pub(crate) fn send_loan<'r>(
     ring: &'r Ring,
@@ -224,6 +303,8 @@ enum Inner {
         data: [u8; INLINE_MAX],
         len: u8,
     },
+    /// A broadcast ring's block, copied out for this receiver.
+    Copied(Box<[u8]>),
     Shared {
         segment: Arc<Segment>,
         arena: Arena,
@@ -253,6 +334,9 @@ impl Payload {
                     len: r.len as u8,
                 }
             }
+            // A broadcast ring's block, already copied out: its bytes are
+            // this value's (shared zero-copy payloads are not built yet).
+            Body::Copied(bytes) => Inner::Copied(bytes),
             Body::Block(desc) => {
                 let arena = ring
                     .arena()
@@ -313,6 +397,7 @@ impl Deref for Payload {
     fn deref(&self) -> &[u8] {
         match &self.inner {
             Inner::Inline { data, len } => &data[..*len as usize],
+            Inner::Copied(bytes) => bytes,
             // SAFETY: the block was checked to lie inside the arena with room
             // for `len` bytes; the Arc keeps the mapping alive and our
             // reference keeps well-behaved processes from reusing the block.
@@ -330,6 +415,7 @@ impl Clone for Payload {
                 data: *data,
                 len: *len,
             },
+            Inner::Copied(bytes) => Inner::Copied(bytes.clone()),
             Inner::Shared {
                 segment,
                 arena,

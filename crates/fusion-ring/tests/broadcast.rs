@@ -32,17 +32,26 @@ fn stream_len() -> u64 {
         .unwrap_or(200_000)
 }
 
-/// Message `i`: its length (8 ..= 40: a sequence number, then bytes that
-/// name it) and class.
+/// Largest message of the streams.
+const MAX: usize = 3040;
+
+/// Message `i`: its length (a sequence number, then bytes that name it:
+/// 8 ..= 40 bytes inline, one message in eight 41 ..= 3040 bytes in an
+/// arena block) and class.
 fn len_of(i: u64) -> usize {
-    8 + (mix(i) >> 8) as usize % 33
+    let m = mix(i) >> 8;
+    if m.is_multiple_of(8) {
+        41 + (m >> 3) as usize % (MAX - 40)
+    } else {
+        8 + m as usize % 33
+    }
 }
 
 fn class_of(i: u64) -> PriorityClass {
     PriorityClass::from_u8((mix(i) % 5) as u8).expect("0..5 is a class")
 }
 
-fn message(i: u64, buf: &mut [u8; 40]) -> &[u8] {
+fn message(i: u64, buf: &mut [u8; MAX]) -> &[u8] {
     let len = len_of(i);
     buf[..8].copy_from_slice(&i.to_le_bytes());
     fill(i, &mut buf[8..len]);
@@ -82,7 +91,7 @@ fn four_subscriber_processes_each_get_every_message_once_in_order() {
         })
         .collect();
     wait_until("four subscribers", || publisher.subscribers() == 4);
-    let mut buf = [0u8; 40];
+    let mut buf = [0u8; MAX];
     for i in 0..n {
         publisher
             .send_deadline(message(i, &mut buf), class_of(i), Instant::now() + DEADLINE)
@@ -105,7 +114,7 @@ fn child_subscriber_checks_the_stream() {
     }
     let sub = Subscriber::open(&child_var(RING_VAR)).expect("child: subscribe");
     let n: u64 = child_var(COUNT_VAR).parse().expect("count");
-    let mut buf = [0u8; 40];
+    let mut buf = [0u8; MAX];
     for i in 0..n {
         let (len, class, _) = sub
             .recv_deadline(&mut buf, Instant::now() + DEADLINE)
@@ -142,7 +151,7 @@ fn overwrite_a_slow_subscribers_received_plus_lag_is_what_was_published() {
         })
         .collect();
     wait_until("two subscribers", || publisher.subscribers() == 2);
-    let mut buf = [0u8; 40];
+    let mut buf = [0u8; MAX];
     for i in 0..n {
         publisher
             .send_with_priority(message(i, &mut buf), class_of(i))
@@ -182,7 +191,7 @@ fn child_subscriber_counts_lag() {
     let sub = Subscriber::open(&child_var(RING_VAR)).expect("child: subscribe");
     let n: u64 = child_var(COUNT_VAR).parse().expect("count");
     let slow = child_var(SLOW_VAR) == "1";
-    let mut buf = [0u8; 40];
+    let mut buf = [0u8; MAX];
     let (mut due, mut received, mut missed) = (0, 0u64, 0);
     while due < n {
         match sub.recv_deadline(&mut buf, Instant::now() + DEADLINE) {
@@ -250,7 +259,7 @@ fn a_subscriber_joining_mid_stream_gets_a_suffix_in_order() {
     let _serial = serial();
     let name = ShmName::new("bcast-join");
     let publisher = Publisher::create(name.name(), &Config::new(64).broadcast(2)).expect("create");
-    let mut buf = [0u8; 40];
+    let mut buf = [0u8; MAX];
     let mut send = |i: u64| {
         publisher
             .send_deadline(message(i, &mut buf), class_of(i), Instant::now() + DEADLINE)
@@ -307,7 +316,7 @@ fn child_joins_mid_stream() {
         return;
     }
     let sub = Subscriber::open(&child_var(RING_VAR)).expect("child: subscribe");
-    let mut buf = [0u8; 40];
+    let mut buf = [0u8; MAX];
     let (mut first, mut next) = (None, None);
     loop {
         let (len, class, _) = match sub.recv_deadline(&mut buf, Instant::now() + DEADLINE) {
@@ -367,9 +376,16 @@ fn shapes_and_roles_are_enforced() {
         })
     ));
     assert!(matches!(
-        Publisher::with_config(&Config::new(8).broadcast(2).arena_bytes(1 << 20)),
+        Publisher::with_config(&Config::new(8).broadcast(2).single_consumer(true)),
         Err(RingError::InvalidConfig {
-            field: "arena_bytes",
+            field: "single_consumer",
+            ..
+        })
+    ));
+    assert!(matches!(
+        Publisher::with_config(&Config::new(8).overflow(fusion_ring::Overflow::Overwrite)),
+        Err(RingError::InvalidConfig {
+            field: "overflow",
             ..
         })
     ));
@@ -382,7 +398,7 @@ fn work_queue_handles_on_a_broadcast_ring_subscribe_when_they_receive() {
     let publisher = Publisher::with_config(&Config::new(8).broadcast(4)).expect("ring");
     let a = FusionRing::from(publisher.as_ring().clone());
     let b = UltraFastRing::from(publisher.as_ring().clone());
-    let mut buf = [0u8; 40];
+    let mut buf = [0u8; MAX];
     assert_eq!(a.recv(&mut buf), Err(RingError::Empty));
     assert!(matches!(b.recv_fast(&mut buf), Err(RingError::Empty)));
     assert_eq!(publisher.subscribers(), 2);

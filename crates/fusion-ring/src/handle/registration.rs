@@ -164,6 +164,22 @@ impl Registration {
         Ok(())
     }
 
+    /// [`Registration::note_role`], calling `first` after noting a role
+    /// this handle had not noted yet (in this process).
+    #[inline(always)]
+    pub(crate) fn note_role_then(
+        &self,
+        role: u32,
+        core: &RingCore,
+        first: impl FnOnce(),
+    ) -> Result<()> {
+        if self.roles.get() & role == 0 {
+            self.note_new_role(role, core)?;
+            first();
+        }
+        Ok(())
+    }
+
     /// Whether this handle has noted `role` (in this process).
     pub(crate) fn has_role(&self, role: u32) -> bool {
         self.roles.get() & role != 0

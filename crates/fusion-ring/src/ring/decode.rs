@@ -13,12 +13,18 @@ pub(crate) enum Decoded {
         len: usize,
         priority: PriorityClass,
     },
-    /// A block that passed `Arena::check`, now taken by the receiver.
+    /// A block that passed `Arena::check`, now taken by the receiver (on a
+    /// broadcast ring: not taken, to be copied out).
     Block {
         desc: Descriptor,
         priority: PriorityClass,
     },
     Tombstone,
+    /// On a broadcast ring, a block that fails the check: the publisher
+    /// released it (its slot was rewritten, or every live subscriber had
+    /// read it when the arena ran out), or a scribbler changed the
+    /// descriptor. Nothing is read; the subscriber is told it lagged.
+    Gone,
     Bad(String),
 }
 
@@ -84,10 +90,15 @@ fn decode_unusual(ring: &SharedRing, c: &SlotContent, reg: &Registration) -> Dec
             match arena.check(&desc) {
                 Ok(()) => {
                     // Before the slot is released (the caller's next
-                    // step): see `Arena::take`.
-                    arena.take(desc.offset, reg.caller_followed().pid);
+                    // step): see `Arena::take`. A broadcast subscriber
+                    // takes nothing: the slot keeps the block for every
+                    // subscriber (`ring::broadcast`).
+                    if !ring.broadcast() {
+                        arena.take(desc.offset, reg.caller_followed().pid);
+                    }
                     Decoded::Block { desc, priority }
                 }
+                Err(_) if ring.broadcast() => Decoded::Gone,
                 Err(what) => Decoded::Bad(what),
             }
         }

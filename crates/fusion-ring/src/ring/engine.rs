@@ -37,7 +37,8 @@ impl Ring {
         }
         let core = self.shared.core();
         self.reg.follow_fork(core);
-        self.reg.note_role(ROLE_SENDER, core)?;
+        self.reg
+            .note_role_then(ROLE_SENDER, core, || self.became_sender())?;
         // Read the clock before the claim: the TSC read then overlaps the
         // locked CAS instead of waiting behind it.
         let stamp = if self.shared.timestamps() {
@@ -70,12 +71,11 @@ impl Ring {
         if self.shared.broadcast() {
             // A subscriber may be reading a slot we rewrite: each is marked
             // before `publish` writes it (`lockfree::broadcast`,
-            // "Overwriting"). A loop of its own: inside the publish loop,
-            // the test cost the work-queue rings 7-16 instructions a send
-            // (callgrind).
-            for k in 0..claim.count {
-                core.mark_rewriting(claim.pos.wrapping_add(k));
-            }
+            // "Overwriting"), and the block of its previous lap released
+            // (`ring::broadcast_engine`). Out of the publish loop: inside
+            // it, the test cost the work-queue rings 7-16 instructions a
+            // send (callgrind).
+            self.prepare_rewrite(claim);
         }
         // A run is published last slot first: a consumer waiting at its
         // first slot sees the whole run at once and claims it whole, rather
@@ -178,10 +178,25 @@ impl Ring {
                     Decoded::Inline { len, priority } => {
                         (Body::Inline(content.payload), len, priority)
                     }
+                    Decoded::Block { desc, priority } if self.shared.broadcast() => {
+                        match self.copy_out(pos, desc) {
+                            Some(body) => (body, desc.len as usize, priority),
+                            None => {
+                                // Rewritten while copied: not taken; the
+                                // next claim there reports the lag.
+                                end = k;
+                                break;
+                            }
+                        }
+                    }
                     Decoded::Block { desc, priority } => {
                         (Body::Block(desc), desc.len as usize, priority)
                     }
                     Decoded::Tombstone => continue,
+                    Decoded::Gone => {
+                        end = k;
+                        break;
+                    }
                     Decoded::Bad(what) => {
                         bad = Some(format!("at position {pos}: {what}"));
                         continue;
@@ -249,16 +264,25 @@ impl Ring {
         if REREAD && !core.still_published(claim.pos) {
             return Err(self.lapped(claim.pos));
         }
-        let decoded = decode(&self.shared, &content, &self.reg);
-        self.release_one(claim.pos);
-        let (body, len, priority) = match decoded {
+        let (body, len, priority) = match decode(&self.shared, &content, &self.reg) {
             Decoded::Inline { len, priority } => (Body::Inline(content.payload), len, priority),
+            // Copied out before the cursor moves past it.
+            Decoded::Block { desc, priority } if REREAD => match self.copy_out(claim.pos, desc) {
+                Some(body) => (body, desc.len as usize, priority),
+                None => return Err(self.lapped(claim.pos)),
+            },
             Decoded::Block { desc, priority } => (Body::Block(desc), desc.len as usize, priority),
-            Decoded::Tombstone => return Ok(None),
+            Decoded::Gone => return Err(self.lapped(claim.pos)),
+            Decoded::Tombstone => {
+                self.release_one(claim.pos);
+                return Ok(None);
+            }
             Decoded::Bad(what) => {
-                return Err(self.corrupt(format!("at position {}: {what}", claim.pos)))
+                self.release_one(claim.pos);
+                return Err(self.corrupt(format!("at position {}: {what}", claim.pos)));
             }
         };
+        self.release_one(claim.pos);
         let latency = latency_since(content.stamp, None);
         self.reg
             .stats_writer()
@@ -385,6 +409,10 @@ impl Ring {
                 unpack_payload_into(&words, &mut buf[..r.len]);
                 Ok(result)
             }
+            Body::Copied(bytes) => {
+                buf[..r.len].copy_from_slice(&bytes);
+                Ok(result)
+            }
             Body::Block(d) => {
                 let arena = self.arena().expect("checked block implies an arena");
                 // SAFETY: the block was checked to lie inside the arena with
@@ -419,6 +447,11 @@ impl Ring {
             let m = &mut out[n];
             match r.body {
                 Body::Inline(words) => unpack_payload_into(&words, &mut m.data),
+                Body::Copied(bytes) => {
+                    let len = bytes.len().min(INLINE_MAX);
+                    m.data[..len].copy_from_slice(&bytes[..len]);
+                    m.data[len..].fill(0);
+                }
                 Body::Block(d) => {
                     let arena = self.arena().expect("checked block implies an arena");
                     let len = r.len.min(INLINE_MAX);
@@ -460,28 +493,20 @@ impl Ring {
         }
     }
 
-    /// A subscriber whose slot at `pos` holds a later lap (or was rewritten
-    /// while read): moves its cursor to the oldest message still in the
-    /// ring and says how many it missed (`lockfree::broadcast`,
-    /// "Overwriting").
+    /// A broadcast ring's block, copied out of the arena for a subscriber
+    /// (`ring::broadcast_engine`): the bytes, or `Lagged` if the slot was
+    /// rewritten meanwhile.
     #[cold]
     #[inline(never)]
-    fn lapped(&self, pos: u64) -> RingError {
-        let core = self.shared.core();
-        let next = core.after_lap(pos);
-        let wake = self.wake_for(1);
-        // A publisher of a ring that blocks may wait for this cursor (one
-        // that went back into the history).
-        core.release_single_on(self.cursor(), next, wake == Wake::SeqCst);
-        wake.notify(&self.shared.sync_block().not_full.value);
-        let missed = next.wrapping_sub(pos);
-        self.missed_total.set(self.missed_total.get().wrapping_add(missed));
-        RingError::Lagged { missed }
+    fn copy_out(&self, pos: u64, desc: crate::lockfree::arena::Descriptor) -> Option<Body> {
+        let mut bytes = vec![0u8; desc.len as usize].into_boxed_slice();
+        self.copy_shared_block(pos, desc, &mut bytes)
+            .then_some(Body::Copied(bytes))
     }
 
     /// This handle's cursor on a broadcast ring (its entry's).
     #[inline(always)]
-    fn cursor(&self) -> &AtomicU64 {
+    pub(super) fn cursor(&self) -> &AtomicU64 {
         &self.reg.entry_followed().id.cursor.value
     }
 
@@ -532,7 +557,7 @@ impl Ring {
     /// How a publish or release of `count` slots takes part in the wake-up
     /// handshake (`lockfree::event`).
     #[inline(always)]
-    fn wake_for(&self, count: u64) -> Wake {
+    pub(super) fn wake_for(&self, count: u64) -> Wake {
         if !self.shared.wakeups() {
             Wake::Off
         } else if event::light_wakers() {
@@ -638,7 +663,7 @@ impl Ring {
 /// (a process registered for the waiters' heavy barriers), with the store
 /// made a `SeqCst` swap (one slot), or with a fence after the run.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Wake {
+pub(super) enum Wake {
     Off,
     Light,
     SeqCst,
@@ -646,9 +671,15 @@ enum Wake {
 }
 
 impl Wake {
+    /// Whether the publish or release store is a `SeqCst` swap.
+    #[inline(always)]
+    pub(super) fn seqcst(self) -> bool {
+        self == Wake::SeqCst
+    }
+
     /// Wakes the sleepers on `ec` if any (after the publish or release).
     #[inline(always)]
-    fn notify(self, ec: &EventCount) {
+    pub(super) fn notify(self, ec: &EventCount) {
         match self {
             Wake::Off => {}
             Wake::Light => event::notify_light(ec),

@@ -80,6 +80,8 @@ pub(crate) enum Body {
     Inline([u64; PAYLOAD_WORDS]),
     /// A checked block: this receiver now holds the message's reference.
     Block(Descriptor),
+    /// A broadcast ring's block, copied out (`ring::broadcast`).
+    Copied(Box<[u8]>),
 }
 
 /// A message taken out of the ring.

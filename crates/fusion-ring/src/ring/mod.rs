@@ -3,6 +3,7 @@
 //! handle's registration, its side of the arena); the send and receive
 //! engine over them is in [`engine`], slot decoding in [`decode`].
 
+mod broadcast_engine;
 mod decode;
 mod engine;
 pub(crate) mod message;
@@ -351,7 +352,11 @@ impl Ring {
     pub(crate) fn take_role(&self, role: u32) -> Result<()> {
         let core = self.shared.core();
         self.reg.follow_fork(core);
-        self.reg.note_role(role, core)
+        self.reg.note_role_then(role, core, || {
+            if role == crate::handle::participant::ROLE_SENDER {
+                self.became_sender();
+            }
+        })
     }
 
     /// The calling process and its entry (first following a fork).

@@ -213,9 +213,12 @@ impl Config {
     /// slowest (`Full`, or a blocking send waits). Fixed at creation and
     /// recorded in the segment.
     ///
-    /// Broadcast rings carry inline messages (up to 40 bytes) in this
-    /// version: zero-copy payloads shared by the subscribers are not built
-    /// yet, so the ring has no arena.
+    /// Messages over 40 bytes travel in one arena block, published once
+    /// and read by every subscriber: a subscriber copies it out (`recv`,
+    /// or a receive that gives a [`crate::Payload`], which then holds the
+    /// copy); zero-copy payloads shared by the subscribers are not built
+    /// yet. A slot keeps its block until the publisher rewrites it, or,
+    /// when the arena runs out, until every live subscriber has read it.
     ///
     /// ```
     /// use fusion_ring::{Config, Publisher, Subscriber};
@@ -233,7 +236,6 @@ impl Config {
     pub fn broadcast(mut self, max_subscribers: usize) -> Self {
         self.broadcast = max_subscribers;
         self.single_producer = true;
-        self.arena_bytes = 0;
         self
     }
 
@@ -390,15 +392,6 @@ impl Config {
                     "a ring admits at most {} subscribers",
                     crate::shm::layout::MAX_SUBSCRIBERS
                 ),
-            );
-        }
-        if self.broadcast != 0 && self.arena_bytes != 0 {
-            return bad(
-                "arena_bytes",
-                self.arena_bytes,
-                "a broadcast ring carries inline messages only in this version (zero-copy \
-                 payloads shared by subscribers are not built yet): 0"
-                    .into(),
             );
         }
         if self.broadcast == 0 && self.overflow == Overflow::Overwrite {

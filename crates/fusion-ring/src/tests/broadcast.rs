@@ -235,3 +235,161 @@ fn a_cursor_more_than_a_ring_behind_gates_the_publisher() {
         "across the wrap"
     );
 }
+
+/// Message `i` of `len` bytes: its index, then bytes that name it.
+fn block_message(i: u8, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|k| {
+            if k == 0 {
+                i
+            } else {
+                i.wrapping_mul(31) ^ k as u8
+            }
+        })
+        .collect()
+}
+
+fn block_config(capacity: usize) -> Config {
+    Config::new(capacity)
+        .broadcast(3)
+        .arena_bytes(64 << 10)
+        .max_message(4096)
+}
+
+/// A message over 40 bytes travels in one block that every subscriber
+/// reads; the slot keeps it until the publisher rewrites the slot, so the
+/// blocks in use stay at a ring's worth however many go through.
+#[test]
+fn blocks_are_read_by_every_subscriber_and_freed_when_their_slot_is_rewritten() {
+    let publisher = Publisher::with_config(&block_config(4)).unwrap();
+    let subs = [
+        Subscriber::from_publisher(&publisher).unwrap(),
+        Subscriber::from_publisher(&publisher).unwrap(),
+    ];
+    let mut buf = vec![0u8; 4096];
+    for i in 0..12u8 {
+        let m = block_message(i, 1000 + i as usize);
+        publisher.send(&m).unwrap();
+        for sub in &subs {
+            let n = sub.recv(&mut buf).unwrap();
+            assert_eq!(&buf[..n], &m[..], "message {i}");
+        }
+        let in_use = publisher.as_ring().arena_usage().blocks_in_use;
+        assert!(
+            in_use <= u64::from(i) + 1 && in_use <= 4,
+            "{in_use} blocks in use after {} messages",
+            i + 1
+        );
+    }
+    // A buffer too small leaves the message for a larger one.
+    publisher.send(&block_message(99, 2000)).unwrap();
+    let mut small = [0u8; 100];
+    assert_eq!(
+        subs[0].recv(&mut small),
+        Err(RingError::BufferTooSmall {
+            needed: 2000,
+            got: 100
+        })
+    );
+    assert_eq!(subs[0].recv(&mut buf), Ok(2000));
+    assert_eq!(&buf[..2000], &block_message(99, 2000)[..]);
+    // The seeds' zero-copy receive gets a copy on a broadcast ring.
+    let seeds = crate::FusionRing::from(publisher.as_ring().clone());
+    publisher.send(&block_message(7, 500)).unwrap();
+    publisher.send(&block_message(8, 600)).unwrap();
+    let _ = subs[1].recv(&mut buf);
+    let seeds_first = seeds.recv_zerocopy();
+    assert_eq!(
+        seeds_first.as_ref().err(),
+        Some(&RingError::Empty),
+        "joins at the next one"
+    );
+    publisher.send(&block_message(9, 700)).unwrap();
+    let p = seeds.recv_zerocopy().unwrap();
+    assert_eq!(
+        (&p[..], p.is_zerocopy()),
+        (&block_message(9, 700)[..], false)
+    );
+}
+
+/// With the arena exhausted, a publisher on a ring that blocks releases
+/// the blocks of messages every live subscriber has read (their slots not
+/// yet rewritten) and sends; a subscriber that goes back into the history
+/// over a released block is told it lagged, never given its bytes.
+#[test]
+fn an_exhausted_arena_gives_back_the_blocks_every_subscriber_has_read() {
+    // Three 4 KiB-class blocks (and headers) fit; the ring has 8 slots.
+    let config = Config::new(8)
+        .broadcast(2)
+        .arena_bytes(3 * (4096 + 64))
+        .max_message(4096);
+    let publisher = Publisher::with_config(&config).unwrap();
+    let sub = Subscriber::from_publisher(&publisher).unwrap();
+    let mut buf = vec![0u8; 4096];
+    for i in 0..8u8 {
+        let m = block_message(i, 3000);
+        publisher
+            .send(&m)
+            .unwrap_or_else(|e| panic!("message {i}: {e}"));
+        assert_eq!(sub.recv(&mut buf), Ok(3000));
+        assert_eq!(&buf[..3000], &m[..]);
+    }
+    // Nobody has read the last one yet: it is not released.
+    publisher.send(&block_message(8, 3000)).unwrap();
+    let late = Subscriber::from_publisher(&publisher)
+        .unwrap()
+        .with_history(8)
+        .unwrap();
+    let mut lagged = 0;
+    let mut got = Vec::new();
+    loop {
+        match late.recv(&mut buf) {
+            Ok(n) => got.push((buf[0], n)),
+            Err(RingError::Lagged { missed }) => lagged += missed,
+            Err(RingError::Empty) => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(got.last(), Some(&(8, 3000)), "the unread one is kept");
+    assert_eq!(got.len() as u64 + lagged, 8, "{got:?}, {lagged} lagged");
+    assert!(lagged > 0, "released blocks are reported, not read");
+}
+
+/// Overwrite policy with blocks: what a lagging subscriber takes is whole;
+/// what it missed is counted.
+#[test]
+fn an_overwriting_ring_with_blocks_reports_the_lag_and_keeps_the_rest_whole() {
+    use crate::Overflow;
+    let config = block_config(4).overflow(Overflow::Overwrite);
+    let publisher = Publisher::with_config(&config).unwrap();
+    let sub = Subscriber::from_publisher(&publisher).unwrap();
+    for i in 0..10u8 {
+        publisher.send(&block_message(i, 900)).expect("never Full");
+    }
+    let mut buf = vec![0u8; 4096];
+    assert_eq!(sub.recv(&mut buf), Err(RingError::Lagged { missed: 6 }));
+    for i in 6..10u8 {
+        assert_eq!(sub.recv(&mut buf), Ok(900));
+        assert_eq!(&buf[..900], &block_message(i, 900)[..]);
+    }
+    assert!(publisher.as_ring().arena_usage().blocks_in_use <= 4);
+}
+
+/// A publisher taking the role over records itself as the holder of the
+/// blocks the slots name (survivors then leave them alone).
+#[test]
+fn a_new_publisher_holds_the_blocks_its_slots_name() {
+    let publisher = Publisher::with_config(&block_config(4)).unwrap();
+    let ring = publisher.as_ring().clone();
+    publisher.send(&block_message(1, 800)).unwrap();
+    let offset = ring.core().read(0).payload[0];
+    let arena = ring.arena().unwrap();
+    assert_eq!(arena.owner(offset), crate::shm::process::current_pid());
+    // Play the dead publisher: the block names another holder.
+    arena.take(offset, 1);
+    assert_eq!(arena.owner(offset), 1);
+    drop(publisher);
+    let next = Publisher::from_ring(ring.clone()).unwrap();
+    assert_eq!(arena.owner(offset), crate::shm::process::current_pid());
+    drop(next);
+}

@@ -207,8 +207,13 @@ fn live_config(k: u64) -> Config {
     match k % 5 {
         4 if k / 5 % 2 == 1 => Config::new(32)
             .broadcast(4)
+            .arena_bytes(128 << 10)
+            .max_message(8 << 10)
             .overflow(fusion_ring::Overflow::Overwrite),
-        4 => Config::new(32).broadcast(4),
+        4 => Config::new(32)
+            .broadcast(4)
+            .arena_bytes(128 << 10)
+            .max_message(8 << 10),
         0 => Config::new(64)
             .arena_bytes(256 << 10)
             .max_message(16 << 10)

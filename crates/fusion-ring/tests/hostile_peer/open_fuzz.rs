@@ -32,9 +32,13 @@ fn templates() -> Vec<Vec<u8>> {
     let configs = [
         Config::new(8).arena_bytes(0).wakeups(false),
         Config::new(16).arena_bytes(64 << 10).max_message(4096),
-        Config::new(8).broadcast(3),
+        Config::new(8)
+            .broadcast(3)
+            .arena_bytes(32 << 10)
+            .max_message(2048),
         Config::new(4)
             .broadcast(2)
+            .arena_bytes(0)
             .overflow(fusion_ring::Overflow::Overwrite),
         Config::new(2)
             .arena_bytes(8 << 10)

@@ -75,6 +75,14 @@ impl Arena {
         self.header_at(offset as usize)
     }
 
+    /// The generation of a checked block now (bumped each time it is
+    /// freed). Relaxed: callers order it with fences (`ring::broadcast`).
+    pub(crate) fn generation(&self, offset: u64) -> u32 {
+        self.header_at(offset as usize)
+            .generation
+            .load(Ordering::Relaxed)
+    }
+
     /// The process recorded as holding a checked block (0: unknown).
     pub(crate) fn owner(&self, offset: u64) -> u32 {
         self.header_at(offset as usize)
